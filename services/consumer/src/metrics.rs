@@ -1,0 +1,63 @@
+//! The consumer's Prometheus metrics.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub sales_applied: Counter,
+    pub dead_letters: Counter,
+    pub batches_applied: Counter,
+    pub batches_fenced: Counter,
+    pub resyncs: Counter,
+    pub valkey_errors: Counter,
+    pub assigned_partitions: Gauge,
+    pub apply_seconds: Histogram,
+    pub sale_to_valkey_seconds: Histogram,
+}
+
+impl Metrics {
+    pub fn register() -> (Registry, Metrics) {
+        let mut registry = Registry::with_prefix("bf_consumer");
+        let metrics = Metrics {
+            sales_applied: Counter::default(),
+            dead_letters: Counter::default(),
+            batches_applied: Counter::default(),
+            batches_fenced: Counter::default(),
+            resyncs: Counter::default(),
+            valkey_errors: Counter::default(),
+            assigned_partitions: Gauge::default(),
+            apply_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 16)),
+            sale_to_valkey_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+        };
+        let counters = [
+            ("sales_applied", "Sales applied to the Valkey aggregates", &metrics.sales_applied),
+            ("dead_letters", "Undecodable records sent to the dead-letter topic", &metrics.dead_letters),
+            ("batches_applied", "Batches applied atomically", &metrics.batches_applied),
+            ("batches_fenced", "Batches refused because part was already applied", &metrics.batches_fenced),
+            ("resyncs", "Times the consumer re-read its offsets from Valkey and seeked", &metrics.resyncs),
+            ("valkey_errors", "Failed Valkey calls", &metrics.valkey_errors),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
+        registry.register(
+            "assigned_partitions",
+            "Partitions currently assigned to this consumer",
+            metrics.assigned_partitions.clone(),
+        );
+        registry.register(
+            "apply_seconds",
+            "Time to apply one batch to Valkey",
+            metrics.apply_seconds.clone(),
+        );
+        registry.register(
+            "sale_to_valkey_seconds",
+            "Time from the gateway accepting a sale to its being counted in Valkey",
+            metrics.sale_to_valkey_seconds.clone(),
+        );
+        (registry, metrics)
+    }
+}

@@ -1,0 +1,26 @@
+//! The Black Friday wire contract.
+//!
+//! * [`pb`]: the gRPC service `blackfriday.ProductSaleService` and its messages,
+//!   generated from `proto/blackfriday.proto`.
+//! * [`Category`]: the four product categories, parsed from their number or name.
+//! * [`record`]: how a sale is written to the Kafka topic `ventas` (versioned).
+//! * `topics` (feature `admin`): creating topics for local runs and tests.
+
+pub mod record;
+#[cfg(feature = "admin")]
+pub mod topics;
+
+mod category;
+
+pub use category::{Category, UnknownCategory};
+
+/// Code generated from `proto/blackfriday.proto`.
+pub mod pb {
+    tonic::include_proto!("blackfriday");
+}
+
+/// The Kafka topic every accepted sale is written to.
+pub const SALES_TOPIC: &str = "ventas";
+
+/// Where records that cannot be decoded go.
+pub const DEAD_LETTER_TOPIC: &str = "ventas-dlq";

@@ -1,0 +1,154 @@
+//! A real Kafka-protocol broker: `tansu` with sqlite storage (the memory
+//! engine loses and duplicates records on resume; never use it here).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use blackfriday_proto::SALES_TOPIC;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::catalog::SaleBody;
+use crate::pipeline::to_sale;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::binaries::tool;
+use crate::process::ChildProcess;
+use crate::{free_port, wait_for};
+
+pub const TANSU_INSTALL: &str = "cargo install tansu@0.6.0 --locked --features libsql";
+
+pub struct Broker {
+    pub port: u16,
+    process: ChildProcess,
+}
+
+impl Broker {
+    /// Starts a broker whose data lives in `dir`, and waits until it answers
+    /// metadata requests.
+    pub fn start(dir: &Path) -> anyhow::Result<Broker> {
+        let tansu = tool("tansu", TANSU_INSTALL)?;
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let args = [
+            "broker".to_string(),
+            "--listener-url".into(),
+            url.clone(),
+            "--advertised-listener-url".into(),
+            url,
+            "--storage-engine".into(),
+            // tansu drops one slash: an absolute path needs `sqlite:////abs/path`.
+            format!("sqlite:///{}/tansu.db", dir.display()),
+        ];
+        let process = ChildProcess::start("tansu", &tansu, &args, &[], &dir.join("tansu.log"))?;
+        let broker = Broker { port, process };
+        broker.wait_ready(Duration::from_secs(30))?;
+        Ok(broker)
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", self.bootstrap());
+        config
+    }
+
+    fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let consumer: BaseConsumer = self.client_config().create().context("creating a metadata client")?;
+        wait_for("tansu to answer metadata", timeout, || {
+            consumer
+                .fetch_metadata(None, Duration::from_millis(500))
+                .map(|_| Some(()))
+                .map_err(|e| e.to_string())
+        })
+        .with_context(|| format!("tansu log:\n{}", self.process.log_tail(20)))
+    }
+
+    /// Creates `topic` with `partitions` partitions if missing.
+    pub fn create_topic(&self, topic: &str, partitions: i32) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(blackfriday_proto::topics::ensure_topic(&self.client_config(), topic, partitions))?;
+        Ok(())
+    }
+
+    /// The sum over partitions of (high watermark − low watermark): records in the topic.
+    pub fn record_count(&self, topic: &str) -> anyhow::Result<i64> {
+        let consumer: BaseConsumer = self.client_config().create()?;
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+        let mut total = 0;
+        for t in metadata.topics() {
+            for partition in t.partitions() {
+                let (low, high) = consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(5))?;
+                total += high - low;
+            }
+        }
+        Ok(total)
+    }
+
+    /// The number of partitions of `topic` (0 when it does not exist).
+    pub fn partition_count(&self, topic: &str) -> anyhow::Result<usize> {
+        let consumer: BaseConsumer = self.client_config().create()?;
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .map(|t| t.partitions().len())
+            .sum())
+    }
+
+    pub fn process(&mut self) -> &mut ChildProcess {
+        &mut self.process
+    }
+
+    /// Writes sales straight to the topic (as a producer would), for tests
+    /// that exercise the consumer alone. Waits for every acknowledgement.
+    pub fn produce_sales(&self, sales: &[SaleBody], first_id: u64) -> anyhow::Result<()> {
+        let producer: FutureProducer = self
+            .client_config()
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .create()?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(async {
+            let mut pending = Vec::with_capacity(sales.len());
+            for (index, body) in sales.iter().enumerate() {
+                let sale = to_sale(body, first_id + index as u64)?;
+                let key = sale.sale_id.clone();
+                let value = sale.encode_record();
+                let delivery = producer
+                    .send_result(FutureRecord::to(SALES_TOPIC).key(&key).payload(&value))
+                    .map_err(|(error, _)| anyhow::anyhow!("queueing sale: {error}"))?;
+                pending.push(delivery);
+            }
+            for delivery in pending {
+                match delivery.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((error, _))) => bail!("sale not acknowledged: {error}"),
+                    Err(_) => bail!("producer dropped a delivery"),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Writes raw bytes as a record value (for dead-letter tests).
+    pub fn produce_raw(&self, value: &[u8]) -> anyhow::Result<()> {
+        let producer: FutureProducer = self.client_config().set("acks", "all").create()?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(async {
+            producer
+                .send(FutureRecord::<[u8], [u8]>::to(SALES_TOPIC).payload(value), Duration::from_secs(10))
+                .await
+                .map_err(|(error, _)| anyhow::anyhow!("raw record not acknowledged: {error}"))?;
+            Ok(())
+        })
+    }
+
+}
