@@ -37,6 +37,9 @@ pub struct GroupSettings {
     pub batch_wait: Duration,
     pub carnet: Option<CarnetSettings>,
     pub series_length: usize,
+    /// Rejoin the group when a partition that is not ours has a backlog whose
+    /// stored offset has not moved for this long (see [`StallWatch`]).
+    pub rejoin_when_stalled: Duration,
 }
 
 /// Shared between the poll loop and the rebalance callback (which librdkafka
@@ -194,11 +197,82 @@ fn collect_batch(consumer: &BaseConsumer<GroupContext>, max: usize, wait: Durati
     batch
 }
 
+/// Notices partitions that nobody consumes.
+///
+/// A crashed member stays in the group until its session times out; the
+/// coordinator must then hand its partitions to the others. Some brokers
+/// (tansu 0.6 when the crashed member led the group) leave the survivors
+/// waiting with nothing assigned. A partition with a backlog whose stored
+/// offset does not move, and that is not ours, shows it; the cure is to
+/// rejoin, which forms the group again. A healthy group never trips this: each
+/// partition with a backlog is being applied, so its offset moves.
+struct StallWatch {
+    check_every: Duration,
+    last_check: Instant,
+    /// partition → (stored next offset, since when unchanged with a backlog)
+    unchanged: BTreeMap<i32, (i64, Instant)>,
+}
+
+impl StallWatch {
+    fn new(threshold: Duration) -> StallWatch {
+        StallWatch {
+            check_every: (threshold / 3).max(Duration::from_millis(500)),
+            last_check: Instant::now(),
+            unchanged: BTreeMap::new(),
+        }
+    }
+
+    /// Partitions with a backlog, not in `mine`, stalled for `threshold`.
+    fn stalled(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        topic: &str,
+        mine: &BTreeSet<i32>,
+        threshold: Duration,
+    ) -> Vec<i32> {
+        if self.last_check.elapsed() < self.check_every {
+            return Vec::new();
+        }
+        self.last_check = Instant::now();
+        let Ok(stored) = lock(&consumer.context().store).load_offsets(topic) else {
+            return Vec::new();
+        };
+        let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(2)) else {
+            return Vec::new();
+        };
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        let now = Instant::now();
+        let mut stalled = Vec::new();
+        for partition in partitions {
+            let Ok((low, high)) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(2)) else {
+                continue;
+            };
+            let next = stored.get(&partition).copied().unwrap_or(low);
+            if mine.contains(&partition) || next >= high {
+                self.unchanged.remove(&partition);
+                continue;
+            }
+            let entry = self.unchanged.entry(partition).or_insert((next, now));
+            if entry.0 != next {
+                *entry = (next, now);
+            } else if now.duration_since(entry.1) >= threshold {
+                stalled.push(partition);
+            }
+        }
+        stalled
+    }
+}
+
 pub struct Member {
     consumer: BaseConsumer<GroupContext>,
     dead_letters: DeadLetterTopic,
     settings: GroupSettings,
     tracked_product: Option<String>,
+    stall_watch: StallWatch,
 }
 
 impl Member {
@@ -210,9 +284,17 @@ impl Member {
             stop,
             metrics,
         };
-        let consumer: BaseConsumer<GroupContext> = settings
-            .client
-            .clone()
+        // Defaults that `--kafka-config` may override: incremental rebalances
+        // (members keep their partitions while others join or leave) and a
+        // 10 s session, so a crashed member's partitions move on quickly.
+        let mut config = ClientConfig::new();
+        config
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("session.timeout.ms", "10000");
+        for (key, value) in settings.client.config_map() {
+            config.set(key, value);
+        }
+        let consumer: BaseConsumer<GroupContext> = config
             .set("group.id", &settings.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -223,7 +305,8 @@ impl Member {
             .subscribe(&[&settings.topic])
             .with_context(|| format!("subscribing to {}", settings.topic))?;
         let dead_letters = DeadLetterTopic::new(&settings.client, &settings.dead_letter_topic, &settings.topic)?;
-        Ok(Member { consumer, dead_letters, settings, tracked_product: None })
+        let stall_watch = StallWatch::new(settings.rejoin_when_stalled);
+        Ok(Member { consumer, dead_letters, settings, tracked_product: None, stall_watch })
     }
 
     fn context(&self) -> &GroupContext {
@@ -245,6 +328,7 @@ impl Member {
             if !batch.is_empty() {
                 self.process(batch);
             }
+            self.rejoin_if_partitions_stall(&assigned)?;
         }
         tracing::info!("leaving the consumer group");
         self.consumer.unsubscribe();
@@ -323,6 +407,22 @@ impl Member {
                 self.resync();
             }
         }
+    }
+
+    fn rejoin_if_partitions_stall(&mut self, mine: &BTreeSet<i32>) -> anyhow::Result<()> {
+        let threshold = self.settings.rejoin_when_stalled;
+        let stalled = self.stall_watch.stalled(&self.consumer, &self.settings.topic, mine, threshold);
+        if stalled.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(?stalled, ?threshold, "partitions with a backlog are not being consumed: rejoining the group");
+        self.context().metrics.rejoins.inc();
+        self.consumer.unsubscribe();
+        self.consumer
+            .subscribe(&[&self.settings.topic])
+            .with_context(|| format!("subscribing to {} again", self.settings.topic))?;
+        self.stall_watch.unchanged.clear();
+        Ok(())
     }
 
     /// Informational commit so that the group's lag shows in Kafka tooling.

@@ -1,12 +1,5 @@
-//! The consumer: a member of the Kafka consumer group on topic `ventas` that
-//! keeps the dashboard's aggregates in Valkey with exactly-once effect. See
-//! `group.rs` for how, and docs/valkey-schema.md for what it writes.
-
-mod aggregate;
-mod dead_letter;
-mod group;
-mod metrics;
-mod store;
+//! The consumer binary: parses its configuration and runs one consumer
+//! group member (see the library, `lib.rs`) with a `/metrics` endpoint.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +11,7 @@ use anyhow::{Context, bail};
 use axum::routing::get;
 use blackfriday_proto::Category;
 use clap::Parser;
+use consumer::{aggregate, group, metrics, store};
 use rdkafka::ClientConfig;
 
 /// Keeps the Black Friday dashboard aggregates in Valkey, exactly once.
@@ -64,6 +58,11 @@ struct Args {
     /// Points kept in the price series.
     #[arg(long, env = "SERIES_LENGTH", default_value_t = 1_000)]
     series_length: usize,
+    /// Rejoin the group when a partition that is not ours has a backlog that
+    /// has not moved for this long (a crashed member's partitions left
+    /// unassigned). Keep it above the session timeout (10 s by default).
+    #[arg(long, env = "REJOIN_WHEN_STALLED_MS", default_value_t = 15_000)]
+    rejoin_when_stalled_ms: u64,
     /// Address of `/metrics` and `/healthz`.
     #[arg(long, env = "METRICS_LISTEN", default_value = "0.0.0.0:9090")]
     metrics_listen: SocketAddr,
@@ -121,6 +120,7 @@ fn main() -> anyhow::Result<()> {
         batch_wait: Duration::from_millis(args.batch_wait_ms),
         carnet: carnet_settings(&args)?,
         series_length: args.series_length.max(1),
+        rejoin_when_stalled: Duration::from_millis(args.rejoin_when_stalled_ms),
     };
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -13,6 +13,7 @@ pub struct Metrics {
     pub batches_fenced: Counter,
     pub resyncs: Counter,
     pub valkey_errors: Counter,
+    pub rejoins: Counter,
     pub assigned_partitions: Gauge,
     pub apply_seconds: Histogram,
     pub sale_to_valkey_seconds: Histogram,
@@ -28,6 +29,7 @@ impl Metrics {
             batches_fenced: Counter::default(),
             resyncs: Counter::default(),
             valkey_errors: Counter::default(),
+            rejoins: Counter::default(),
             assigned_partitions: Gauge::default(),
             apply_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 16)),
             sale_to_valkey_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
@@ -39,6 +41,7 @@ impl Metrics {
             ("batches_fenced", "Batches refused because part was already applied", &metrics.batches_fenced),
             ("resyncs", "Times the consumer re-read its offsets from Valkey and seeked", &metrics.resyncs),
             ("valkey_errors", "Failed Valkey calls", &metrics.valkey_errors),
+            ("rejoins", "Times the member rejoined because partitions stalled", &metrics.rejoins),
         ];
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());

@@ -83,7 +83,11 @@ impl Default for PipelineOptions {
             consumers: 1,
             partitions: 6,
             carnet: Some("201900006".into()),
-            consumer_args: Vec::new(),
+            // Faster failover than the product defaults (10 s session, 15 s
+            // stall), so crash tests spend less time waiting.
+            consumer_args: ["--kafka-config", "session.timeout.ms=6000", "--rejoin-when-stalled-ms", "8000"]
+                .map(String::from)
+                .to_vec(),
             start_gateway: true,
         }
     }

@@ -26,41 +26,45 @@ fn consumer_sigkilled_repeatedly_while_50000_sales_stream_counts_each_once() -> 
     expected.merge(&all);
 
     let streaming = Arc::new(AtomicBool::new(true));
-    let result = std::thread::scope(|scope| -> anyhow::Result<usize> {
+    let kills_while_streaming = std::thread::scope(|scope| -> anyhow::Result<usize> {
+        // 100 chunks of 500 sales, paced so the stream lasts about two minutes.
         let producer = scope.spawn({
             let (broker, all, streaming) = (&pipeline.broker, &all, streaming.clone());
             move || -> anyhow::Result<()> {
-                for (chunk_index, chunk) in all.chunks(1_000).enumerate() {
-                    broker.produce_sales(chunk, (chunk_index * 1_000) as u64)?;
-                    std::thread::sleep(Duration::from_millis(60));
-                }
+                let result = all.chunks(500).enumerate().try_for_each(|(index, chunk)| {
+                    std::thread::sleep(Duration::from_millis(900));
+                    broker.produce_sales(chunk, (index * 500) as u64)
+                });
                 streaming.store(false, Ordering::Relaxed);
-                Ok(())
+                result
             }
         });
-        // Kill at uneven moments while sales stream in, at least five times.
-        let mut kills = 0;
-        let pauses = [350u64, 520, 270, 610, 430, 300, 700, 390];
-        while streaming.load(Ordering::Relaxed) || kills < 5 {
-            std::thread::sleep(Duration::from_millis(pauses[kills % pauses.len()]));
-            let consumer = &mut pipeline.consumers[0].process;
-            consumer.kill();
-            kills += 1;
-            consumer.restart()?;
-            if kills > 60 {
+        // Each kill lands while the consumer is applying: wait until this
+        // incarnation has applied a batch, then SIGKILL it a little later.
+        let mut kills_while_streaming = 0;
+        let delays_ms = [40u64, 170, 5, 260, 90, 330, 15, 120];
+        for delay in delays_ms {
+            if !streaming.load(Ordering::Relaxed) {
                 break;
             }
+            let consumer = &mut pipeline.consumers[0];
+            wait_metric(consumer, "bf_consumer_batches_applied_total", "the consumer to apply a batch", |n| n > 0.0)?;
+            std::thread::sleep(Duration::from_millis(delay));
+            consumer.process.kill();
+            if streaming.load(Ordering::Relaxed) {
+                kills_while_streaming += 1;
+            }
+            consumer.process.restart()?;
         }
         producer.join().map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
-        Ok(kills)
-    });
-    let kills = result?;
-    assert!(kills >= 5, "only {kills} kills");
+        Ok(kills_while_streaming)
+    })?;
+    assert!(kills_while_streaming >= 5, "only {kills_while_streaming} kills while sales streamed");
 
     let mut valkey = pipeline.valkey()?;
     let actual = wait_for_totals(&mut valkey, &expected, 0, Duration::from_secs(180))
         .map_err(|e| anyhow::anyhow!("{e:#}\n{}", pipeline.logs()))?;
-    assert_eq!(actual, expected, "after {kills} SIGKILLs");
+    assert_eq!(actual, expected, "after {kills_while_streaming} SIGKILLs");
     Ok(())
 }
 

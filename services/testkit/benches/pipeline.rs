@@ -1,0 +1,200 @@
+//! `cargo bench -p testkit --bench pipeline`: the data path's throughput on
+//! this machine, each figure next to the ceiling it should be compared with,
+//! all measured in the same run with every process on the same machine.
+//!
+//! 1. raw produce rate: a librdkafka producer (acks=all) pre-filling `ventas`;
+//! 2. raw drain rate: a group consumer that reads the topic and writes nothing;
+//! 3. the consumer draining the same topic into Valkey;
+//! 4. valkey-benchmark for the commands the consumer's script runs, and for the
+//!    script itself on a 1000-sale batch;
+//! 5. the gateway end to end at 200 concurrent clients.
+//!
+//! Prints a markdown report for docs/benchmarks.md. Set BENCH_SALES and
+//! BENCH_SECONDS to change the sizes.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use consumer::aggregate::{BatchInput, CarnetSettings, build_payload};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use redis::Commands;
+use testkit::catalog::{SaleBody, SaleGenerator};
+use testkit::http_load::{self, LoadPlan};
+use testkit::pipeline::{Pipeline, PipelineOptions};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| text.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let date = Command::new("date").arg("-u").arg("+%Y-%m-%d %H:%M UTC").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    format!("{cores} cores ({cpu}), {date}")
+}
+
+fn raw_drain(pipeline: &Pipeline, expected: usize) -> anyhow::Result<f64> {
+    let consumer: BaseConsumer = pipeline
+        .broker
+        .client_config()
+        .set("group.id", "bench-raw-drain")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .create()?;
+    consumer.subscribe(&["ventas"])?;
+    let mut seen = 0usize;
+    let mut started = None;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while seen < expected && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            started.get_or_insert_with(Instant::now);
+            seen += usize::from(message.payload().is_some());
+        }
+    }
+    let elapsed = started.context("raw drain read nothing")?.elapsed();
+    anyhow::ensure!(seen >= expected, "raw drain read {seen} of {expected}");
+    Ok(seen as f64 / elapsed.as_secs_f64())
+}
+
+/// Times the consumer from its first applied sale to the last.
+fn consumer_drain(pipeline: &mut Pipeline, expected: usize) -> anyhow::Result<f64> {
+    let mut valkey = pipeline.valkey()?;
+    pipeline.add_consumer()?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut first: Option<(Instant, i64)> = None;
+    loop {
+        let counted: Option<i64> = valkey.hget("bf:stats", "ventas")?;
+        let counted = counted.unwrap_or_default();
+        if counted > 0 && first.is_none() {
+            first = Some((Instant::now(), counted));
+        }
+        if counted as usize >= expected {
+            let (since, at_start) = first.context("never saw a first batch")?;
+            return Ok((counted - at_start) as f64 / since.elapsed().as_secs_f64());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "consumer drained only {counted} of {expected}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn valkey_benchmark(pipeline: &Pipeline, args: &[&str]) -> anyhow::Result<f64> {
+    let port = pipeline.valkey.port.to_string();
+    let output = Command::new("valkey-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &port, "-a", &pipeline.valkey.password, "-q", "--csv"])
+        .args(args)
+        .output()
+        .context("running valkey-benchmark")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // CSV: "test","rps",...
+    text.lines()
+        .filter_map(|line| line.split(',').nth(1))
+        .filter_map(|rps| rps.trim_matches('"').parse::<f64>().ok())
+        .next()
+        .with_context(|| format!("no rate in valkey-benchmark output: {text} {}", String::from_utf8_lossy(&output.stderr)))
+}
+
+/// The payload the consumer sends for a batch of these sales, built by the
+/// consumer's own code.
+fn sample_payload(sales: &[SaleBody]) -> anyhow::Result<String> {
+    let sales: Vec<_> = sales
+        .iter()
+        .enumerate()
+        .map(|(index, body)| testkit::pipeline::to_sale(body, index as u64))
+        .collect::<anyhow::Result<_>>()?;
+    let carnet = CarnetSettings { carnet: "201900006".into(), category: blackfriday_proto::Category::Hogar, product: None };
+    // No offset ranges: repeated calls with one range would be fenced after
+    // the first and skip the work being measured.
+    let payload = build_payload(&BatchInput {
+        topic: "bench",
+        ranges: &[],
+        sales: &sales,
+        dead_letters: 0,
+        carnet: Some(&carnet),
+        tracked_product: Some("lampara-led"),
+        series_length: 1000,
+    });
+    Ok(serde_json::to_string(&payload)?)
+}
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes --bench; nothing else is taken.
+    let sales_count = env_usize("BENCH_SALES", 200_000);
+    let load_seconds = env_usize("BENCH_SECONDS", 20) as u64;
+    eprintln!("starting broker and valkey…");
+    let mut pipeline = Pipeline::start(PipelineOptions { producers: 0, consumers: 0, start_gateway: false, ..PipelineOptions::default() })?;
+    let partitions = pipeline.broker.partition_count("ventas")?;
+
+    eprintln!("pre-filling {sales_count} sales…");
+    let mut generator = SaleGenerator::new(99);
+    let sales: Vec<SaleBody> = (0..sales_count).map(|_| generator.next_sale()).collect();
+    let started = Instant::now();
+    for (index, chunk) in sales.chunks(50_000).enumerate() {
+        pipeline.broker.produce_sales(chunk, (index * 50_000) as u64)?;
+    }
+    let produce_rate = sales_count as f64 / started.elapsed().as_secs_f64();
+
+    eprintln!("raw drain…");
+    let raw_rate = raw_drain(&pipeline, sales_count)?;
+    eprintln!("consumer drain into valkey…");
+    let consumer_rate = consumer_drain(&mut pipeline, sales_count)?;
+
+    eprintln!("valkey-benchmark…");
+    let n = "200000";
+    let hincrby = valkey_benchmark(&pipeline, &["-n", n, "-P", "16", "HINCRBY", "bench:h", "f", "1"])?;
+    let zincrby = valkey_benchmark(&pipeline, &["-n", n, "-P", "16", "ZINCRBY", "bench:z", "1", "p"])?;
+    let script = include_str!("../../consumer/src/apply.lua");
+    let payload = sample_payload(&sales[..1000])?;
+    let eval_per_s = valkey_benchmark(&pipeline, &["-n", "2000", "-c", "1", "EVAL", script, "0", &payload])?;
+    let valkey_ceiling_sales = eval_per_s * 1000.0;
+    let smaller = raw_rate.min(valkey_ceiling_sales);
+
+    eprintln!("gateway at 200 clients for {load_seconds} s…");
+    for _ in 0..2 {
+        pipeline.add_producer()?;
+    }
+    pipeline.start_gateway()?;
+    std::thread::sleep(Duration::from_secs(2));
+    let url = pipeline.gateway_url()?;
+    let report = http_load::run(
+        &url,
+        &LoadPlan { clients: 200, max_requests: None, max_duration: Duration::from_secs(load_seconds), batch: 1, seed: 5 },
+    )?;
+    let accepted = report.statuses.get(&202).copied().unwrap_or_default();
+    let ms = |q: f64| report.latency_us.value_at_quantile(q) as f64 / 1000.0;
+
+    println!("## Data path ({})", machine());
+    println!();
+    println!("Topic `ventas`: {partitions} partitions. {sales_count} pre-filled sales; tansu 0.6.0 (sqlite), valkey 8.");
+    println!();
+    println!("| measurement | rate | compared with |");
+    println!("|---|---|---|");
+    println!("| raw produce, librdkafka acks=all + idempotence | {produce_rate:.0} sales/s | |");
+    println!("| raw drain, group consumer writing nothing | {raw_rate:.0} sales/s | broker ceiling |");
+    println!("| valkey-benchmark HINCRBY -P 16 | {hincrby:.0} ops/s | |");
+    println!("| valkey-benchmark ZINCRBY -P 16 | {zincrby:.0} ops/s | |");
+    println!("| valkey-benchmark EVAL apply.lua, 1000-sale batch | {eval_per_s:.0} calls/s = {valkey_ceiling_sales:.0} sales/s | Valkey ceiling |");
+    println!("| **consumer draining into Valkey** | **{consumer_rate:.0} sales/s** | {:.2} of the smaller ceiling ({smaller:.0}); target ≥ 0.8 |", consumer_rate / smaller);
+    println!();
+    println!("Gateway end to end, 200 concurrent clients (closed loop) for {load_seconds} s, 2 producers, POST /venta:");
+    println!();
+    println!("| accepted | statuses | p50 | p90 | p99 | max |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {:.0} sales/s | {:?} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
+        accepted as f64 / report.elapsed.as_secs_f64(),
+        report.statuses,
+        ms(0.5),
+        ms(0.9),
+        ms(0.99),
+        report.latency_us.max() as f64 / 1000.0
+    );
+    println!();
+    println!("Raw produce rate in the same run: {produce_rate:.0} sales/s. Target: p99 under 50 ms.");
+    Ok(())
+}
