@@ -63,9 +63,14 @@ impl Command {
     /// The open issue that delivers this command.
     fn issue(&self) -> u32 {
         match self {
-            Command::Up { local: true } | Command::Status { local: true } | Command::Teardown { local: true } => 6,
+            Command::Up { local: true }
+            | Command::Status { local: true }
+            | Command::Teardown { local: true } => 6,
             Command::Loadtest => 6,
-            Command::Up { .. } | Command::Status { .. } | Command::Teardown { .. } | Command::Render => 3,
+            Command::Up { .. }
+            | Command::Status { .. }
+            | Command::Teardown { .. }
+            | Command::Render => 3,
             Command::Build => 4,
             Command::Disk => 5,
         }

@@ -124,14 +124,23 @@ pub fn build_payload(input: &BatchInput<'_>) -> Payload {
         sums.units += i64::from(sale.quantity);
         sums.price_cents += sale.price_cents;
         sums.amount_cents += amount;
-        if sums.max.as_ref().is_none_or(|(cents, _)| sale.price_cents > *cents) {
+        if sums
+            .max
+            .as_ref()
+            .is_none_or(|(cents, _)| sale.price_cents > *cents)
+        {
             sums.max = Some((sale.price_cents, sale.product_id.clone()));
         }
-        if sums.min.as_ref().is_none_or(|(cents, _)| sale.price_cents < *cents) {
+        if sums
+            .min
+            .as_ref()
+            .is_none_or(|(cents, _)| sale.price_cents < *cents)
+        {
             sums.min = Some((sale.price_cents, sale.product_id.clone()));
         }
-        *products.entry((sale.category, sale.product_id.as_str())).or_default() +=
-            i64::from(sale.quantity);
+        *products
+            .entry((sale.category, sale.product_id.as_str()))
+            .or_default() += i64::from(sale.quantity);
         units_total += i64::from(sale.quantity);
         amount_total += amount;
     }
@@ -162,13 +171,23 @@ pub fn build_payload(input: &BatchInput<'_>) -> Payload {
         offsets: input
             .ranges
             .iter()
-            .map(|r| [r.partition.to_string(), r.first.to_string(), r.next.to_string()])
+            .map(|r| {
+                [
+                    r.partition.to_string(),
+                    r.first.to_string(),
+                    r.next.to_string(),
+                ]
+            })
             .collect(),
         categories: category_deltas,
         products: products
             .into_iter()
             .map(|((category, product), units)| {
-                [category.name().to_string(), product.to_string(), units.to_string()]
+                [
+                    category.name().to_string(),
+                    product.to_string(),
+                    units.to_string(),
+                ]
             })
             .collect(),
         carnet: input.carnet.map(|settings| carnet_delta(input, settings)),
@@ -178,7 +197,12 @@ pub fn build_payload(input: &BatchInput<'_>) -> Payload {
             unidades: units_total.to_string(),
             importe_centimos: amount_total.to_string(),
             dead_letters: input.dead_letters.to_string(),
-            timestamp_min_ms: input.sales.iter().map(|s| s.timestamp_ms).min().map(|t| t.to_string()),
+            timestamp_min_ms: input
+                .sales
+                .iter()
+                .map(|s| s.timestamp_ms)
+                .min()
+                .map(|t| t.to_string()),
         },
     }
 }
@@ -188,11 +212,17 @@ pub fn build_payload(input: &BatchInput<'_>) -> Payload {
 /// the category do, and the script keeps those of whichever product wins.
 fn carnet_delta(input: &BatchInput<'_>, settings: &CarnetSettings) -> CarnetDelta {
     let tracked = settings.product.as_deref().or(input.tracked_product);
-    let in_category = input.sales.iter().filter(|s| s.category == settings.category);
+    let in_category = input
+        .sales
+        .iter()
+        .filter(|s| s.category == settings.category);
     let mut per_product: BTreeMap<&str, Vec<&Sale>> = BTreeMap::new();
     for sale in in_category {
         if tracked.is_none_or(|product| product == sale.product_id) {
-            per_product.entry(sale.product_id.as_str()).or_default().push(sale);
+            per_product
+                .entry(sale.product_id.as_str())
+                .or_default()
+                .push(sale);
         }
     }
     let candidate = match tracked {
@@ -247,7 +277,11 @@ mod tests {
             sale(3, Category::Hogar, "lampara", 1000, 5),
             sale(4, Category::Ropa, "camisa", 10, 3),
         ];
-        let ranges = [PartitionRange { partition: 2, first: 10, next: 15 }];
+        let ranges = [PartitionRange {
+            partition: 2,
+            first: 10,
+            next: 15,
+        }];
         let payload = build_payload(&BatchInput {
             topic: "ventas",
             ranges: &ranges,
@@ -263,13 +297,24 @@ mod tests {
         assert_eq!(ropa["name"], "Ropa");
         assert_eq!(ropa["ventas"], "3");
         assert_eq!(ropa["unidades"], "6");
-        assert_eq!(ropa["precio_total_centimos"], (1999 + 3550 + 10).to_string());
-        assert_eq!(ropa["importe_centimos"], (1999 * 2 + 3550 + 10 * 3).to_string());
+        assert_eq!(
+            ropa["precio_total_centimos"],
+            (1999 + 3550 + 10).to_string()
+        );
+        assert_eq!(
+            ropa["importe_centimos"],
+            (1999 * 2 + 3550 + 10 * 3).to_string()
+        );
         assert_eq!(ropa["max"]["producto"], "pantalon");
         assert_eq!(ropa["max"]["precio"], "35.50");
         assert_eq!(ropa["min"]["precio"], "0.10");
         assert_eq!(json["categories"][1]["name"], "Hogar");
-        assert!(json["products"].as_array().unwrap().contains(&serde_json::json!(["Ropa", "camisa", "5"])));
+        assert!(
+            json["products"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!(["Ropa", "camisa", "5"]))
+        );
         assert_eq!(json["stats"]["dead_letters"], "1");
         assert_eq!(json["stats"]["timestamp_min_ms"], "1001");
         assert!(json.get("carnet").is_none());
@@ -278,9 +323,21 @@ mod tests {
     #[test]
     fn carnet_points_follow_the_tracked_product_and_are_bounded() {
         let sales: Vec<Sale> = (0..10)
-            .map(|i| sale(i, Category::Hogar, if i % 2 == 0 { "a" } else { "b" }, 100 + i64::from(i), 1))
+            .map(|i| {
+                sale(
+                    i,
+                    Category::Hogar,
+                    if i % 2 == 0 { "a" } else { "b" },
+                    100 + i64::from(i),
+                    1,
+                )
+            })
             .collect();
-        let settings = CarnetSettings { carnet: "201900006".into(), category: Category::Hogar, product: None };
+        let settings = CarnetSettings {
+            carnet: "201900006".into(),
+            category: Category::Hogar,
+            product: None,
+        };
         let mut input = BatchInput {
             topic: "ventas",
             ranges: &[],
@@ -292,7 +349,11 @@ mod tests {
         };
         let unknown = serde_json::to_value(build_payload(&input)).unwrap();
         assert_eq!(unknown["carnet"]["candidato"], "a");
-        assert_eq!(unknown["carnet"]["puntos"].as_array().unwrap().len(), 6, "3 newest of a and of b");
+        assert_eq!(
+            unknown["carnet"]["puntos"].as_array().unwrap().len(),
+            6,
+            "3 newest of a and of b"
+        );
 
         input.tracked_product = Some("b");
         let known = serde_json::to_value(build_payload(&input)).unwrap();

@@ -46,7 +46,11 @@ pub struct DeadLetterTopic {
 }
 
 impl DeadLetterTopic {
-    pub fn new(config: &ClientConfig, topic: &str, source_topic: &str) -> anyhow::Result<DeadLetterTopic> {
+    pub fn new(
+        config: &ClientConfig,
+        topic: &str,
+        source_topic: &str,
+    ) -> anyhow::Result<DeadLetterTopic> {
         let producer = config
             .clone()
             .set("acks", "all")
@@ -65,11 +69,24 @@ impl DeadLetterTopic {
         self.producer.context().failed.store(0, Ordering::Relaxed);
         for letter in letters {
             let headers = OwnedHeaders::new()
-                .insert(Header { key: "bf-source-topic", value: Some(self.source_topic.as_str()) })
-                .insert(Header { key: "bf-source-partition", value: Some(&letter.partition.to_string()) })
-                .insert(Header { key: "bf-source-offset", value: Some(&letter.offset.to_string()) })
-                .insert(Header { key: "bf-error", value: Some(letter.error.as_str()) });
-            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic).headers(headers);
+                .insert(Header {
+                    key: "bf-source-topic",
+                    value: Some(self.source_topic.as_str()),
+                })
+                .insert(Header {
+                    key: "bf-source-partition",
+                    value: Some(&letter.partition.to_string()),
+                })
+                .insert(Header {
+                    key: "bf-source-offset",
+                    value: Some(&letter.offset.to_string()),
+                })
+                .insert(Header {
+                    key: "bf-error",
+                    value: Some(letter.error.as_str()),
+                });
+            let mut record: BaseRecord<'_, [u8], [u8]> =
+                BaseRecord::to(&self.topic).headers(headers);
             if let Some(key) = &letter.key {
                 record = record.key(key.as_slice());
             }
@@ -85,7 +102,10 @@ impl DeadLetterTopic {
             .with_context(|| format!("flushing dead letters to {}", self.topic))?;
         let failed = self.producer.context().failed.load(Ordering::Relaxed);
         if failed > 0 {
-            bail!("{failed} dead letters were not acknowledged by {}", self.topic);
+            bail!(
+                "{failed} dead letters were not acknowledged by {}",
+                self.topic
+            );
         }
         Ok(())
     }

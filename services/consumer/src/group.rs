@@ -54,7 +54,9 @@ struct GroupContext {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock ends the process anyway; keep going.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Retries `operation` with exponential backoff (50 ms to 5 s) until it
@@ -84,9 +86,12 @@ fn retry<T, E: std::fmt::Display>(
 
 impl GroupContext {
     fn stored_offsets(&self) -> Option<BTreeMap<i32, i64>> {
-        retry("reading offsets from Valkey", &self.stop, &self.metrics, || {
-            lock(&self.store).load_offsets(&self.topic)
-        })
+        retry(
+            "reading offsets from Valkey",
+            &self.stop,
+            &self.metrics,
+            || lock(&self.store).load_offsets(&self.topic),
+        )
     }
 
     fn assigned(&self) -> BTreeSet<i32> {
@@ -94,7 +99,9 @@ impl GroupContext {
     }
 
     fn set_assigned(&self, partitions: BTreeSet<i32>) {
-        self.metrics.assigned_partitions.set(partitions.len() as i64);
+        self.metrics
+            .assigned_partitions
+            .set(partitions.len() as i64);
         *lock(&self.assigned) = partitions;
     }
 }
@@ -109,32 +116,66 @@ fn offset_for(stored: &BTreeMap<i32, i64>, partition: i32) -> Offset {
 impl ClientContext for GroupContext {}
 
 impl ConsumerContext for GroupContext {
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
-        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         let partitions: BTreeSet<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
         let result: KafkaResult<()> = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let Some(stored) = self.stored_offsets() else {
-                    tracing::warn!("stopping before offsets could be read: not taking the assignment");
+                    tracing::warn!(
+                        "stopping before offsets could be read: not taking the assignment"
+                    );
                     return;
                 };
                 for &partition in &partitions {
-                    if let Err(error) = tpl.set_partition_offset(&self.topic, partition, offset_for(&stored, partition)) {
+                    if let Err(error) = tpl.set_partition_offset(
+                        &self.topic,
+                        partition,
+                        offset_for(&stored, partition),
+                    ) {
                         tracing::error!(%error, partition, "cannot set the starting offset");
                     }
                 }
-                tracing::info!(?partitions, ?stored, "partitions assigned; resuming from offsets stored in Valkey");
-                let mut now_assigned = if cooperative { self.assigned() } else { BTreeSet::new() };
+                tracing::info!(
+                    ?partitions,
+                    ?stored,
+                    "partitions assigned; resuming from offsets stored in Valkey"
+                );
+                let mut now_assigned = if cooperative {
+                    self.assigned()
+                } else {
+                    BTreeSet::new()
+                };
                 now_assigned.extend(&partitions);
                 self.set_assigned(now_assigned);
-                if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) }
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 tracing::info!(?partitions, "partitions revoked");
                 let mut now_assigned = self.assigned();
                 now_assigned.retain(|p| !partitions.contains(p));
-                self.set_assigned(if cooperative { now_assigned } else { BTreeSet::new() });
-                if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() }
+                self.set_assigned(if cooperative {
+                    now_assigned
+                } else {
+                    BTreeSet::new()
+                });
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
             }
             other => {
                 tracing::error!(error = ?other, "rebalance error: dropping the assignment");
@@ -168,7 +209,11 @@ fn poll_one(consumer: &BaseConsumer<GroupContext>, timeout: Duration) -> Option<
                 value: message.payload().map(<[u8]>::to_vec),
                 error: error.to_string(),
             });
-            Some(Polled { partition, offset, decoded })
+            Some(Polled {
+                partition,
+                offset,
+                decoded,
+            })
         }
         Err(error) => {
             tracing::warn!(%error, "Kafka consumer error");
@@ -248,7 +293,9 @@ impl StallWatch {
         let now = Instant::now();
         let mut stalled = Vec::new();
         for partition in partitions {
-            let Ok((low, high)) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(2)) else {
+            let Ok((low, high)) =
+                consumer.fetch_watermarks(topic, partition, Duration::from_secs(2))
+            else {
                 continue;
             };
             let next = stored.get(&partition).copied().unwrap_or(low);
@@ -276,7 +323,12 @@ pub struct Member {
 }
 
 impl Member {
-    pub fn join(settings: GroupSettings, store: Arc<Mutex<Store>>, metrics: Metrics, stop: Arc<AtomicBool>) -> anyhow::Result<Member> {
+    pub fn join(
+        settings: GroupSettings,
+        store: Arc<Mutex<Store>>,
+        metrics: Metrics,
+        stop: Arc<AtomicBool>,
+    ) -> anyhow::Result<Member> {
         let context = GroupContext {
             topic: settings.topic.clone(),
             store,
@@ -304,9 +356,19 @@ impl Member {
         consumer
             .subscribe(&[&settings.topic])
             .with_context(|| format!("subscribing to {}", settings.topic))?;
-        let dead_letters = DeadLetterTopic::new(&settings.client, &settings.dead_letter_topic, &settings.topic)?;
+        let dead_letters = DeadLetterTopic::new(
+            &settings.client,
+            &settings.dead_letter_topic,
+            &settings.topic,
+        )?;
         let stall_watch = StallWatch::new(settings.rejoin_when_stalled);
-        Ok(Member { consumer, dead_letters, settings, tracked_product: None, stall_watch })
+        Ok(Member {
+            consumer,
+            dead_letters,
+            settings,
+            tracked_product: None,
+            stall_watch,
+        })
     }
 
     fn context(&self) -> &GroupContext {
@@ -316,12 +378,19 @@ impl Member {
     /// Polls and applies batches until `stop` is set.
     pub fn run(mut self) -> anyhow::Result<()> {
         let context = self.context();
-        self.tracked_product = retry("reading the tracked product", &context.stop, &context.metrics, || {
-            lock(&context.store).tracked_product()
-        })
+        self.tracked_product = retry(
+            "reading the tracked product",
+            &context.stop,
+            &context.metrics,
+            || lock(&context.store).tracked_product(),
+        )
         .flatten();
         while !self.context().stop.load(Ordering::Relaxed) {
-            let mut batch = collect_batch(&self.consumer, self.settings.batch_max, self.settings.batch_wait);
+            let mut batch = collect_batch(
+                &self.consumer,
+                self.settings.batch_max,
+                self.settings.batch_wait,
+            );
             // Records of partitions revoked while the batch was collected belong to someone else now.
             let assigned = self.context().assigned();
             batch.retain(|polled| assigned.contains(&polled.partition));
@@ -343,7 +412,11 @@ impl Member {
             ranges
                 .entry(polled.partition)
                 .and_modify(|range| range.next = polled.offset + 1)
-                .or_insert(PartitionRange { partition: polled.partition, first: polled.offset, next: polled.offset + 1 });
+                .or_insert(PartitionRange {
+                    partition: polled.partition,
+                    first: polled.offset,
+                    next: polled.offset + 1,
+                });
             match polled.decoded {
                 Ok(sale) => sales.push(sale),
                 Err(letter) => letters.push(letter),
@@ -354,7 +427,10 @@ impl Member {
                 tracing::warn!(partition = letter.partition, offset = letter.offset, error = %letter.error, "undecodable record: sending it to the dead-letter topic");
             }
             if let Err(error) = self.dead_letters.send_all(&letters) {
-                tracing::error!(error = format!("{error:#}"), "dead-letter topic unavailable: retrying the batch");
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "dead-letter topic unavailable: retrying the batch"
+                );
                 std::thread::sleep(Duration::from_secs(1));
                 self.resync();
                 return;
@@ -382,22 +458,36 @@ impl Member {
         let started = Instant::now();
         let outcome = lock(&self.context().store).apply(&payload);
         let metrics = &self.context().metrics;
-        metrics.apply_seconds.observe(started.elapsed().as_secs_f64());
+        metrics
+            .apply_seconds
+            .observe(started.elapsed().as_secs_f64());
         match outcome {
-            Ok(ApplyOutcome::Applied { tracked_product, valkey_time_ms }) => {
+            Ok(ApplyOutcome::Applied {
+                tracked_product,
+                valkey_time_ms,
+            }) => {
                 metrics.batches_applied.inc();
                 metrics.sales_applied.inc_by(sales.len() as u64);
                 metrics.dead_letters.inc_by(letters.len() as u64);
                 for sale in &sales {
                     let latency_ms = (valkey_time_ms - sale.timestamp_ms).max(0);
-                    metrics.sale_to_valkey_seconds.observe(latency_ms as f64 / 1000.0);
+                    metrics
+                        .sale_to_valkey_seconds
+                        .observe(latency_ms as f64 / 1000.0);
                 }
                 self.tracked_product = tracked_product;
                 self.commit_for_lag(&ranges);
             }
-            Ok(ApplyOutcome::Fenced { partition, stored_next }) => {
+            Ok(ApplyOutcome::Fenced {
+                partition,
+                stored_next,
+            }) => {
                 metrics.batches_fenced.inc();
-                tracing::info!(partition, stored_next, "batch already (partly) applied elsewhere: resyncing");
+                tracing::info!(
+                    partition,
+                    stored_next,
+                    "batch already (partly) applied elsewhere: resyncing"
+                );
                 self.resync();
             }
             Err(error) => {
@@ -411,11 +501,17 @@ impl Member {
 
     fn rejoin_if_partitions_stall(&mut self, mine: &BTreeSet<i32>) -> anyhow::Result<()> {
         let threshold = self.settings.rejoin_when_stalled;
-        let stalled = self.stall_watch.stalled(&self.consumer, &self.settings.topic, mine, threshold);
+        let stalled =
+            self.stall_watch
+                .stalled(&self.consumer, &self.settings.topic, mine, threshold);
         if stalled.is_empty() {
             return Ok(());
         }
-        tracing::warn!(?stalled, ?threshold, "partitions with a backlog are not being consumed: rejoining the group");
+        tracing::warn!(
+            ?stalled,
+            ?threshold,
+            "partitions with a backlog are not being consumed: rejoining the group"
+        );
         self.context().metrics.rejoins.inc();
         self.consumer.unsubscribe();
         self.consumer
@@ -429,7 +525,11 @@ impl Member {
     fn commit_for_lag(&self, ranges: &[PartitionRange]) {
         let mut tpl = TopicPartitionList::new();
         for range in ranges {
-            if let Err(error) = tpl.add_partition_offset(&self.settings.topic, range.partition, Offset::Offset(range.next)) {
+            if let Err(error) = tpl.add_partition_offset(
+                &self.settings.topic,
+                range.partition,
+                Offset::Offset(range.next),
+            ) {
                 tracing::debug!(%error, "building the lag commit");
                 return;
             }
@@ -443,15 +543,29 @@ impl Member {
     fn resync(&self) {
         let context = self.context();
         context.metrics.resyncs.inc();
-        retry("resyncing offsets from Valkey", &context.stop, &context.metrics, || {
-            let stored = lock(&context.store).load_offsets(&self.settings.topic).map_err(|e| e.to_string())?;
-            for partition in context.assigned() {
-                let offset = offset_for(&stored, partition);
-                self.consumer
-                    .seek(&self.settings.topic, partition, offset, Duration::from_secs(5))
-                    .map_err(|error| format!("seeking partition {partition} to {offset:?}: {error}"))?;
-            }
-            Ok::<_, String>(())
-        });
+        retry(
+            "resyncing offsets from Valkey",
+            &context.stop,
+            &context.metrics,
+            || {
+                let stored = lock(&context.store)
+                    .load_offsets(&self.settings.topic)
+                    .map_err(|e| e.to_string())?;
+                for partition in context.assigned() {
+                    let offset = offset_for(&stored, partition);
+                    self.consumer
+                        .seek(
+                            &self.settings.topic,
+                            partition,
+                            offset,
+                            Duration::from_secs(5),
+                        )
+                        .map_err(|error| {
+                            format!("seeking partition {partition} to {offset:?}: {error}")
+                        })?;
+                }
+                Ok::<_, String>(())
+            },
+        );
     }
 }

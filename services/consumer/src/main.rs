@@ -81,7 +81,9 @@ fn read_password(args: &Args) -> anyhow::Result<Option<String>> {
 }
 
 fn carnet_settings(args: &Args) -> anyhow::Result<Option<aggregate::CarnetSettings>> {
-    let Some(carnet) = &args.carnet else { return Ok(None) };
+    let Some(carnet) = &args.carnet else {
+        return Ok(None);
+    };
     let Some(category) = Category::for_carnet(carnet) else {
         bail!("--carnet {carnet:?}: must end in a digit");
     };
@@ -126,7 +128,8 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let stop = Arc::new(AtomicBool::new(false));
     let (registry, metrics) = metrics::Metrics::register();
-    let router = telemetry::metrics_router(Arc::new(registry)).route("/healthz", get(|| async { "ok\n" }));
+    let router =
+        telemetry::metrics_router(Arc::new(registry)).route("/healthz", get(|| async { "ok\n" }));
     let (server_stop_tx, server_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = runtime.spawn(telemetry::serve_http(args.metrics_listen, router, async {
         let _ = server_stop_rx.await;
@@ -138,8 +141,12 @@ fn main() -> anyhow::Result<()> {
     });
     runtime.block_on(async {
         match blackfriday_proto::topics::ensure_topic(&client, &args.dead_letter_topic, 1).await {
-            Ok(created) => tracing::info!(topic = %args.dead_letter_topic, created, "dead-letter topic ready"),
-            Err(error) => tracing::warn!(%error, "could not ensure the dead-letter topic; continuing"),
+            Ok(created) => {
+                tracing::info!(topic = %args.dead_letter_topic, created, "dead-letter topic ready")
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not ensure the dead-letter topic; continuing")
+            }
         }
     });
 

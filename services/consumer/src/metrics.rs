@@ -35,13 +35,41 @@ impl Metrics {
             sale_to_valkey_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
         };
         let counters = [
-            ("sales_applied", "Sales applied to the Valkey aggregates", &metrics.sales_applied),
-            ("dead_letters", "Undecodable records sent to the dead-letter topic", &metrics.dead_letters),
-            ("batches_applied", "Batches applied atomically", &metrics.batches_applied),
-            ("batches_fenced", "Batches refused because part was already applied", &metrics.batches_fenced),
-            ("resyncs", "Times the consumer re-read its offsets from Valkey and seeked", &metrics.resyncs),
-            ("valkey_errors", "Failed Valkey calls", &metrics.valkey_errors),
-            ("rejoins", "Times the member rejoined because partitions stalled", &metrics.rejoins),
+            (
+                "sales_applied",
+                "Sales applied to the Valkey aggregates",
+                &metrics.sales_applied,
+            ),
+            (
+                "dead_letters",
+                "Undecodable records sent to the dead-letter topic",
+                &metrics.dead_letters,
+            ),
+            (
+                "batches_applied",
+                "Batches applied atomically",
+                &metrics.batches_applied,
+            ),
+            (
+                "batches_fenced",
+                "Batches refused because part was already applied",
+                &metrics.batches_fenced,
+            ),
+            (
+                "resyncs",
+                "Times the consumer re-read its offsets from Valkey and seeked",
+                &metrics.resyncs,
+            ),
+            (
+                "valkey_errors",
+                "Failed Valkey calls",
+                &metrics.valkey_errors,
+            ),
+            (
+                "rejoins",
+                "Times the member rejoined because partitions stalled",
+                &metrics.rejoins,
+            ),
         ];
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());

@@ -42,7 +42,12 @@ struct AppState {
     limits: Limits,
 }
 
-pub fn router(pool: ProducerPool, metrics: Metrics, registry: Arc<Registry>, limits: Limits) -> Router {
+pub fn router(
+    pool: ProducerPool,
+    metrics: Metrics,
+    registry: Arc<Registry>,
+    limits: Limits,
+) -> Router {
     let max_body_bytes = limits.max_body_bytes;
     let state = Arc::new(AppState {
         pool,
@@ -133,7 +138,10 @@ fn producer_failure(status: tonic::Status) -> Failure {
             field: None,
             retry_after: false,
         },
-        _ => Failure::unavailable(format!("sale not confirmed by a producer: {}", status.message())),
+        _ => Failure::unavailable(format!(
+            "sale not confirmed by a producer: {}",
+            status.message()
+        )),
     }
 }
 
@@ -201,12 +209,18 @@ async fn post_many(State(state): State<Arc<AppState>>, body: Bytes) -> Response 
         let sales = input::parse_many(&body, state.limits.max_batch)?;
         state.ensure_producer_reachable()?;
         let timestamp_ms = now_ms();
-        let ventas: Vec<_> = sales.into_iter().map(|s| to_request(s, timestamp_ms)).collect();
+        let ventas: Vec<_> = sales
+            .into_iter()
+            .map(|s| to_request(s, timestamp_ms))
+            .collect();
         let mut client = state.pool.client();
         let landed = state
             .call(client.procesar_ventas(ProductSaleBatchRequest { ventas }))
             .await?;
-        state.metrics.sales_accepted.inc_by(landed.resultados.len() as u64);
+        state
+            .metrics
+            .sales_accepted
+            .inc_by(landed.resultados.len() as u64);
         let venta_ids: Vec<_> = landed.resultados.into_iter().map(|r| r.venta_id).collect();
         Ok::<_, Failure>(json!({ "aceptadas": venta_ids.len(), "venta_ids": venta_ids }))
     }

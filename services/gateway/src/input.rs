@@ -78,12 +78,17 @@ pub fn parse_many(body: &[u8], max: usize) -> Result<Vec<SaleInput>, InputError>
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, InputError> {
-    serde_json::from_slice(body).map_err(|error| InputError::Malformed(format!("malformed JSON: {error}")))
+    serde_json::from_slice(body)
+        .map_err(|error| InputError::Malformed(format!("malformed JSON: {error}")))
 }
 
 fn read_sale(value: &Value, prefix: &str) -> Result<SaleInput, InputError> {
     let object = value.as_object().ok_or_else(|| {
-        let name = if prefix.is_empty() { "body" } else { prefix.trim_end_matches('.') };
+        let name = if prefix.is_empty() {
+            "body"
+        } else {
+            prefix.trim_end_matches('.')
+        };
         InputError::field(name, "must be a JSON object")
     })?;
     let field = |name: &'static str| {
@@ -96,7 +101,9 @@ fn read_sale(value: &Value, prefix: &str) -> Result<SaleInput, InputError> {
     let category = match field("categoria")? {
         Value::Number(n) => n
             .as_i64()
-            .ok_or_else(|| InputError::field(format!("{prefix}categoria"), "must be a whole number 1-4"))
+            .ok_or_else(|| {
+                InputError::field(format!("{prefix}categoria"), "must be a whole number 1-4")
+            })
             .and_then(|n| {
                 Category::from_number(n)
                     .map_err(|e| InputError::field(format!("{prefix}categoria"), e.to_string()))
@@ -117,23 +124,33 @@ fn read_sale(value: &Value, prefix: &str) -> Result<SaleInput, InputError> {
     let product_id = match field("producto_id")? {
         Value::String(id) => id.clone(),
         Value::Number(n) => n.to_string(),
-        _ => return Err(InputError::field(format!("{prefix}producto_id"), "must be a string")),
+        _ => {
+            return Err(InputError::field(
+                format!("{prefix}producto_id"),
+                "must be a string",
+            ));
+        }
     };
     record::check_product_id(&product_id).map_err(|e| InputError::from_invalid(prefix, e))?;
 
     let price = field("precio")?
         .as_f64()
         .ok_or_else(|| InputError::field(format!("{prefix}precio"), "must be a number"))?;
-    let price_cents = record::price_to_cents(price).map_err(|e| InputError::from_invalid(prefix, e))?;
+    let price_cents =
+        record::price_to_cents(price).map_err(|e| InputError::from_invalid(prefix, e))?;
 
     let quantity_value = field("cantidad_vendida")?;
     let quantity = quantity_value
         .as_i64()
         .or_else(|| quantity_value.as_u64().map(|_| i64::MAX))
         .ok_or_else(|| {
-            InputError::field(format!("{prefix}cantidad_vendida"), "must be a whole number")
+            InputError::field(
+                format!("{prefix}cantidad_vendida"),
+                "must be a whole number",
+            )
         })?;
-    let quantity = record::check_quantity(quantity).map_err(|e| InputError::from_invalid(prefix, e))?;
+    let quantity =
+        record::check_quantity(quantity).map_err(|e| InputError::from_invalid(prefix, e))?;
 
     Ok(SaleInput {
         category,
@@ -156,8 +173,10 @@ mod tests {
 
     #[test]
     fn accepts_the_locust_payload_with_number_or_name() {
-        let sale = parse_one(br#"{"categoria": 1, "producto_id": "tv-55", "precio": 12.5, "cantidad_vendida": 2}"#)
-            .unwrap();
+        let sale = parse_one(
+            br#"{"categoria": 1, "producto_id": "tv-55", "precio": 12.5, "cantidad_vendida": 2}"#,
+        )
+        .unwrap();
         assert_eq!(
             sale,
             SaleInput {
@@ -167,32 +186,73 @@ mod tests {
                 quantity: 2
             }
         );
-        let by_name = parse_one(br#"{"categoria": "Hogar", "producto_id": "x", "precio": 1, "cantidad_vendida": 1}"#)
-            .unwrap();
+        let by_name = parse_one(
+            br#"{"categoria": "Hogar", "producto_id": "x", "precio": 1, "cantidad_vendida": 1}"#,
+        )
+        .unwrap();
         assert_eq!(by_name.category, Category::Hogar);
     }
 
     #[test]
     fn malformed_json_is_not_a_field_error() {
-        assert!(matches!(parse_one(b"{not json"), Err(InputError::Malformed(_))));
+        assert!(matches!(
+            parse_one(b"{not json"),
+            Err(InputError::Malformed(_))
+        ));
         assert!(matches!(parse_one(b""), Err(InputError::Malformed(_))));
     }
 
     #[test]
     fn each_bad_value_names_its_field() {
         let cases = [
-            (r#"{"categoria": 9, "producto_id": "a", "precio": 1, "cantidad_vendida": 1}"#, "categoria"),
-            (r#"{"categoria": "Juguetes", "producto_id": "a", "precio": 1, "cantidad_vendida": 1}"#, "categoria"),
-            (r#"{"producto_id": "a", "precio": 1, "cantidad_vendida": 1}"#, "categoria"),
-            (r#"{"categoria": 1, "producto_id": "", "precio": 1, "cantidad_vendida": 1}"#, "producto_id"),
-            (r#"{"categoria": 1, "producto_id": "a", "precio": 0, "cantidad_vendida": 1}"#, "precio"),
-            (r#"{"categoria": 1, "producto_id": "a", "precio": -2.5, "cantidad_vendida": 1}"#, "precio"),
-            (r#"{"categoria": 1, "producto_id": "a", "precio": "12", "cantidad_vendida": 1}"#, "precio"),
-            (r#"{"categoria": 1, "producto_id": "a", "precio": 1e400, "cantidad_vendida": 1}"#, "precio"),
-            (r#"{"categoria": 1, "producto_id": "a", "precio": 1, "cantidad_vendida": 0}"#, "cantidad_vendida"),
-            (r#"{"categoria": 1, "producto_id": "a", "precio": 1, "cantidad_vendida": 10001}"#, "cantidad_vendida"),
-            (r#"{"categoria": 1, "producto_id": "a", "precio": 1, "cantidad_vendida": 1.5}"#, "cantidad_vendida"),
-            (r#"{"categoria": 1, "producto_id": "a", "precio": 1, "cantidad_vendida": 18446744073709551615}"#, "cantidad_vendida"),
+            (
+                r#"{"categoria": 9, "producto_id": "a", "precio": 1, "cantidad_vendida": 1}"#,
+                "categoria",
+            ),
+            (
+                r#"{"categoria": "Juguetes", "producto_id": "a", "precio": 1, "cantidad_vendida": 1}"#,
+                "categoria",
+            ),
+            (
+                r#"{"producto_id": "a", "precio": 1, "cantidad_vendida": 1}"#,
+                "categoria",
+            ),
+            (
+                r#"{"categoria": 1, "producto_id": "", "precio": 1, "cantidad_vendida": 1}"#,
+                "producto_id",
+            ),
+            (
+                r#"{"categoria": 1, "producto_id": "a", "precio": 0, "cantidad_vendida": 1}"#,
+                "precio",
+            ),
+            (
+                r#"{"categoria": 1, "producto_id": "a", "precio": -2.5, "cantidad_vendida": 1}"#,
+                "precio",
+            ),
+            (
+                r#"{"categoria": 1, "producto_id": "a", "precio": "12", "cantidad_vendida": 1}"#,
+                "precio",
+            ),
+            (
+                r#"{"categoria": 1, "producto_id": "a", "precio": 1e400, "cantidad_vendida": 1}"#,
+                "precio",
+            ),
+            (
+                r#"{"categoria": 1, "producto_id": "a", "precio": 1, "cantidad_vendida": 0}"#,
+                "cantidad_vendida",
+            ),
+            (
+                r#"{"categoria": 1, "producto_id": "a", "precio": 1, "cantidad_vendida": 10001}"#,
+                "cantidad_vendida",
+            ),
+            (
+                r#"{"categoria": 1, "producto_id": "a", "precio": 1, "cantidad_vendida": 1.5}"#,
+                "cantidad_vendida",
+            ),
+            (
+                r#"{"categoria": 1, "producto_id": "a", "precio": 1, "cantidad_vendida": 18446744073709551615}"#,
+                "cantidad_vendida",
+            ),
             (r#"[1, 2]"#, "body"),
         ];
         for (body, expected) in cases {
@@ -215,14 +275,30 @@ mod tests {
     fn batches_name_the_index_and_enforce_bounds() {
         let good = r#"{"categoria": 2, "producto_id": "a", "precio": 3, "cantidad_vendida": 1}"#;
         let bad = r#"{"categoria": 2, "producto_id": "a", "precio": 3, "cantidad_vendida": 0}"#;
-        assert_eq!(parse_many(format!("[{good},{good}]").as_bytes(), 10).unwrap().len(), 2);
+        assert_eq!(
+            parse_many(format!("[{good},{good}]").as_bytes(), 10)
+                .unwrap()
+                .len(),
+            2
+        );
         match parse_many(format!("[{good},{bad}]").as_bytes(), 10) {
-            Err(InputError::InvalidField { field, .. }) => assert_eq!(field, "ventas[1].cantidad_vendida"),
+            Err(InputError::InvalidField { field, .. }) => {
+                assert_eq!(field, "ventas[1].cantidad_vendida")
+            }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse_many(b"[]", 10), Err(InputError::InvalidField { .. })));
-        let eleven = format!("[{}]", vec![good; 11].join(","));
-        assert!(matches!(parse_many(eleven.as_bytes(), 10), Err(InputError::InvalidField { .. })));
-        assert!(matches!(parse_many(good.as_bytes(), 10), Err(InputError::InvalidField { .. })));
+        assert!(matches!(
+            parse_many(b"[]", 10),
+            Err(InputError::InvalidField { .. })
+        ));
+        let eleven = format!("[{}]", [good; 11].join(","));
+        assert!(matches!(
+            parse_many(eleven.as_bytes(), 10),
+            Err(InputError::InvalidField { .. })
+        ));
+        assert!(matches!(
+            parse_many(good.as_bytes(), 10),
+            Err(InputError::InvalidField { .. })
+        ));
     }
 }

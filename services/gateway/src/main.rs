@@ -51,7 +51,11 @@ async fn main() -> anyhow::Result<()> {
         anyhow::bail!("--producers: give at least one host:port");
     }
     let pool = producers::ProducerPool::start(producers::PoolSettings {
-        targets: args.producers.iter().map(|t| t.trim().to_string()).collect(),
+        targets: args
+            .producers
+            .iter()
+            .map(|t| t.trim().to_string())
+            .collect(),
         resolve_interval: Duration::from_millis(args.resolve_interval_ms),
         connect_timeout: Duration::from_secs(1),
         health_interval: Duration::from_millis(args.health_interval_ms),

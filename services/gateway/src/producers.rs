@@ -131,7 +131,11 @@ async fn keep_endpoints_resolved(
                 };
                 tracing::info!(producer = %address, "producer endpoint added");
                 current.insert(address);
-                if changes.send(Change::Insert(address, endpoint)).await.is_err() {
+                if changes
+                    .send(Change::Insert(address, endpoint))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

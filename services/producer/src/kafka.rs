@@ -51,7 +51,10 @@ pub fn create_producer(settings: &Settings) -> anyhow::Result<Arc<FutureProducer
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", settings.linger_ms.to_string())
-        .set("message.timeout.ms", settings.delivery_timeout_ms.to_string())
+        .set(
+            "message.timeout.ms",
+            settings.delivery_timeout_ms.to_string(),
+        )
         .create()
         .with_context(|| format!("creating Kafka producer for {}", settings.brokers))?;
     Ok(Arc::new(producer))
@@ -59,7 +62,12 @@ pub fn create_producer(settings: &Settings) -> anyhow::Result<Arc<FutureProducer
 
 /// Creates the topic when it does not exist yet.
 pub async fn ensure_topic(settings: &Settings, partitions: i32) -> anyhow::Result<()> {
-    let created = blackfriday_proto::topics::ensure_topic(&client_config(settings), &settings.topic, partitions).await?;
+    let created = blackfriday_proto::topics::ensure_topic(
+        &client_config(settings),
+        &settings.topic,
+        partitions,
+    )
+    .await?;
     tracing::info!(topic = %settings.topic, partitions, created, "topic ready");
     Ok(())
 }

@@ -78,7 +78,9 @@ impl SaleService {
             Err((error, _)) => {
                 self.metrics.sales_failed.inc();
                 tracing::warn!(%error, %venta_id, "Kafka did not acknowledge a sale");
-                Err(Status::unavailable(format!("Kafka did not acknowledge sale {venta_id}: {error}")))
+                Err(Status::unavailable(format!(
+                    "Kafka did not acknowledge sale {venta_id}: {error}"
+                )))
             }
         }
     }

@@ -118,7 +118,10 @@ mod tests {
     #[test]
     fn numbers_round_trip_through_the_proto_enum() {
         for category in Category::ALL {
-            assert_eq!(Category::from_number(category.number().into()), Ok(category));
+            assert_eq!(
+                Category::from_number(category.number().into()),
+                Ok(category)
+            );
         }
     }
 

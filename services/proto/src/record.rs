@@ -81,7 +81,10 @@ pub fn price_to_cents(price: f64) -> Result<i64, InvalidField> {
         return Err(InvalidField::new("precio", "must be greater than 0"));
     }
     if price > MAX_PRICE {
-        return Err(InvalidField::new("precio", format!("must be at most {MAX_PRICE}")));
+        return Err(InvalidField::new(
+            "precio",
+            format!("must be at most {MAX_PRICE}"),
+        ));
     }
     let cents = (price * 100.0).round() as i64;
     if cents == 0 {
@@ -123,7 +126,10 @@ fn check_id(field: &'static str, value: &str, max_chars: usize) -> Result<(), In
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(InvalidField::new(field, "must not contain control characters"));
+        return Err(InvalidField::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -219,7 +225,10 @@ mod tests {
     fn rejects_other_versions_garbage_and_invalid_sales() {
         let mut value = sample().encode_record();
         value[0] = 2;
-        assert!(matches!(decode_record(&value), Err(RecordError::UnsupportedVersion(2))));
+        assert!(matches!(
+            decode_record(&value),
+            Err(RecordError::UnsupportedVersion(2))
+        ));
         assert!(matches!(decode_record(&[]), Err(RecordError::Empty)));
         assert!(matches!(
             decode_record(&[1, 0xff, 0xff, 0xff]),
@@ -229,7 +238,10 @@ mod tests {
         invalid.cantidad_vendida = 0;
         assert!(matches!(
             decode_record(&encode_record(&invalid)),
-            Err(RecordError::Invalid(InvalidField { field: "cantidad_vendida", .. }))
+            Err(RecordError::Invalid(InvalidField {
+                field: "cantidad_vendida",
+                ..
+            }))
         ));
     }
 

@@ -19,19 +19,29 @@ pub enum TopicError {
         source: KafkaError,
     },
     #[error("creating topic {topic}: the broker answered {code}")]
-    Refused { topic: String, code: RDKafkaErrorCode },
+    Refused {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
 }
 
 /// Creates `topic` with `partitions` partitions (replication 1) unless it
 /// exists. Returns whether it was created.
-pub async fn ensure_topic(config: &ClientConfig, topic: &str, partitions: i32) -> Result<bool, TopicError> {
+pub async fn ensure_topic(
+    config: &ClientConfig,
+    topic: &str,
+    partitions: i32,
+) -> Result<bool, TopicError> {
     let admin: AdminClient<DefaultClientContext> = config.create().map_err(TopicError::Client)?;
     let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin
         .create_topics([&new_topic], &options)
         .await
-        .map_err(|source| TopicError::Request { topic: topic.to_string(), source })?;
+        .map_err(|source| TopicError::Request {
+            topic: topic.to_string(),
+            source,
+        })?;
     let mut created = false;
     for result in results {
         match result {

@@ -25,16 +25,30 @@ use testkit::http_load::{self, LoadPlan};
 use testkit::pipeline::{Pipeline, PipelineOptions};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|text| text.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let date = Command::new("date").arg("-u").arg("+%Y-%m-%d %H:%M UTC").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     format!("{cores} cores ({cpu}), {date}")
 }
 
@@ -78,7 +92,10 @@ fn consumer_drain(pipeline: &mut Pipeline, expected: usize) -> anyhow::Result<f6
             let (since, at_start) = first.context("never saw a first batch")?;
             return Ok((counted - at_start) as f64 / since.elapsed().as_secs_f64());
         }
-        anyhow::ensure!(Instant::now() < deadline, "consumer drained only {counted} of {expected}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "consumer drained only {counted} of {expected}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -86,7 +103,16 @@ fn consumer_drain(pipeline: &mut Pipeline, expected: usize) -> anyhow::Result<f6
 fn valkey_benchmark(pipeline: &Pipeline, args: &[&str]) -> anyhow::Result<f64> {
     let port = pipeline.valkey.port.to_string();
     let output = Command::new("valkey-benchmark")
-        .args(["-h", "127.0.0.1", "-p", &port, "-a", &pipeline.valkey.password, "-q", "--csv"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-a",
+            &pipeline.valkey.password,
+            "-q",
+            "--csv",
+        ])
         .args(args)
         .output()
         .context("running valkey-benchmark")?;
@@ -96,7 +122,12 @@ fn valkey_benchmark(pipeline: &Pipeline, args: &[&str]) -> anyhow::Result<f64> {
         .filter_map(|line| line.split(',').nth(1))
         .filter_map(|rps| rps.trim_matches('"').parse::<f64>().ok())
         .next()
-        .with_context(|| format!("no rate in valkey-benchmark output: {text} {}", String::from_utf8_lossy(&output.stderr)))
+        .with_context(|| {
+            format!(
+                "no rate in valkey-benchmark output: {text} {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
 }
 
 /// The payload the consumer sends for a batch of these sales, built by the
@@ -107,7 +138,11 @@ fn sample_payload(sales: &[SaleBody]) -> anyhow::Result<String> {
         .enumerate()
         .map(|(index, body)| testkit::pipeline::to_sale(body, index as u64))
         .collect::<anyhow::Result<_>>()?;
-    let carnet = CarnetSettings { carnet: "201900006".into(), category: blackfriday_proto::Category::Hogar, product: None };
+    let carnet = CarnetSettings {
+        carnet: "201900006".into(),
+        category: blackfriday_proto::Category::Hogar,
+        product: None,
+    };
     // No offset ranges: repeated calls with one range would be fenced after
     // the first and skip the work being measured.
     let payload = build_payload(&BatchInput {
@@ -127,7 +162,12 @@ fn main() -> anyhow::Result<()> {
     let sales_count = env_usize("BENCH_SALES", 200_000);
     let load_seconds = env_usize("BENCH_SECONDS", 20) as u64;
     eprintln!("starting broker and valkey…");
-    let mut pipeline = Pipeline::start(PipelineOptions { producers: 0, consumers: 0, start_gateway: false, ..PipelineOptions::default() })?;
+    let mut pipeline = Pipeline::start(PipelineOptions {
+        producers: 0,
+        consumers: 0,
+        start_gateway: false,
+        ..PipelineOptions::default()
+    })?;
     let partitions = pipeline.broker.partition_count("ventas")?;
 
     eprintln!("pre-filling {sales_count} sales…");
@@ -135,7 +175,9 @@ fn main() -> anyhow::Result<()> {
     let sales: Vec<SaleBody> = (0..sales_count).map(|_| generator.next_sale()).collect();
     let started = Instant::now();
     for (index, chunk) in sales.chunks(50_000).enumerate() {
-        pipeline.broker.produce_sales(chunk, (index * 50_000) as u64)?;
+        pipeline
+            .broker
+            .produce_sales(chunk, (index * 50_000) as u64)?;
     }
     let produce_rate = sales_count as f64 / started.elapsed().as_secs_f64();
 
@@ -146,11 +188,20 @@ fn main() -> anyhow::Result<()> {
 
     eprintln!("valkey-benchmark…");
     let n = "200000";
-    let hincrby = valkey_benchmark(&pipeline, &["-n", n, "-P", "16", "HINCRBY", "bench:h", "f", "1"])?;
-    let zincrby = valkey_benchmark(&pipeline, &["-n", n, "-P", "16", "ZINCRBY", "bench:z", "1", "p"])?;
+    let hincrby = valkey_benchmark(
+        &pipeline,
+        &["-n", n, "-P", "16", "HINCRBY", "bench:h", "f", "1"],
+    )?;
+    let zincrby = valkey_benchmark(
+        &pipeline,
+        &["-n", n, "-P", "16", "ZINCRBY", "bench:z", "1", "p"],
+    )?;
     let script = include_str!("../../consumer/src/apply.lua");
     let payload = sample_payload(&sales[..1000])?;
-    let eval_per_s = valkey_benchmark(&pipeline, &["-n", "2000", "-c", "1", "EVAL", script, "0", &payload])?;
+    let eval_per_s = valkey_benchmark(
+        &pipeline,
+        &["-n", "2000", "-c", "1", "EVAL", script, "0", &payload],
+    )?;
     let valkey_ceiling_sales = eval_per_s * 1000.0;
     let smaller = raw_rate.min(valkey_ceiling_sales);
 
@@ -163,25 +214,42 @@ fn main() -> anyhow::Result<()> {
     let url = pipeline.gateway_url()?;
     let report = http_load::run(
         &url,
-        &LoadPlan { clients: 200, max_requests: None, max_duration: Duration::from_secs(load_seconds), batch: 1, seed: 5 },
+        &LoadPlan {
+            clients: 200,
+            max_requests: None,
+            max_duration: Duration::from_secs(load_seconds),
+            batch: 1,
+            seed: 5,
+        },
     )?;
     let accepted = report.statuses.get(&202).copied().unwrap_or_default();
     let ms = |q: f64| report.latency_us.value_at_quantile(q) as f64 / 1000.0;
 
     println!("## Data path ({})", machine());
     println!();
-    println!("Topic `ventas`: {partitions} partitions. {sales_count} pre-filled sales; tansu 0.6.0 (sqlite), valkey 8.");
+    println!(
+        "Topic `ventas`: {partitions} partitions. {sales_count} pre-filled sales; tansu 0.6.0 (sqlite), valkey 8."
+    );
     println!();
     println!("| measurement | rate | compared with |");
     println!("|---|---|---|");
     println!("| raw produce, librdkafka acks=all + idempotence | {produce_rate:.0} sales/s | |");
-    println!("| raw drain, group consumer writing nothing | {raw_rate:.0} sales/s | broker ceiling |");
+    println!(
+        "| raw drain, group consumer writing nothing | {raw_rate:.0} sales/s | broker ceiling |"
+    );
     println!("| valkey-benchmark HINCRBY -P 16 | {hincrby:.0} ops/s | |");
     println!("| valkey-benchmark ZINCRBY -P 16 | {zincrby:.0} ops/s | |");
-    println!("| valkey-benchmark EVAL apply.lua, 1000-sale batch | {eval_per_s:.0} calls/s = {valkey_ceiling_sales:.0} sales/s | Valkey ceiling |");
-    println!("| **consumer draining into Valkey** | **{consumer_rate:.0} sales/s** | {:.2} of the smaller ceiling ({smaller:.0}); target ≥ 0.8 |", consumer_rate / smaller);
+    println!(
+        "| valkey-benchmark EVAL apply.lua, 1000-sale batch | {eval_per_s:.0} calls/s = {valkey_ceiling_sales:.0} sales/s | Valkey ceiling |"
+    );
+    println!(
+        "| **consumer draining into Valkey** | **{consumer_rate:.0} sales/s** | {:.2} of the smaller ceiling ({smaller:.0}); target ≥ 0.8 |",
+        consumer_rate / smaller
+    );
     println!();
-    println!("Gateway end to end, 200 concurrent clients (closed loop) for {load_seconds} s, 2 producers, POST /venta:");
+    println!(
+        "Gateway end to end, 200 concurrent clients (closed loop) for {load_seconds} s, 2 producers, POST /venta:"
+    );
     println!();
     println!("| accepted | statuses | p50 | p90 | p99 | max |");
     println!("|---|---|---|---|---|---|");
@@ -195,6 +263,8 @@ fn main() -> anyhow::Result<()> {
         report.latency_us.max() as f64 / 1000.0
     );
     println!();
-    println!("Raw produce rate in the same run: {produce_rate:.0} sales/s. Target: p99 under 50 ms.");
+    println!(
+        "Raw produce rate in the same run: {produce_rate:.0} sales/s. Target: p99 under 50 ms."
+    );
     Ok(())
 }

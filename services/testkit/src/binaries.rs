@@ -14,7 +14,10 @@ pub const SERVICES: [&str; 3] = ["gateway", "producer", "consumer"];
 
 fn profile_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the running executable")?;
-    let mut dir = exe.parent().context("executable has no directory")?.to_path_buf();
+    let mut dir = exe
+        .parent()
+        .context("executable has no directory")?
+        .to_path_buf();
     if dir.ends_with("deps") || dir.ends_with("examples") {
         dir.pop();
     }
@@ -34,7 +37,9 @@ fn build_once() -> Result<PathBuf, String> {
     if release {
         command.arg("--release");
     }
-    let status = command.status().map_err(|e| format!("running cargo build: {e}"))?;
+    let status = command
+        .status()
+        .map_err(|e| format!("running cargo build: {e}"))?;
     if !status.success() {
         return Err(format!("cargo build of the services failed ({status})"));
     }

@@ -59,7 +59,10 @@ impl Broker {
     }
 
     fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
-        let consumer: BaseConsumer = self.client_config().create().context("creating a metadata client")?;
+        let consumer: BaseConsumer = self
+            .client_config()
+            .create()
+            .context("creating a metadata client")?;
         wait_for("tansu to answer metadata", timeout, || {
             consumer
                 .fetch_metadata(None, Duration::from_millis(500))
@@ -71,8 +74,14 @@ impl Broker {
 
     /// Creates `topic` with `partitions` partitions if missing.
     pub fn create_topic(&self, topic: &str, partitions: i32) -> anyhow::Result<()> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        runtime.block_on(blackfriday_proto::topics::ensure_topic(&self.client_config(), topic, partitions))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(blackfriday_proto::topics::ensure_topic(
+            &self.client_config(),
+            topic,
+            partitions,
+        ))?;
         Ok(())
     }
 
@@ -83,7 +92,8 @@ impl Broker {
         let mut total = 0;
         for t in metadata.topics() {
             for partition in t.partitions() {
-                let (low, high) = consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(5))?;
+                let (low, high) =
+                    consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(5))?;
                 total += high - low;
             }
         }
@@ -115,7 +125,9 @@ impl Broker {
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
             .create()?;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         runtime.block_on(async {
             let mut pending = Vec::with_capacity(sales.len());
             for (index, body) in sales.iter().enumerate() {
@@ -141,14 +153,18 @@ impl Broker {
     /// Writes raw bytes as a record value (for dead-letter tests).
     pub fn produce_raw(&self, value: &[u8]) -> anyhow::Result<()> {
         let producer: FutureProducer = self.client_config().set("acks", "all").create()?;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         runtime.block_on(async {
             producer
-                .send(FutureRecord::<[u8], [u8]>::to(SALES_TOPIC).payload(value), Duration::from_secs(10))
+                .send(
+                    FutureRecord::<[u8], [u8]>::to(SALES_TOPIC).payload(value),
+                    Duration::from_secs(10),
+                )
                 .await
                 .map_err(|(error, _)| anyhow::anyhow!("raw record not acknowledged: {error}"))?;
             Ok(())
         })
     }
-
 }

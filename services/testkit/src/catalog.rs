@@ -47,12 +47,16 @@ pub struct SaleGenerator {
 
 impl SaleGenerator {
     pub fn new(seed: u64) -> SaleGenerator {
-        SaleGenerator { rng: SmallRng::seed_from_u64(seed) }
+        SaleGenerator {
+            rng: SmallRng::seed_from_u64(seed),
+        }
     }
 
     pub fn next_sale(&mut self) -> SaleBody {
         let (category, product, low, high) = PRODUCTS[self.rng.random_range(0..PRODUCTS.len())];
-        let cents = self.rng.random_range((low * 100.0) as i64..=(high * 100.0) as i64);
+        let cents = self
+            .rng
+            .random_range((low * 100.0) as i64..=(high * 100.0) as i64);
         // Mostly single items, sometimes a few: like the Locust tasks.
         let quantity = match self.rng.random_range(0..10) {
             0..=5 => 1,

@@ -42,7 +42,9 @@ impl LoadReport {
 
 /// Runs the plan against `base_url` on its own runtime (call from sync code).
 pub fn run(base_url: &str, plan: &LoadPlan) -> anyhow::Result<LoadReport> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(run_async(base_url.to_string(), plan.clone()))
 }
 
@@ -56,7 +58,8 @@ async fn run_async(base_url: String, plan: LoadPlan) -> anyhow::Result<LoadRepor
     let deadline = started + plan.max_duration;
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..plan.clients {
-        let (client, next, base_url, plan) = (client.clone(), next.clone(), base_url.clone(), plan.clone());
+        let (client, next, base_url, plan) =
+            (client.clone(), next.clone(), base_url.clone(), plan.clone());
         workers.spawn(async move {
             let mut accepted = Vec::new();
             let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
@@ -66,8 +69,12 @@ async fn run_async(base_url: String, plan: LoadPlan) -> anyhow::Result<LoadRepor
                 if plan.max_requests.is_some_and(|max| index >= max) || Instant::now() >= deadline {
                     break;
                 }
-                let mut generator = SaleGenerator::new(plan.seed.wrapping_mul(1_000_003).wrapping_add(index as u64));
-                let sales: Vec<SaleBody> = (0..plan.batch.max(1)).map(|_| generator.next_sale()).collect();
+                let mut generator = SaleGenerator::new(
+                    plan.seed.wrapping_mul(1_000_003).wrapping_add(index as u64),
+                );
+                let sales: Vec<SaleBody> = (0..plan.batch.max(1))
+                    .map(|_| generator.next_sale())
+                    .collect();
                 let request = if plan.batch <= 1 {
                     client.post(format!("{base_url}/venta")).json(&sales[0])
                 } else {

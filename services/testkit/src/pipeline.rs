@@ -33,12 +33,22 @@ impl Service {
 
     fn wait_http_ok(&self, path: &str, timeout: Duration) -> anyhow::Result<()> {
         let port = self.metrics_port;
-        wait_for(&format!("{} {path}", self.process.name()), timeout, || match http_get(port, path) {
-            Ok((200, _)) => Ok(Some(())),
-            Ok((status, body)) => Err(format!("{status}: {}", body.trim())),
-            Err(error) => Err(error.to_string()),
+        wait_for(
+            &format!("{} {path}", self.process.name()),
+            timeout,
+            || match http_get(port, path) {
+                Ok((200, _)) => Ok(Some(())),
+                Ok((status, body)) => Err(format!("{status}: {}", body.trim())),
+                Err(error) => Err(error.to_string()),
+            },
+        )
+        .with_context(|| {
+            format!(
+                "{} log:\n{}",
+                self.process.name(),
+                self.process.log_tail(30)
+            )
         })
-        .with_context(|| format!("{} log:\n{}", self.process.name(), self.process.log_tail(30)))
     }
 }
 
@@ -49,7 +59,9 @@ pub fn sum_metric(body: &str, name: &str) -> f64 {
         .filter_map(|line| {
             let (series, value) = line.rsplit_once(' ')?;
             let metric = series.split('{').next()?;
-            (metric == name).then(|| value.parse::<f64>().ok()).flatten()
+            (metric == name)
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
         })
         .sum()
 }
@@ -85,9 +97,14 @@ impl Default for PipelineOptions {
             carnet: Some("201900006".into()),
             // Faster failover than the product defaults (10 s session, 15 s
             // stall), so crash tests spend less time waiting.
-            consumer_args: ["--kafka-config", "session.timeout.ms=6000", "--rejoin-when-stalled-ms", "8000"]
-                .map(String::from)
-                .to_vec(),
+            consumer_args: [
+                "--kafka-config",
+                "session.timeout.ms=6000",
+                "--rejoin-when-stalled-ms",
+                "8000",
+            ]
+            .map(String::from)
+            .to_vec(),
             start_gateway: true,
         }
     }
@@ -164,8 +181,18 @@ impl Pipeline {
             self.options.partitions.to_string(),
         ];
         let name = format!("producer-{index}");
-        let process = ChildProcess::start(&name, &service_binary("producer")?, &args, &[], &self.log(&name))?;
-        let service = Service { process, port, metrics_port };
+        let process = ChildProcess::start(
+            &name,
+            &service_binary("producer")?,
+            &args,
+            &[],
+            &self.log(&name),
+        )?;
+        let service = Service {
+            process,
+            port,
+            metrics_port,
+        };
         service.wait_http_ok("/metrics", Duration::from_secs(30))?;
         self.producers.push(service);
         Ok(&self.producers[index])
@@ -188,8 +215,18 @@ impl Pipeline {
         args.extend(self.options.consumer_args.iter().cloned());
         let envs = [("VALKEY_PASSWORD".to_string(), self.valkey.password.clone())];
         let name = format!("consumer-{index}");
-        let process = ChildProcess::start(&name, &service_binary("consumer")?, &args, &envs, &self.log(&name))?;
-        let service = Service { process, port: 0, metrics_port };
+        let process = ChildProcess::start(
+            &name,
+            &service_binary("consumer")?,
+            &args,
+            &envs,
+            &self.log(&name),
+        )?;
+        let service = Service {
+            process,
+            port: 0,
+            metrics_port,
+        };
         service.wait_http_ok("/healthz", Duration::from_secs(30))?;
         self.consumers.push(service);
         Ok(&self.consumers[index])
@@ -200,7 +237,11 @@ impl Pipeline {
         if self.producers.is_empty() {
             bail!("start a producer before the gateway");
         }
-        let targets: Vec<String> = self.producers.iter().map(|p| format!("127.0.0.1:{}", p.port)).collect();
+        let targets: Vec<String> = self
+            .producers
+            .iter()
+            .map(|p| format!("127.0.0.1:{}", p.port))
+            .collect();
         let gateway = self.start_gateway_with(&targets.join(","), &[])?;
         gateway.wait_http_ok("/readyz", Duration::from_secs(30))?;
         self.gateway = Some(gateway);
@@ -209,7 +250,11 @@ impl Pipeline {
 
     /// Starts a gateway with the given producer targets and extra arguments,
     /// waiting only for it to serve /healthz.
-    pub fn start_gateway_with(&self, producer_targets: &str, extra: &[String]) -> anyhow::Result<Service> {
+    pub fn start_gateway_with(
+        &self,
+        producer_targets: &str,
+        extra: &[String],
+    ) -> anyhow::Result<Service> {
         let port = free_port();
         let mut args = vec![
             "--listen".into(),
@@ -223,9 +268,19 @@ impl Pipeline {
         ];
         args.extend(extra.iter().cloned());
         let name = format!("gateway-{port}");
-        let process = ChildProcess::start(&name, &service_binary("gateway")?, &args, &[], &self.log(&name))?;
+        let process = ChildProcess::start(
+            &name,
+            &service_binary("gateway")?,
+            &args,
+            &[],
+            &self.log(&name),
+        )?;
         // The gateway serves /metrics on its HTTP port.
-        let service = Service { process, port, metrics_port: port };
+        let service = Service {
+            process,
+            port,
+            metrics_port: port,
+        };
         service.wait_http_ok("/healthz", Duration::from_secs(30))?;
         Ok(service)
     }
@@ -242,10 +297,20 @@ impl Pipeline {
     /// Logs of every process, for a failing test's message.
     pub fn logs(&self) -> String {
         let mut out = BTreeMap::new();
-        for service in self.producers.iter().chain(&self.consumers).chain(&self.gateway) {
-            out.insert(service.process.name().to_string(), service.process.log_tail(15));
+        for service in self
+            .producers
+            .iter()
+            .chain(&self.consumers)
+            .chain(&self.gateway)
+        {
+            out.insert(
+                service.process.name().to_string(),
+                service.process.log_tail(15),
+            );
         }
-        out.into_iter().map(|(name, tail)| format!("--- {name}\n{tail}\n")).collect()
+        out.into_iter()
+            .map(|(name, tail)| format!("--- {name}\n{tail}\n"))
+            .collect()
     }
 }
 

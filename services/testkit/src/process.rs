@@ -26,7 +26,9 @@ impl ChildProcess {
     ) -> anyhow::Result<ChildProcess> {
         let mut process = ChildProcess {
             name: name.to_string(),
-            command: std::iter::once(program.display().to_string()).chain(args.iter().cloned()).collect(),
+            command: std::iter::once(program.display().to_string())
+                .chain(args.iter().cloned())
+                .collect(),
             envs: envs.to_vec(),
             log_path: log_path.to_path_buf(),
             child: None,
@@ -78,7 +80,9 @@ impl ChildProcess {
     /// SIGTERM, then wait up to `grace` for a clean exit (SIGKILL after).
     /// Returns whether it exited by itself.
     pub fn terminate(&mut self, grace: Duration) -> bool {
-        let Some(mut child) = self.child.take() else { return true };
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
         // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
         let deadline = Instant::now() + grace;

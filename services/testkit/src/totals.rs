@@ -50,7 +50,10 @@ impl Totals {
         self.sales += 1;
         self.units += quantity;
         self.amount_cents += cents * quantity;
-        let category = self.categories.entry(category_name(sale.categoria)).or_default();
+        let category = self
+            .categories
+            .entry(category_name(sale.categoria))
+            .or_default();
         if category.sales == 0 || cents > category.max_cents {
             category.max_cents = cents;
         }
@@ -61,10 +64,19 @@ impl Totals {
         category.units += quantity;
         category.price_cents += cents;
         category.amount_cents += cents * quantity;
-        category.average_price = format!("{:.2}", category.price_cents as f64 / category.sales as f64 / 100.0);
+        category.average_price = format!(
+            "{:.2}",
+            category.price_cents as f64 / category.sales as f64 / 100.0
+        );
         category.average_quantity = format!("{:.4}", category.units as f64 / category.sales as f64);
-        *category.product_units.entry(sale.producto_id.clone()).or_default() += quantity;
-        *self.product_units.entry(sale.producto_id.clone()).or_default() += quantity;
+        *category
+            .product_units
+            .entry(sale.producto_id.clone())
+            .or_default() += quantity;
+        *self
+            .product_units
+            .entry(sale.producto_id.clone())
+            .or_default() += quantity;
         if self.sales == 1 || cents > self.max_cents {
             self.max_cents = cents;
         }
@@ -81,7 +93,8 @@ impl Totals {
 
     /// Reads the same figures from the keys the consumer maintains.
     pub fn read(connection: &mut redis::Connection) -> anyhow::Result<Totals> {
-        let stats: BTreeMap<String, i64> = connection.hgetall("bf:stats").context("HGETALL bf:stats")?;
+        let stats: BTreeMap<String, i64> =
+            connection.hgetall("bf:stats").context("HGETALL bf:stats")?;
         let mut totals = Totals {
             sales: stats.get("ventas").copied().unwrap_or_default(),
             units: stats.get("unidades").copied().unwrap_or_default(),
@@ -94,11 +107,18 @@ impl Totals {
             if fields.is_empty() {
                 continue;
             }
-            let int = |name: &str| fields.get(name).and_then(|v| v.parse::<i64>().ok()).unwrap_or(-1);
-            let extreme = |connection: &mut redis::Connection, which: &str| -> anyhow::Result<i64> {
-                let cents: Option<i64> = connection.hget(format!("{key}:precio:{which}"), "centimos")?;
-                Ok(cents.unwrap_or(-1))
+            let int = |name: &str| {
+                fields
+                    .get(name)
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .unwrap_or(-1)
             };
+            let extreme =
+                |connection: &mut redis::Connection, which: &str| -> anyhow::Result<i64> {
+                    let cents: Option<i64> =
+                        connection.hget(format!("{key}:precio:{which}"), "centimos")?;
+                    Ok(cents.unwrap_or(-1))
+                };
             let products: Vec<(String, f64)> =
                 connection.zrange_withscores(format!("{key}:productos:unidades"), 0, -1)?;
             let entry = CategoryTotals {
@@ -110,12 +130,19 @@ impl Totals {
                 min_cents: extreme(connection, "min")?,
                 average_price: fields.get("precio_promedio").cloned().unwrap_or_default(),
                 average_quantity: fields.get("cantidad_promedio").cloned().unwrap_or_default(),
-                product_units: products.into_iter().map(|(p, units)| (p, units as i64)).collect(),
+                product_units: products
+                    .into_iter()
+                    .map(|(p, units)| (p, units as i64))
+                    .collect(),
             };
             totals.categories.insert(category.name().to_string(), entry);
         }
-        let products: Vec<(String, f64)> = connection.zrange_withscores("bf:productos:unidades", 0, -1)?;
-        totals.product_units = products.into_iter().map(|(p, units)| (p, units as i64)).collect();
+        let products: Vec<(String, f64)> =
+            connection.zrange_withscores("bf:productos:unidades", 0, -1)?;
+        totals.product_units = products
+            .into_iter()
+            .map(|(p, units)| (p, units as i64))
+            .collect();
         let max: Option<i64> = connection.hget("bf:precio:max", "centimos")?;
         let min: Option<i64> = connection.hget("bf:precio:min", "centimos")?;
         totals.max_cents = max.unwrap_or_default();
@@ -134,13 +161,17 @@ pub fn wait_for_totals(
     timeout: std::time::Duration,
 ) -> anyhow::Result<Totals> {
     crate::wait_for("Valkey to count every sale", timeout, || {
-        let stats: BTreeMap<String, i64> = connection.hgetall("bf:stats").map_err(|e| e.to_string())?;
+        let stats: BTreeMap<String, i64> =
+            connection.hgetall("bf:stats").map_err(|e| e.to_string())?;
         let sales = stats.get("ventas").copied().unwrap_or_default();
         let letters = stats.get("dead_letters").copied().unwrap_or_default();
         if sales >= expected.sales && letters >= dead_letters {
             Ok(Some(()))
         } else {
-            Err(format!("{sales} of {} sales, {letters} of {dead_letters} dead letters", expected.sales))
+            Err(format!(
+                "{sales} of {} sales, {letters} of {dead_letters} dead letters",
+                expected.sales
+            ))
         }
     })?;
     std::thread::sleep(std::time::Duration::from_secs(1));

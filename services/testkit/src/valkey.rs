@@ -9,8 +9,7 @@ use crate::binaries::tool;
 use crate::process::ChildProcess;
 use crate::{free_port, wait_for};
 
-pub const VALKEY_INSTALL: &str =
-    "apt-get install -t bookworm-backports valkey-server valkey-tools (see ../shared/ENVIRONMENT.md)";
+pub const VALKEY_INSTALL: &str = "apt-get install -t bookworm-backports valkey-server valkey-tools (see ../shared/ENVIRONMENT.md)";
 
 pub struct Valkey {
     pub port: u16,
@@ -27,19 +26,30 @@ impl Valkey {
         let port = free_port();
         let password = format!("test-{}", rand::random::<u64>());
         let args: Vec<String> = [
-            "--bind", "127.0.0.1",
-            "--port", &port.to_string(),
-            "--requirepass", &password,
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--save", "",
-            "--dir", &dir.display().to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--requirepass",
+            &password,
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--dir",
+            &dir.display().to_string(),
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
         let process = ChildProcess::start("valkey", &server, &args, &[], &dir.join("valkey.log"))?;
-        let valkey = Valkey { port, password, process };
+        let valkey = Valkey {
+            port,
+            password,
+            process,
+        };
         valkey.wait_ready()?;
         Ok(valkey)
     }

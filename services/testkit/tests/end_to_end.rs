@@ -10,22 +10,52 @@ use testkit::totals::{Totals, wait_for_totals};
 
 #[test]
 fn sales_over_http_are_counted_exactly_and_spread_over_both_producers() -> anyhow::Result<()> {
-    let pipeline = Pipeline::start(PipelineOptions { producers: 2, ..PipelineOptions::default() })?;
+    let pipeline = Pipeline::start(PipelineOptions {
+        producers: 2,
+        ..PipelineOptions::default()
+    })?;
     let url = pipeline.gateway_url()?;
-    assert_eq!(pipeline.broker.partition_count("ventas")?, 6, "default partition count");
+    assert_eq!(
+        pipeline.broker.partition_count("ventas")?,
+        6,
+        "default partition count"
+    );
 
     // Give the gateway's resolver a moment to connect to both producers.
     std::thread::sleep(Duration::from_millis(1500));
     let singles = http_load::run(
         &url,
-        &LoadPlan { clients: 32, max_requests: Some(1500), max_duration: Duration::from_secs(60), batch: 1, seed: 1 },
+        &LoadPlan {
+            clients: 32,
+            max_requests: Some(1500),
+            max_duration: Duration::from_secs(60),
+            batch: 1,
+            seed: 1,
+        },
     )?;
     let batches = http_load::run(
         &url,
-        &LoadPlan { clients: 4, max_requests: Some(50), max_duration: Duration::from_secs(60), batch: 20, seed: 2 },
+        &LoadPlan {
+            clients: 4,
+            max_requests: Some(50),
+            max_duration: Duration::from_secs(60),
+            batch: 20,
+            seed: 2,
+        },
     )?;
-    assert_eq!(singles.statuses.get(&202), Some(&1500), "statuses: {:?}\n{}", singles.statuses, pipeline.logs());
-    assert_eq!(batches.statuses.get(&202), Some(&50), "statuses: {:?}", batches.statuses);
+    assert_eq!(
+        singles.statuses.get(&202),
+        Some(&1500),
+        "statuses: {:?}\n{}",
+        singles.statuses,
+        pipeline.logs()
+    );
+    assert_eq!(
+        batches.statuses.get(&202),
+        Some(&50),
+        "statuses: {:?}",
+        batches.statuses
+    );
 
     let mut expected = Totals::default();
     expected.merge(&singles.accepted);
@@ -36,21 +66,36 @@ fn sales_over_http_are_counted_exactly_and_spread_over_both_producers() -> anyho
     let actual = wait_for_totals(&mut valkey, &expected, 0, Duration::from_secs(90))
         .map_err(|e| anyhow::anyhow!("{e:#}\n{}", pipeline.logs()))?;
     assert_eq!(actual, expected);
-    assert_eq!(pipeline.broker.record_count("ventas")?, 2500, "one record per accepted sale");
+    assert_eq!(
+        pipeline.broker.record_count("ventas")?,
+        2500,
+        "one record per accepted sale"
+    );
 
     // Both producers got traffic through the one balanced channel.
     for producer in &pipeline.producers {
         let acknowledged = producer.metric("bf_producer_sales_acknowledged_total")?;
-        assert!(acknowledged >= 100.0, "{} acknowledged only {acknowledged}", producer.process.name());
+        assert!(
+            acknowledged >= 100.0,
+            "{} acknowledged only {acknowledged}",
+            producer.process.name()
+        );
     }
-    let accepted = pipeline.gateway.as_ref().map(|g| g.metric("bf_gateway_sales_accepted_total")).transpose()?;
+    let accepted = pipeline
+        .gateway
+        .as_ref()
+        .map(|g| g.metric("bf_gateway_sales_accepted_total"))
+        .transpose()?;
     assert_eq!(accepted, Some(2500.0));
 
     // The carnet (…6: Hogar) series tracks one Hogar product, bounded.
     let tracked: Option<String> = valkey.hget("bf:carnet", "producto")?;
     let tracked = tracked.expect("a tracked product was chosen");
     let hogar = &expected.categories["Hogar"].product_units;
-    assert!(hogar.contains_key(&tracked), "{tracked} is not a Hogar product");
+    assert!(
+        hogar.contains_key(&tracked),
+        "{tracked} is not a Hogar product"
+    );
     let points: usize = valkey.zcard("bf:carnet:precio")?;
     assert!(points > 0 && points <= 1000, "{points} points");
     let category: String = valkey.hget("bf:carnet", "categoria")?;

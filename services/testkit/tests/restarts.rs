@@ -8,7 +8,13 @@ use testkit::pipeline::{Pipeline, PipelineOptions};
 use testkit::totals::{Totals, wait_for_totals};
 
 fn load_plan(seed: u64) -> LoadPlan {
-    LoadPlan { clients: 16, max_requests: Some(20_000), max_duration: Duration::from_secs(6), batch: 1, seed }
+    LoadPlan {
+        clients: 16,
+        max_requests: Some(20_000),
+        max_duration: Duration::from_secs(6),
+        batch: 1,
+        seed,
+    }
 }
 
 #[test]
@@ -19,14 +25,21 @@ fn restarting_the_producer_under_load_loses_no_acknowledged_sale() -> anyhow::Re
         let load = scope.spawn(|| http_load::run(&url, &load_plan(31)));
         std::thread::sleep(Duration::from_secs(2));
         let producer = &mut pipeline.producers[0].process;
-        assert!(producer.terminate(Duration::from_secs(30)), "producer did not drain and exit on SIGTERM");
+        assert!(
+            producer.terminate(Duration::from_secs(30)),
+            "producer did not drain and exit on SIGTERM"
+        );
         producer.restart()?;
-        load.join().map_err(|_| anyhow::anyhow!("load thread panicked"))?
+        load.join()
+            .map_err(|_| anyhow::anyhow!("load thread panicked"))?
     })?;
     let accepted = report.statuses.get(&202).copied().unwrap_or_default();
     assert!(accepted > 100, "statuses {:?}", report.statuses);
     assert!(
-        report.statuses.keys().all(|status| [202, 503].contains(status)),
+        report
+            .statuses
+            .keys()
+            .all(|status| [202, 503].contains(status)),
         "only 202 or 503 expected, got {:?}",
         report.statuses
     );
@@ -37,7 +50,11 @@ fn restarting_the_producer_under_load_loses_no_acknowledged_sale() -> anyhow::Re
     let actual = wait_for_totals(&mut valkey, &expected, 0, Duration::from_secs(90))
         .map_err(|e| anyhow::anyhow!("{e:#}\n{}", pipeline.logs()))?;
     assert_eq!(actual, expected);
-    assert_eq!(pipeline.broker.record_count("ventas")? as usize, accepted, "every record was answered 202");
+    assert_eq!(
+        pipeline.broker.record_count("ventas")? as usize,
+        accepted,
+        "every record was answered 202"
+    );
     Ok(())
 }
 
@@ -51,15 +68,23 @@ fn crashing_valkey_under_load_loses_nothing_and_counts_nothing_twice() -> anyhow
         pipeline.valkey.crash_and_restart()?;
         std::thread::sleep(Duration::from_secs(2));
         pipeline.valkey.crash_and_restart()?;
-        load.join().map_err(|_| anyhow::anyhow!("load thread panicked"))?
+        load.join()
+            .map_err(|_| anyhow::anyhow!("load thread panicked"))?
     })?;
-    assert_eq!(report.statuses.keys().copied().collect::<Vec<_>>(), vec![202], "Valkey is not on the accept path");
+    assert_eq!(
+        report.statuses.keys().copied().collect::<Vec<_>>(),
+        vec![202],
+        "Valkey is not on the accept path"
+    );
     let mut expected = Totals::default();
     expected.merge(&report.accepted);
     let mut valkey = pipeline.valkey()?;
     let actual = wait_for_totals(&mut valkey, &expected, 0, Duration::from_secs(90))
         .map_err(|e| anyhow::anyhow!("{e:#}\n{}", pipeline.logs()))?;
     assert_eq!(actual, expected);
-    assert!(pipeline.consumers[0].metric("bf_consumer_resyncs_total")? >= 1.0, "the consumer noticed the crash");
+    assert!(
+        pipeline.consumers[0].metric("bf_consumer_resyncs_total")? >= 1.0,
+        "the consumer noticed the crash"
+    );
     Ok(())
 }

@@ -34,17 +34,30 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.dir.exists() {
-        std::fs::remove_dir_all(&args.dir).with_context(|| format!("clearing {}", args.dir.display()))?;
+        std::fs::remove_dir_all(&args.dir)
+            .with_context(|| format!("clearing {}", args.dir.display()))?;
     }
     std::fs::create_dir_all(&args.dir)?;
     let dir = std::fs::canonicalize(&args.dir)?;
-    println!("starting broker, valkey, {} producers, gateway, {} consumers (logs in {})", args.producers, args.consumers, dir.display());
+    println!(
+        "starting broker, valkey, {} producers, gateway, {} consumers (logs in {})",
+        args.producers,
+        args.consumers,
+        dir.display()
+    );
     let pipeline = Pipeline::start_in(
         &dir,
-        PipelineOptions { producers: args.producers, consumers: args.consumers, ..PipelineOptions::default() },
+        PipelineOptions {
+            producers: args.producers,
+            consumers: args.consumers,
+            ..PipelineOptions::default()
+        },
     )?;
     let url = pipeline.gateway_url()?;
-    println!("gateway ready at {url}; sending load: {} clients for {} s", args.clients, args.seconds);
+    println!(
+        "gateway ready at {url}; sending load: {} clients for {} s",
+        args.clients, args.seconds
+    );
     let report = http_load::run(
         &url,
         &LoadPlan {
@@ -60,12 +73,18 @@ fn main() -> anyhow::Result<()> {
     expected.merge(&report.accepted);
     let mut valkey = pipeline.valkey()?;
     let counted = wait_for_totals(&mut valkey, &expected, 0, Duration::from_secs(120));
-    let drain = drain_started.elapsed().saturating_sub(Duration::from_secs(1));
+    let drain = drain_started
+        .elapsed()
+        .saturating_sub(Duration::from_secs(1));
 
     let seconds = report.elapsed.as_secs_f64();
     let quantile = |q: f64| report.latency_us.value_at_quantile(q) as f64 / 1000.0;
     println!();
-    println!("requests        {} in {seconds:.1} s = {:.0}/s", report.requests(), report.requests() as f64 / seconds);
+    println!(
+        "requests        {} in {seconds:.1} s = {:.0}/s",
+        report.requests(),
+        report.requests() as f64 / seconds
+    );
     println!("statuses        {:?}", report.statuses);
     println!(
         "latency ms      p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
@@ -81,8 +100,18 @@ fn main() -> anyhow::Result<()> {
             println!("lost            {}", (expected.sales - actual.sales).max(0));
             println!("duplicated      {}", (actual.sales - expected.sales).max(0));
             println!("drain time      {:.1} s", drain.as_secs_f64());
-            println!("aggregates      {}", if actual == expected { "exactly as sent" } else { "DIFFER from what was sent" });
-            anyhow::ensure!(actual == expected, "Valkey aggregates differ from the accepted sales");
+            println!(
+                "aggregates      {}",
+                if actual == expected {
+                    "exactly as sent"
+                } else {
+                    "DIFFER from what was sent"
+                }
+            );
+            anyhow::ensure!(
+                actual == expected,
+                "Valkey aggregates differ from the accepted sales"
+            );
         }
         Err(error) => {
             println!("{}", pipeline.logs());
