@@ -1,12 +1,15 @@
 //! `bfctl`: builds, deploys, inspects, tears down and load-tests the Black
 //! Friday sales pipeline (gateway → producer → Kafka → consumer → Valkey).
 //!
-//! This is the command skeleton: every command is declared with its help, and
-//! the ones whose issue is still open say so and exit with an error.
+//! Every command is declared with its help; the ones whose issue is still
+//! open say so and exit with an error.
 
-use std::path::PathBuf;
+mod config;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
@@ -57,12 +60,27 @@ enum Command {
     Build,
     /// Build and push the Valkey VM disk.
     Disk,
+    /// Write or check the configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Write a commented example configuration (every key, with its default).
+    Init {
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Parse and check the configuration; print it resolved, with warnings.
+    Check,
 }
 
 impl Command {
-    /// The open issue that delivers this command.
-    fn issue(&self) -> u32 {
-        match self {
+    /// The open issue that delivers this command, if it is not done yet.
+    fn pending_issue(&self) -> Option<u32> {
+        Some(match self {
             Command::Up { local: true }
             | Command::Status { local: true }
             | Command::Teardown { local: true } => 6,
@@ -73,19 +91,65 @@ impl Command {
             | Command::Render => 3,
             Command::Build => 4,
             Command::Disk => 5,
+            Command::Config(_) => return None,
+        })
+    }
+}
+
+fn config_init(path: &Path, force: bool) -> anyhow::Result<()> {
+    if path.exists() && !force {
+        bail!("{} exists; pass --force to overwrite it", path.display());
+    }
+    std::fs::write(path, config::EXAMPLE).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "wrote {}: set registry.url and carnet, then run `bfctl config check`",
+        path.display()
+    );
+    Ok(())
+}
+
+fn config_check(path: &Path, output: Output) -> anyhow::Result<()> {
+    let config = config::Config::load(path)?;
+    let warnings = config.warnings();
+    match output {
+        Output::Json => {
+            let report = serde_json::json!({ "config": config, "warnings": warnings });
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
+        Output::Text => {
+            for warning in &warnings {
+                eprintln!("warning: {warning}");
+            }
+            print!("{}", serde_yaml::to_string(&config)?);
+            eprintln!("{}: ok", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let _ = cli.verbose;
+    match &cli.command {
+        Command::Config(ConfigCommand::Init { force }) => config_init(&cli.config, *force),
+        Command::Config(ConfigCommand::Check) => config_check(&cli.config, cli.output),
+        other => match other.pending_issue() {
+            Some(issue) => bail!(
+                "`{other:?}` is not implemented yet (issue #{issue}). Until then, `bash .ci/demo` runs the local pipeline with a load test."
+            ),
+            None => bail!("`{other:?}` has no implementation"),
+        },
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _ = (&cli.config, cli.output, cli.verbose);
-    eprintln!(
-        "bfctl: `{:?}` is not implemented yet (issue #{}). Until then, `bash .ci/demo` runs the local pipeline with a load test.",
-        cli.command,
-        cli.command.issue()
-    );
-    ExitCode::from(2)
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bfctl: {error:#}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -101,8 +165,28 @@ mod tests {
     #[test]
     fn each_unfinished_command_names_its_issue() {
         let cli = Cli::try_parse_from(["bfctl", "up", "--local"]).unwrap();
-        assert_eq!(cli.command.issue(), 6);
+        assert_eq!(cli.command.pending_issue(), Some(6));
         let cli = Cli::try_parse_from(["bfctl", "render", "-o", "json"]).unwrap();
-        assert_eq!(cli.command.issue(), 3);
+        assert_eq!(cli.command.pending_issue(), Some(3));
+        let error = run(&cli).unwrap_err().to_string();
+        assert!(error.contains("issue #3"), "{error}");
+    }
+
+    #[test]
+    fn config_init_writes_a_checkable_example_and_never_clobbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bfctl.yaml");
+        config_init(&path, false).unwrap();
+        assert!(config::Config::load(&path).is_ok());
+        std::fs::write(&path, "mine").unwrap();
+        let error = config_init(&path, false).unwrap_err().to_string();
+        assert!(error.contains("--force"), "{error}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "mine",
+            "nothing lost"
+        );
+        config_init(&path, true).unwrap();
+        assert!(config_check(&path, Output::Json).is_ok());
     }
 }

@@ -1,0 +1,611 @@
+//! `bfctl.yaml`: what to deploy and how. `bfctl config init` writes the
+//! commented example (`cli/bfctl.example.yaml`), which doubles as the
+//! reference documentation of every key.
+//!
+//! Parsing is strict: an unknown key, a wrong type or an out-of-range value
+//! is an error that names the key and its line. Values that are only wrong
+//! together (min above max, say) are checked after parsing and name the keys.
+
+use std::fmt;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+/// The commented example written by `bfctl config init`.
+pub const EXAMPLE: &str = include_str!("../bfctl.example.yaml");
+
+/// Versions this build of bfctl knows how to install.
+pub const SUPPORTED_STRIMZI: &[&str] = &["1.2.0"];
+/// Kafka versions Strimzi 1.2.0 runs (its operator's STRIMZI_KAFKA_IMAGES).
+pub const SUPPORTED_KAFKA: &[&str] = &["4.2.0", "4.2.1"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    #[serde(default = "default_namespace")]
+    pub namespace: DnsLabel,
+    #[serde(default)]
+    pub kube_context: String,
+    pub registry: Registry,
+    #[serde(default)]
+    pub gateway: Scaling,
+    #[serde(default)]
+    pub producer: Scaling,
+    #[serde(default)]
+    pub consumer: Consumer,
+    #[serde(default)]
+    pub kafka: Kafka,
+    #[serde(default)]
+    pub valkey: Valkey,
+    pub carnet: Carnet,
+    #[serde(default)]
+    pub ingress: Ingress,
+    #[serde(default)]
+    pub kubevirt: KubeVirt,
+    #[serde(default)]
+    pub versions: Versions,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Registry {
+    pub url: String,
+    #[serde(default)]
+    pub credentials: CredentialSource,
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CredentialSource {
+    #[default]
+    DockerConfig,
+    Env,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Scaling {
+    #[serde(default = "one")]
+    pub min_replicas: Bounded<1, 100>,
+    #[serde(default = "five")]
+    pub max_replicas: Bounded<1, 100>,
+    #[serde(default = "fifty")]
+    pub target_cpu_percent: Bounded<1, 100>,
+}
+
+impl Default for Scaling {
+    fn default() -> Scaling {
+        Scaling {
+            min_replicas: one(),
+            max_replicas: five(),
+            target_cpu_percent: fifty(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Consumer {
+    #[serde(default = "two")]
+    pub replicas: Bounded<1, 100>,
+}
+
+impl Default for Consumer {
+    fn default() -> Consumer {
+        Consumer { replicas: two() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Kafka {
+    #[serde(default = "six")]
+    pub partitions: Bounded<1, 1000>,
+    #[serde(default = "one")]
+    pub replication: Bounded<1, 5>,
+    #[serde(default)]
+    pub storage: KafkaStorage,
+}
+
+impl Default for Kafka {
+    fn default() -> Kafka {
+        Kafka {
+            partitions: six(),
+            replication: one(),
+            storage: KafkaStorage::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KafkaStorage {
+    #[serde(default = "ten_gi")]
+    pub size: Quantity,
+    #[serde(default)]
+    pub class: String,
+}
+
+impl Default for KafkaStorage {
+    fn default() -> KafkaStorage {
+        KafkaStorage {
+            size: ten_gi(),
+            class: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Valkey {
+    #[serde(default = "one_gi")]
+    pub memory: Quantity,
+    #[serde(default = "five_gi")]
+    pub data_volume_size: Quantity,
+    #[serde(default = "default_password_secret")]
+    pub password_secret: DnsLabel,
+}
+
+impl Default for Valkey {
+    fn default() -> Valkey {
+        Valkey {
+            memory: one_gi(),
+            data_volume_size: five_gi(),
+            password_secret: default_password_secret(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Ingress {
+    #[serde(default)]
+    pub mode: IngressMode,
+    #[serde(default = "default_gateway_class")]
+    pub gateway_class: String,
+    #[serde(default)]
+    pub host: String,
+}
+
+impl Default for Ingress {
+    fn default() -> Ingress {
+        Ingress {
+            mode: IngressMode::default(),
+            gateway_class: default_gateway_class(),
+            host: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IngressMode {
+    #[default]
+    GatewayApi,
+    Nginx,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KubeVirt {
+    #[serde(default)]
+    pub use_emulation: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Versions {
+    #[serde(default = "default_strimzi")]
+    pub strimzi: String,
+    #[serde(default = "default_kafka")]
+    pub kafka: String,
+    #[serde(default = "default_kubevirt")]
+    pub kubevirt: String,
+    #[serde(default = "default_ingress_nginx")]
+    pub ingress_nginx: String,
+}
+
+impl Default for Versions {
+    fn default() -> Versions {
+        Versions {
+            strimzi: default_strimzi(),
+            kafka: default_kafka(),
+            kubevirt: default_kubevirt(),
+            ingress_nginx: default_ingress_nginx(),
+        }
+    }
+}
+
+/// An integer in `MIN..=MAX`, checked while parsing so the error has a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct Bounded<const MIN: i64, const MAX: i64>(pub i64);
+
+impl<const MIN: i64, const MAX: i64> TryFrom<i64> for Bounded<MIN, MAX> {
+    type Error = String;
+    fn try_from(value: i64) -> Result<Self, String> {
+        if (MIN..=MAX).contains(&value) {
+            Ok(Bounded(value))
+        } else {
+            Err(format!(
+                "{value} is out of range: must be between {MIN} and {MAX}"
+            ))
+        }
+    }
+}
+
+impl<const MIN: i64, const MAX: i64> From<Bounded<MIN, MAX>> for i64 {
+    fn from(value: Bounded<MIN, MAX>) -> i64 {
+        value.0
+    }
+}
+
+impl<const MIN: i64, const MAX: i64> fmt::Display for Bounded<MIN, MAX> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A Kubernetes name: a DNS-1123 label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DnsLabel(pub String);
+
+impl TryFrom<String> for DnsLabel {
+    type Error = String;
+    fn try_from(value: String) -> Result<DnsLabel, String> {
+        let valid = !value.is_empty()
+            && value.len() <= 63
+            && value
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !value.starts_with('-')
+            && !value.ends_with('-');
+        if valid {
+            Ok(DnsLabel(value))
+        } else {
+            Err(format!(
+                "{value:?} is not a valid name: lowercase letters, digits and '-', at most 63, not starting or ending with '-'"
+            ))
+        }
+    }
+}
+
+impl From<DnsLabel> for String {
+    fn from(value: DnsLabel) -> String {
+        value.0
+    }
+}
+
+/// A Kubernetes quantity such as `10Gi` or `512Mi` (binary suffixes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Quantity(pub String);
+
+impl TryFrom<String> for Quantity {
+    type Error = String;
+    fn try_from(value: String) -> Result<Quantity, String> {
+        let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let suffix = &value[digits.len()..];
+        let number_ok =
+            !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) && digits != "0";
+        if number_ok && ["Ki", "Mi", "Gi", "Ti"].contains(&suffix) {
+            Ok(Quantity(value))
+        } else {
+            Err(format!(
+                "{value:?} is not a size: expected a whole number with Ki, Mi, Gi or Ti, such as 10Gi"
+            ))
+        }
+    }
+}
+
+impl From<Quantity> for String {
+    fn from(value: Quantity) -> String {
+        value.0
+    }
+}
+
+/// A carnet (student id): text ending in a digit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Carnet(pub String);
+
+impl TryFrom<String> for Carnet {
+    type Error = String;
+    fn try_from(value: String) -> Result<Carnet, String> {
+        if value
+            .trim()
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_digit())
+        {
+            Ok(Carnet(value.trim().to_string()))
+        } else {
+            Err(format!(
+                "{value:?} must end in a digit (its last digit picks the tracked category)"
+            ))
+        }
+    }
+}
+
+impl From<Carnet> for String {
+    fn from(value: Carnet) -> String {
+        value.0
+    }
+}
+
+fn default_namespace() -> DnsLabel {
+    DnsLabel("blackfriday".into())
+}
+fn default_password_secret() -> DnsLabel {
+    DnsLabel("valkey-password".into())
+}
+fn default_gateway_class() -> String {
+    "gke-l7-global-external-managed".into()
+}
+fn default_strimzi() -> String {
+    "1.2.0".into()
+}
+fn default_kafka() -> String {
+    "4.2.1".into()
+}
+fn default_kubevirt() -> String {
+    "v1.9.0".into()
+}
+fn default_ingress_nginx() -> String {
+    "controller-v1.15.1".into()
+}
+fn one<const MIN: i64, const MAX: i64>() -> Bounded<MIN, MAX> {
+    Bounded(1)
+}
+fn two<const MIN: i64, const MAX: i64>() -> Bounded<MIN, MAX> {
+    Bounded(2)
+}
+fn five<const MIN: i64, const MAX: i64>() -> Bounded<MIN, MAX> {
+    Bounded(5)
+}
+fn six<const MIN: i64, const MAX: i64>() -> Bounded<MIN, MAX> {
+    Bounded(6)
+}
+fn fifty<const MIN: i64, const MAX: i64>() -> Bounded<MIN, MAX> {
+    Bounded(50)
+}
+fn one_gi() -> Quantity {
+    Quantity("1Gi".into())
+}
+fn five_gi() -> Quantity {
+    Quantity("5Gi".into())
+}
+fn ten_gi() -> Quantity {
+    Quantity("10Gi".into())
+}
+
+/// `origin, line L: full.key: problem`. serde_yaml names only the enclosing
+/// map and the line; the key itself is read back from that line.
+fn describe_yaml_error(error: &serde_yaml::Error, text: &str, origin: &str) -> String {
+    let message = error.to_string();
+    let Some(location) = error.location() else {
+        return format!("{origin}: {message}");
+    };
+    let problem = message
+        .rsplit_once(" at line ")
+        .map(|(before, _)| before.to_string())
+        .unwrap_or(message);
+    let key_and_value = |line: usize| {
+        let text_line = text.lines().nth(line.saturating_sub(1))?;
+        let (key, value) = text_line
+            .trim_start()
+            .trim_start_matches("- ")
+            .split_once(':')?;
+        let key = key.trim();
+        (!key.is_empty() && !key.contains(' '))
+            .then(|| (key.to_string(), value.trim().trim_matches('"').to_string()))
+    };
+    let mut line = location.line();
+    // A top-level value is reported at the document's start; find the line
+    // holding the value the message quotes.
+    if line == 1
+        && location.column() <= 1
+        && !problem.split(' ').next().is_some_and(|w| w.ends_with(':'))
+    {
+        let quoted = problem.split('"').nth(1).map(str::to_string);
+        let value = quoted.or_else(|| problem.split(' ').next().map(str::to_string));
+        if let Some(found) = value.and_then(|value| {
+            (1..=text.lines().count()).find(|&n| key_and_value(n).is_some_and(|(_, v)| v == value))
+        }) {
+            line = found;
+        }
+    }
+    let key = key_and_value(line).map(|(key, _)| key);
+    let problem = match (key, problem.split_once(": ")) {
+        (Some(key), Some((path, rest))) if !path.contains(' ') => {
+            if path == key || path.ends_with(&format!(".{key}")) {
+                problem
+            } else {
+                format!("{path}.{key}: {rest}")
+            }
+        }
+        (Some(key), _) => format!("{key}: {problem}"),
+        (None, _) => problem,
+    };
+    format!("{origin}, line {line}: {problem}")
+}
+
+impl Config {
+    /// Parses `text` (from `origin`, named in errors) and checks it.
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<Config> {
+        let config: Config = serde_yaml::from_str(text)
+            .map_err(|error| anyhow::anyhow!("{}", describe_yaml_error(&error, text, origin)))?;
+        config
+            .check()
+            .with_context(|| format!("{origin}: invalid configuration"))?;
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "reading {} (create one with `bfctl config init`)",
+                path.display()
+            )
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Checks what parsing alone cannot: values that are only wrong together.
+    fn check(&self) -> anyhow::Result<()> {
+        for (name, scaling) in [("gateway", &self.gateway), ("producer", &self.producer)] {
+            if scaling.min_replicas > scaling.max_replicas {
+                bail!(
+                    "{name}.minReplicas ({}) is above {name}.maxReplicas ({})",
+                    scaling.min_replicas,
+                    scaling.max_replicas
+                );
+            }
+        }
+        if self.consumer.replicas.0 > self.kafka.partitions.0 {
+            bail!(
+                "consumer.replicas ({}) is above kafka.partitions ({}): the extra consumers would sit idle",
+                self.consumer.replicas,
+                self.kafka.partitions
+            );
+        }
+        if self.registry.url.trim().is_empty() || self.registry.url.contains("://") {
+            bail!(
+                "registry.url {:?}: expected host[:port][/path], without a scheme",
+                self.registry.url
+            );
+        }
+        if !SUPPORTED_STRIMZI.contains(&self.versions.strimzi.as_str()) {
+            bail!(
+                "versions.strimzi {:?}: this bfctl installs {}",
+                self.versions.strimzi,
+                SUPPORTED_STRIMZI.join(", ")
+            );
+        }
+        if !SUPPORTED_KAFKA.contains(&self.versions.kafka.as_str()) {
+            bail!(
+                "versions.kafka {:?}: Strimzi {} runs Kafka {}",
+                self.versions.kafka,
+                self.versions.strimzi,
+                SUPPORTED_KAFKA.join(", ")
+            );
+        }
+        if !self.versions.kubevirt.starts_with("v1.9.") {
+            bail!(
+                "versions.kubevirt {:?}: this bfctl installs KubeVirt v1.9.x",
+                self.versions.kubevirt
+            );
+        }
+        Ok(())
+    }
+
+    /// Warnings a user should see but that do not stop anything.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.ingress.mode == IngressMode::Nginx {
+            warnings.push(format!(
+                "ingress.mode nginx: ingress-nginx is retired upstream ({} is its final release, with no more security fixes); prefer gateway-api",
+                self.versions.ingress_nginx
+            ));
+        }
+        if self.registry.insecure {
+            warnings.push(format!(
+                "registry.insecure: images for {} travel over plain HTTP",
+                self.registry.url
+            ));
+        }
+        warnings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> &'static str {
+        "registry:\n  url: zot.example.com/bf\ncarnet: \"201900006\"\n"
+    }
+
+    #[test]
+    fn the_example_parses_and_states_the_defaults() {
+        let example = Config::parse(EXAMPLE, "bfctl.example.yaml").unwrap();
+        let mut defaults = Config::parse(minimal(), "minimal").unwrap();
+        defaults.registry.url = example.registry.url.clone();
+        assert_eq!(example, defaults, "the example must show the defaults");
+        assert_eq!(example.namespace.0, "blackfriday");
+        assert_eq!(example.kafka.partitions.0, 6);
+        assert_eq!(example.gateway.max_replicas.0, 5);
+        assert_eq!(example.gateway.target_cpu_percent.0, 50);
+        assert_eq!(example.versions.kafka, "4.2.1");
+    }
+
+    fn error_of(text: &str) -> String {
+        format!("{:#}", Config::parse(text, "bfctl.yaml").unwrap_err())
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_line() {
+        let error = error_of("registry:\n  url: r\ncarnet: \"1\"\nkafka:\n  partitons: 3\n");
+        assert!(error.contains("kafka.partitons: unknown field"), "{error}");
+        assert!(error.contains("line 5"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_line() {
+        let cases = [
+            ("kafka:\n  partitions: 0\n", "kafka.partitions:", "line 5"),
+            ("namespace: Black_Friday\n", "namespace:", "line 4"),
+            ("valkey:\n  memory: lots\n", "valkey.memory:", "line 5"),
+            ("ingress:\n  mode: traefik\n", "ingress.mode:", "line 5"),
+            (
+                "gateway:\n  maxReplicas: -1\n",
+                "gateway.maxReplicas:",
+                "line 5",
+            ),
+        ];
+        for (extra, key, line) in cases {
+            let error = error_of(&format!("{}{extra}", minimal()));
+            assert!(error.contains(key), "{extra}: {error}");
+            assert!(error.contains(line), "{extra}: {error}");
+        }
+        let error = error_of("registry:\n  url: r\ncarnet: \"20190000x\"\n");
+        assert!(
+            error.contains("carnet") && error.contains("digit"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn values_wrong_together_name_both_keys() {
+        let error = error_of(&format!(
+            "{}gateway:\n  minReplicas: 4\n  maxReplicas: 2\n",
+            minimal()
+        ));
+        assert!(
+            error.contains("gateway.minReplicas") && error.contains("gateway.maxReplicas"),
+            "{error}"
+        );
+        let error = error_of(&format!("{}consumer:\n  replicas: 8\n", minimal()));
+        assert!(
+            error.contains("consumer.replicas") && error.contains("kafka.partitions"),
+            "{error}"
+        );
+        let error = error_of(&format!("{}versions:\n  kafka: 3.9.0\n", minimal()));
+        assert!(error.contains("versions.kafka"), "{error}");
+        let error = error_of("registry:\n  url: https://zot\ncarnet: \"1\"\n");
+        assert!(error.contains("registry.url"), "{error}");
+    }
+
+    #[test]
+    fn nginx_mode_warns_that_it_is_retired() {
+        let config =
+            Config::parse(&format!("{}ingress:\n  mode: nginx\n", minimal()), "x").unwrap();
+        assert!(config.warnings().iter().any(|w| w.contains("retired")));
+        assert!(Config::parse(minimal(), "x").unwrap().warnings().is_empty());
+    }
+}
