@@ -4,7 +4,7 @@
 //! Every command is declared with its help; the ones whose issue is still
 //! open say so and exit with an error.
 
-mod config;
+use bfctl::{config, render};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,7 +19,7 @@ struct Cli {
     #[arg(long, short = 'c', global = true, default_value = "bfctl.yaml")]
     config: PathBuf,
     /// Output format for commands that report.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     output: Output,
     /// Show more detail (repeat for more).
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
@@ -54,8 +54,13 @@ enum Command {
     },
     /// Drive Black Friday load and report what the pipeline did.
     Loadtest,
-    /// Render the Kubernetes manifests from the templates.
-    Render,
+    /// Render the Kubernetes manifests from the templates (to stdout, or one
+    /// file per component, numbered in apply order, into a directory).
+    Render {
+        /// Directory to write into.
+        #[arg(short = 'o', long = "out-dir", value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
     /// Build (and push) the service images.
     Build,
     /// Build and push the Valkey VM disk.
@@ -85,13 +90,10 @@ impl Command {
             | Command::Status { local: true }
             | Command::Teardown { local: true } => 6,
             Command::Loadtest => 6,
-            Command::Up { .. }
-            | Command::Status { .. }
-            | Command::Teardown { .. }
-            | Command::Render => 3,
+            Command::Up { .. } | Command::Status { .. } | Command::Teardown { .. } => 3,
             Command::Build => 4,
             Command::Disk => 5,
-            Command::Config(_) => return None,
+            Command::Config(_) | Command::Render { .. } => return None,
         })
     }
 }
@@ -127,9 +129,36 @@ fn config_check(path: &Path, output: Output) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn render_command(config_path: &Path, out_dir: Option<&Path>) -> anyhow::Result<()> {
+    let config = config::Config::load(config_path)?;
+    for warning in config.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    eprintln!(
+        "note: images are rendered as :latest tags until `bfctl build --push` records digests (issue #4)"
+    );
+    let components = render::render(&config, &render::ImageRefs::unbuilt(&config))?;
+    match out_dir {
+        Some(dir) => {
+            for path in render::write_to_dir(&components, dir)? {
+                eprintln!("wrote {}", path.display());
+            }
+        }
+        None => {
+            for component in &components {
+                for object in &component.objects {
+                    print!("---\n{}", serde_yaml::to_string(object)?);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let _ = cli.verbose;
     match &cli.command {
+        Command::Render { out_dir } => render_command(&cli.config, out_dir.as_deref()),
         Command::Config(ConfigCommand::Init { force }) => config_init(&cli.config, *force),
         Command::Config(ConfigCommand::Check) => config_check(&cli.config, cli.output),
         other => match other.pending_issue() {
@@ -166,7 +195,7 @@ mod tests {
     fn each_unfinished_command_names_its_issue() {
         let cli = Cli::try_parse_from(["bfctl", "up", "--local"]).unwrap();
         assert_eq!(cli.command.pending_issue(), Some(6));
-        let cli = Cli::try_parse_from(["bfctl", "render", "-o", "json"]).unwrap();
+        let cli = Cli::try_parse_from(["bfctl", "teardown", "--output", "json"]).unwrap();
         assert_eq!(cli.command.pending_issue(), Some(3));
         let error = run(&cli).unwrap_err().to_string();
         assert!(error.contains("issue #3"), "{error}");

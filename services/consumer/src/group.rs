@@ -314,7 +314,54 @@ impl StallWatch {
     }
 }
 
+/// A new Kafka consumer, subscribed to the topic as a fresh group member.
+fn subscribe(
+    settings: &GroupSettings,
+    store: Arc<Mutex<Store>>,
+    metrics: Metrics,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<BaseConsumer<GroupContext>> {
+    let context = GroupContext {
+        topic: settings.topic.clone(),
+        store,
+        assigned: Mutex::new(BTreeSet::new()),
+        stop,
+        metrics,
+    };
+    // Defaults that `--kafka-config` may override: incremental rebalances
+    // (members keep their partitions while others join or leave) and a
+    // 10 s session, so a crashed member's partitions move on quickly.
+    let mut config = ClientConfig::new();
+    config
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("session.timeout.ms", "10000");
+    for (key, value) in settings.client.config_map() {
+        config.set(key, value);
+    }
+    let consumer: BaseConsumer<GroupContext> = config
+        .set("group.id", &settings.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .create_with_context(context)
+        .context("creating the Kafka consumer")?;
+    consumer
+        .subscribe(&[&settings.topic])
+        .with_context(|| format!("subscribing to {}", settings.topic))?;
+    Ok(consumer)
+}
+
+/// How often offsets are committed to Kafka (for lag display only).
+const LAG_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Offsets applied since the last informational commit to Kafka.
+struct LagCommit {
+    last: Instant,
+    pending: BTreeMap<i32, i64>,
+}
+
 pub struct Member {
+    lag_commit: LagCommit,
     consumer: BaseConsumer<GroupContext>,
     dead_letters: DeadLetterTopic,
     settings: GroupSettings,
@@ -329,33 +376,7 @@ impl Member {
         metrics: Metrics,
         stop: Arc<AtomicBool>,
     ) -> anyhow::Result<Member> {
-        let context = GroupContext {
-            topic: settings.topic.clone(),
-            store,
-            assigned: Mutex::new(BTreeSet::new()),
-            stop,
-            metrics,
-        };
-        // Defaults that `--kafka-config` may override: incremental rebalances
-        // (members keep their partitions while others join or leave) and a
-        // 10 s session, so a crashed member's partitions move on quickly.
-        let mut config = ClientConfig::new();
-        config
-            .set("partition.assignment.strategy", "cooperative-sticky")
-            .set("session.timeout.ms", "10000");
-        for (key, value) in settings.client.config_map() {
-            config.set(key, value);
-        }
-        let consumer: BaseConsumer<GroupContext> = config
-            .set("group.id", &settings.group_id)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .create_with_context(context)
-            .context("creating the Kafka consumer")?;
-        consumer
-            .subscribe(&[&settings.topic])
-            .with_context(|| format!("subscribing to {}", settings.topic))?;
+        let consumer = subscribe(&settings, store, metrics, stop)?;
         let dead_letters = DeadLetterTopic::new(
             &settings.client,
             &settings.dead_letter_topic,
@@ -363,6 +384,10 @@ impl Member {
         )?;
         let stall_watch = StallWatch::new(settings.rejoin_when_stalled);
         Ok(Member {
+            lag_commit: LagCommit {
+                last: Instant::now(),
+                pending: BTreeMap::new(),
+            },
             consumer,
             dead_letters,
             settings,
@@ -510,29 +535,50 @@ impl Member {
         tracing::warn!(
             ?stalled,
             ?threshold,
-            "partitions with a backlog are not being consumed: rejoining the group"
+            "partitions with a backlog are not being consumed: rejoining the group with a new client"
         );
-        self.context().metrics.rejoins.inc();
+        let context = self.context();
+        context.metrics.rejoins.inc();
+        context.metrics.assigned_partitions.set(0);
+        let (store, metrics, stop) = (
+            context.store.clone(),
+            context.metrics.clone(),
+            context.stop.clone(),
+        );
+        // A new client, as a restarted process would have: leaving and joining
+        // again on the same client does not always get an assignment back.
         self.consumer.unsubscribe();
-        self.consumer
-            .subscribe(&[&self.settings.topic])
-            .with_context(|| format!("subscribing to {} again", self.settings.topic))?;
-        self.stall_watch.unchanged.clear();
+        self.consumer = subscribe(&self.settings, store, metrics, stop)?;
+        self.stall_watch = StallWatch::new(threshold);
         Ok(())
     }
 
     /// Informational commit so that the group's lag shows in Kafka tooling.
-    fn commit_for_lag(&self, ranges: &[PartitionRange]) {
-        let mut tpl = TopicPartitionList::new();
+    fn commit_for_lag(&mut self, ranges: &[PartitionRange]) {
         for range in ranges {
-            if let Err(error) = tpl.add_partition_offset(
-                &self.settings.topic,
-                range.partition,
-                Offset::Offset(range.next),
-            ) {
+            self.lag_commit.pending.insert(range.partition, range.next);
+        }
+        // At most once a second: each commit is work for the group
+        // coordinator, and these commits are only for display.
+        if self.lag_commit.last.elapsed() < LAG_COMMIT_INTERVAL {
+            return;
+        }
+        self.lag_commit.last = Instant::now();
+        let mut tpl = TopicPartitionList::new();
+        let assigned = self.context().assigned();
+        for (partition, next) in std::mem::take(&mut self.lag_commit.pending) {
+            if !assigned.contains(&partition) {
+                continue;
+            }
+            if let Err(error) =
+                tpl.add_partition_offset(&self.settings.topic, partition, Offset::Offset(next))
+            {
                 tracing::debug!(%error, "building the lag commit");
                 return;
             }
+        }
+        if tpl.count() == 0 {
+            return;
         }
         if let Err(error) = self.consumer.commit(&tpl, CommitMode::Async) {
             tracing::debug!(%error, "committing offsets to Kafka (for lag only) failed");

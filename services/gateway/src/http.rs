@@ -26,6 +26,7 @@ use prometheus_client::registry::Registry;
 use serde_json::json;
 use tonic::Code;
 
+use crate::batcher::Batcher;
 use crate::input::{self, InputError, SaleInput};
 use crate::metrics::{Metrics, Route, RouteStatus};
 use crate::producers::ProducerPool;
@@ -38,6 +39,7 @@ pub struct Limits {
 
 struct AppState {
     pool: ProducerPool,
+    batcher: Batcher,
     metrics: Metrics,
     limits: Limits,
 }
@@ -49,8 +51,10 @@ pub fn router(
     limits: Limits,
 ) -> Router {
     let max_body_bytes = limits.max_body_bytes;
+    let batcher = Batcher::start(pool.clone(), limits.max_batch, limits.request_timeout);
     let state = Arc::new(AppState {
         pool,
+        batcher,
         metrics,
         limits,
     });
@@ -70,6 +74,8 @@ struct Failure {
     message: String,
     field: Option<String>,
     retry_after: bool,
+    /// For a batch that was written in part: the sale ids that were.
+    accepted: Option<Vec<String>>,
 }
 
 impl Failure {
@@ -79,6 +85,7 @@ impl Failure {
             message: message.into(),
             field: None,
             retry_after: true,
+            accepted: None,
         }
     }
 }
@@ -91,12 +98,14 @@ impl From<InputError> for Failure {
                 message,
                 field: None,
                 retry_after: false,
+                accepted: None,
             },
             InputError::InvalidField { field, problem } => Failure {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 message: format!("{field}: {problem}"),
                 field: Some(field),
                 retry_after: false,
+                accepted: None,
             },
         }
     }
@@ -104,7 +113,10 @@ impl From<InputError> for Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let body = json!({ "error": self.message, "field": self.field });
+        let mut body = json!({ "error": self.message, "field": self.field });
+        if let Some(accepted) = self.accepted {
+            body["venta_ids_aceptadas"] = json!(accepted);
+        }
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.retry_after {
             response
@@ -137,6 +149,7 @@ fn producer_failure(status: tonic::Status) -> Failure {
             message: status.message().to_string(),
             field: None,
             retry_after: false,
+            accepted: None,
         },
         _ => Failure::unavailable(format!(
             "sale not confirmed by a producer: {}",
@@ -190,8 +203,15 @@ async fn post_one(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
         let sale = input::parse_one(&body)?;
         state.ensure_producer_reachable()?;
         let request = to_request(sale, now_ms());
-        let mut client = state.pool.client();
-        let landed = state.call(client.procesar_venta(request)).await?;
+        let landed = state
+            .call(async {
+                state
+                    .batcher
+                    .submit(request)
+                    .await
+                    .map(tonic::Response::new)
+            })
+            .await?;
         state.metrics.sales_accepted.inc();
         Ok::<_, Failure>(json!({
             "venta_id": landed.venta_id,
@@ -217,11 +237,24 @@ async fn post_many(State(state): State<Arc<AppState>>, body: Bytes) -> Response 
         let landed = state
             .call(client.procesar_ventas(ProductSaleBatchRequest { ventas }))
             .await?;
-        state
-            .metrics
-            .sales_accepted
-            .inc_by(landed.resultados.len() as u64);
-        let venta_ids: Vec<_> = landed.resultados.into_iter().map(|r| r.venta_id).collect();
+        let (accepted, failed): (Vec<_>, Vec<_>) = landed
+            .resultados
+            .into_iter()
+            .partition(|r| r.error.is_empty());
+        state.metrics.sales_accepted.inc_by(accepted.len() as u64);
+        let venta_ids: Vec<_> = accepted.into_iter().map(|r| r.venta_id).collect();
+        if let Some(first) = failed.first() {
+            // Some were written, some not: say which were, so a retry can
+            // send only the others.
+            let mut failure = Failure::unavailable(format!(
+                "{} of {} sales not confirmed: {}",
+                failed.len(),
+                failed.len() + venta_ids.len(),
+                first.error
+            ));
+            failure.accepted = Some(venta_ids);
+            return Err(failure);
+        }
         Ok::<_, Failure>(json!({ "aceptadas": venta_ids.len(), "venta_ids": venta_ids }))
     }
     .await;

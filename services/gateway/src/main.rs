@@ -3,6 +3,7 @@
 //! channel to the producers. A sale is answered 202 only once a producer
 //! confirmed that Kafka acknowledged it.
 
+mod batcher;
 mod http;
 mod input;
 mod metrics;

@@ -51,6 +51,8 @@ pub fn create_producer(settings: &Settings) -> anyhow::Result<Arc<FutureProducer
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", settings.linger_ms.to_string())
+        // Small produce requests must not wait on delayed ACKs.
+        .set("socket.nagle.disable", "true")
         .set(
             "message.timeout.ms",
             settings.delivery_timeout_ms.to_string(),

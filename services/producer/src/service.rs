@@ -37,9 +37,10 @@ impl SaleService {
     async fn enqueue(&self, sale: &ProductSaleRequest) -> Result<DeliveryFuture, Status> {
         let value = encode_record(sale);
         loop {
-            let record = FutureRecord::to(&self.topic)
-                .key(sale.venta_id.as_bytes())
-                .payload(&value);
+            // No key: librdkafka's sticky partitioner fills one partition per
+            // batch and moves on, so load spreads evenly in bigger batches
+            // (docs/kafka-records.md).
+            let record = FutureRecord::<(), _>::to(&self.topic).payload(&value);
             match self.producer.send_result(record) {
                 Ok(delivery) => return Ok(delivery),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -73,6 +74,7 @@ impl SaleService {
                     venta_id,
                     partition: landed.partition,
                     offset: landed.offset,
+                    error: String::new(),
                 })
             }
             Err((error, _)) => {
@@ -122,16 +124,26 @@ impl ProductSaleService for SaleService {
                 Status::invalid_argument(format!("ventas[{index}].{}", status.message()))
             })?;
         }
-        // Enqueue everything first so librdkafka can batch, then collect the reports.
+        // Enqueue everything first so librdkafka can batch, then collect the
+        // reports. Each sale gets its own outcome: one failure must not hide
+        // that the others were written.
         let started = Instant::now();
         let mut pending = Vec::with_capacity(batch.len());
         for sale in batch {
-            let delivery = self.enqueue(&sale).await?;
+            let delivery = self.enqueue(&sale).await;
             pending.push((sale.venta_id, delivery));
         }
         let mut resultados = Vec::with_capacity(pending.len());
         for (venta_id, delivery) in pending {
-            resultados.push(self.delivered(venta_id, delivery, started).await?);
+            let outcome = match delivery {
+                Ok(delivery) => self.delivered(venta_id.clone(), delivery, started).await,
+                Err(status) => Err(status),
+            };
+            resultados.push(outcome.unwrap_or_else(|status| ProductSaleResponse {
+                venta_id,
+                error: status.message().to_string(),
+                ..ProductSaleResponse::default()
+            }));
         }
         Ok(Response::new(ProductSaleBatchResponse { resultados }))
     }

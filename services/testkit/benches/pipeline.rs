@@ -117,11 +117,12 @@ fn valkey_benchmark(pipeline: &Pipeline, args: &[&str]) -> anyhow::Result<f64> {
         .output()
         .context("running valkey-benchmark")?;
     let text = String::from_utf8_lossy(&output.stdout);
-    // CSV: "test","rps",...
-    text.lines()
-        .filter_map(|line| line.split(',').nth(1))
-        .filter_map(|rps| rps.trim_matches('"').parse::<f64>().ok())
-        .next()
+    // CSV: "test","rps" and six latency columns. The test name is the whole
+    // command (a script has commas and newlines), so count from the end.
+    text.trim_end()
+        .rsplit(',')
+        .nth(6)
+        .and_then(|rps| rps.trim_matches('"').parse::<f64>().ok())
         .with_context(|| {
             format!(
                 "no rate in valkey-benchmark output: {text} {}",
@@ -162,10 +163,13 @@ fn main() -> anyhow::Result<()> {
     let sales_count = env_usize("BENCH_SALES", 200_000);
     let load_seconds = env_usize("BENCH_SECONDS", 20) as u64;
     eprintln!("starting broker and valkey…");
+    // The consumer runs with the product's defaults (10 s session), not the
+    // tests' faster failover settings.
     let mut pipeline = Pipeline::start(PipelineOptions {
         producers: 0,
         consumers: 0,
         start_gateway: false,
+        consumer_args: Vec::new(),
         ..PipelineOptions::default()
     })?;
     let partitions = pipeline.broker.partition_count("ventas")?;
@@ -206,7 +210,8 @@ fn main() -> anyhow::Result<()> {
     let smaller = raw_rate.min(valkey_ceiling_sales);
 
     eprintln!("gateway at 200 clients for {load_seconds} s…");
-    for _ in 0..2 {
+    let producers = env_usize("BENCH_PRODUCERS", 1);
+    for _ in 0..producers {
         pipeline.add_producer()?;
     }
     pipeline.start_gateway()?;

@@ -132,10 +132,9 @@ impl Broker {
             let mut pending = Vec::with_capacity(sales.len());
             for (index, body) in sales.iter().enumerate() {
                 let sale = to_sale(body, first_id + index as u64)?;
-                let key = sale.sale_id.clone();
                 let value = sale.encode_record();
                 let delivery = producer
-                    .send_result(FutureRecord::to(SALES_TOPIC).key(&key).payload(&value))
+                    .send_result(FutureRecord::<(), _>::to(SALES_TOPIC).payload(&value))
                     .map_err(|(error, _)| anyhow::anyhow!("queueing sale: {error}"))?;
                 pending.push(delivery);
             }

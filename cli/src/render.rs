@@ -1,0 +1,313 @@
+//! Rendering `manifests-templates/` into Kubernetes objects.
+//!
+//! The templates and the component graph (`components.yaml`) are compiled
+//! into the binary. Rendering fills them from the configuration and the image
+//! references, parses every document, and labels every object with the
+//! inventory labels the apply engine uses to find (and prune) what it owns.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use blackfriday_proto::Category;
+use serde::{Deserialize, Serialize};
+use serde_yaml::{Mapping, Value};
+
+use crate::config::Config;
+
+/// Label every bfctl object carries: which component rendered it.
+pub const COMPONENT_LABEL: &str = "bfctl.io/component";
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
+
+/// The Strimzi `Kafka` resource's name; its bootstrap Service follows from it.
+pub const KAFKA_CLUSTER: &str = "ventas-kafka";
+/// Grafana, pinned.
+pub const GRAFANA_IMAGE: &str = "docker.io/grafana/grafana:12.3.0";
+
+const COMPONENTS: &str = include_str!("../../manifests-templates/components.yaml");
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "namespace.yaml",
+        include_str!("../../manifests-templates/namespace.yaml"),
+    ),
+    (
+        "kafka.yaml",
+        include_str!("../../manifests-templates/kafka.yaml"),
+    ),
+    (
+        "valkey.yaml",
+        include_str!("../../manifests-templates/valkey.yaml"),
+    ),
+    (
+        "network-policies.yaml",
+        include_str!("../../manifests-templates/network-policies.yaml"),
+    ),
+    (
+        "producer.yaml",
+        include_str!("../../manifests-templates/producer.yaml"),
+    ),
+    (
+        "consumer.yaml",
+        include_str!("../../manifests-templates/consumer.yaml"),
+    ),
+    (
+        "gateway.yaml",
+        include_str!("../../manifests-templates/gateway.yaml"),
+    ),
+    (
+        "ingress.yaml",
+        include_str!("../../manifests-templates/ingress.yaml"),
+    ),
+    (
+        "grafana.yaml",
+        include_str!("../../manifests-templates/grafana.yaml"),
+    ),
+    (
+        "grafana-dashboard.json",
+        include_str!("../../manifests-templates/grafana-dashboard.json"),
+    ),
+];
+
+/// One node of the component graph, as declared in `components.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ComponentSpec {
+    pub name: String,
+    pub templates: Vec<String>,
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    #[serde(default)]
+    pub operator: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ComponentsFile {
+    components: Vec<ComponentSpec>,
+}
+
+/// The image each workload runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageRefs {
+    pub gateway: String,
+    pub producer: String,
+    pub consumer: String,
+    pub valkey_disk: String,
+    pub grafana: String,
+}
+
+impl ImageRefs {
+    /// Tags under the configured registry, for rendering before anything was
+    /// built. `bfctl up` replaces them with the digests it pushed.
+    pub fn unbuilt(config: &Config) -> ImageRefs {
+        let base = config.registry.url.trim_end_matches('/');
+        ImageRefs {
+            gateway: format!("{base}/gateway:latest"),
+            producer: format!("{base}/producer:latest"),
+            consumer: format!("{base}/consumer:latest"),
+            valkey_disk: format!("{base}/valkey-disk:latest"),
+            grafana: GRAFANA_IMAGE.to_string(),
+        }
+    }
+}
+
+/// A component with its rendered objects.
+#[derive(Debug, Clone)]
+pub struct RenderedComponent {
+    pub spec: ComponentSpec,
+    pub objects: Vec<Value>,
+}
+
+/// The component graph, checked: unique names, known dependencies, no cycles.
+pub fn components() -> anyhow::Result<Vec<ComponentSpec>> {
+    let file: ComponentsFile =
+        serde_yaml::from_str(COMPONENTS).context("manifests-templates/components.yaml")?;
+    let names: BTreeSet<&str> = file.components.iter().map(|c| c.name.as_str()).collect();
+    if names.len() != file.components.len() {
+        bail!("components.yaml: component names must be unique");
+    }
+    for component in &file.components {
+        for dependency in &component.depends_on {
+            if !names.contains(dependency.as_str()) {
+                bail!(
+                    "components.yaml: {} depends on unknown component {dependency}",
+                    component.name
+                );
+            }
+        }
+        for template in &component.templates {
+            if !TEMPLATES.iter().any(|(name, _)| name == template) {
+                bail!(
+                    "components.yaml: {} names template {template}, which is not compiled in",
+                    component.name
+                );
+            }
+        }
+    }
+    topological_order(&file.components)?;
+    Ok(file.components)
+}
+
+/// Components in an order where each comes after its dependencies.
+pub fn topological_order(components: &[ComponentSpec]) -> anyhow::Result<Vec<String>> {
+    let mut done: Vec<String> = Vec::new();
+    let mut remaining: Vec<&ComponentSpec> = components.iter().collect();
+    while !remaining.is_empty() {
+        let before = remaining.len();
+        remaining.retain(|component| {
+            if component.depends_on.iter().all(|d| done.contains(d)) {
+                done.push(component.name.clone());
+                false
+            } else {
+                true
+            }
+        });
+        if remaining.len() == before {
+            let stuck: Vec<_> = remaining.iter().map(|c| c.name.as_str()).collect();
+            bail!(
+                "components.yaml: dependency cycle among {}",
+                stuck.join(", ")
+            );
+        }
+    }
+    Ok(done)
+}
+
+fn tera() -> anyhow::Result<tera::Tera> {
+    let mut tera = tera::Tera::default();
+    tera.add_raw_templates(TEMPLATES.iter().copied())
+        .context("parsing manifests-templates")?;
+    tera.autoescape_on(vec![]);
+    Ok(tera)
+}
+
+fn context(config: &Config, images: &ImageRefs) -> anyhow::Result<tera::Context> {
+    let mut context = tera::Context::new();
+    context.insert("config", config);
+    context.insert("namespace", &config.namespace.0);
+    context.insert("images", images);
+    context.insert("kafka_cluster", KAFKA_CLUSTER);
+    context.insert(
+        "kafka_bootstrap",
+        &format!(
+            "{KAFKA_CLUSTER}-kafka-bootstrap.{}.svc.cluster.local:9092",
+            config.namespace.0
+        ),
+    );
+    let replication = config.kafka.replication.0;
+    context.insert("min_insync_replicas", &if replication >= 3 { 2 } else { 1 });
+    context.insert(
+        "valkey_cloud_init_secret",
+        &format!("{}-cloud-init", config.valkey.password_secret.0),
+    );
+    let category = Category::for_carnet(&config.carnet.0).context("carnet must end in a digit")?;
+    context.insert("carnet_category", category.name());
+    Ok(context)
+}
+
+fn add_labels(object: &mut Value, component: &str) -> anyhow::Result<()> {
+    let metadata = object
+        .get_mut("metadata")
+        .and_then(Value::as_mapping_mut)
+        .context("object without metadata")?;
+    let labels = metadata
+        .entry(Value::from("labels"))
+        .or_insert_with(|| Value::Mapping(Mapping::new()));
+    let labels = labels
+        .as_mapping_mut()
+        .context("metadata.labels is not a map")?;
+    labels.insert(PART_OF_LABEL.into(), "blackfriday".into());
+    labels.insert(MANAGED_BY_LABEL.into(), "bfctl".into());
+    labels.insert(COMPONENT_LABEL.into(), component.into());
+    Ok(())
+}
+
+/// Renders every component.
+pub fn render(config: &Config, images: &ImageRefs) -> anyhow::Result<Vec<RenderedComponent>> {
+    let tera = tera()?;
+    let mut context = context(config, images)?;
+    let dashboard = tera
+        .render("grafana-dashboard.json", &context)
+        .context("rendering grafana-dashboard.json")?;
+    serde_json::from_str::<serde_json::Value>(&dashboard)
+        .context("grafana-dashboard.json is not valid JSON once rendered")?;
+    context.insert("dashboard_json", &dashboard);
+
+    let mut rendered = Vec::new();
+    for spec in components()? {
+        let mut objects = Vec::new();
+        for template in &spec.templates {
+            let text = tera
+                .render(template, &context)
+                .with_context(|| format!("rendering {template}"))?;
+            for (index, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+                let mut object = Value::deserialize(document).with_context(|| {
+                    format!(
+                        "{template}: document {} is not valid YAML once rendered",
+                        index + 1
+                    )
+                })?;
+                if object.is_null() {
+                    continue;
+                }
+                add_labels(&mut object, &spec.name)
+                    .with_context(|| format!("{template}: document {}", index + 1))?;
+                objects.push(object);
+            }
+        }
+        rendered.push(RenderedComponent { spec, objects });
+    }
+    Ok(rendered)
+}
+
+/// `apiVersion/kind namespace/name` of an object, for messages.
+pub fn describe(object: &Value) -> String {
+    let field = |path: &[&str]| {
+        path.iter()
+            .try_fold(object, |value, key| value.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string()
+    };
+    let namespace = field(&["metadata", "namespace"]);
+    let name = field(&["metadata", "name"]);
+    let scope = if namespace == "?" {
+        name
+    } else {
+        format!("{namespace}/{name}")
+    };
+    format!("{} {scope}", field(&["kind"]))
+}
+
+/// Writes one multi-document file per component, numbered in apply order,
+/// into `dir` (created if missing). Returns the files written.
+pub fn write_to_dir(
+    components: &[RenderedComponent],
+    dir: &Path,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let order = topological_order(
+        &components
+            .iter()
+            .map(|c| c.spec.clone())
+            .collect::<Vec<_>>(),
+    )?;
+    let by_name: BTreeMap<&str, &RenderedComponent> = components
+        .iter()
+        .map(|c| (c.spec.name.as_str(), c))
+        .collect();
+    let mut written = Vec::new();
+    for (index, name) in order.iter().enumerate() {
+        let component = by_name[name.as_str()];
+        let mut text = String::new();
+        for object in &component.objects {
+            text.push_str("---\n");
+            text.push_str(&serde_yaml::to_string(object)?);
+        }
+        let path = dir.join(format!("{:02}-{name}.yaml", index + 1));
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
