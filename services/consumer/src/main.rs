@@ -47,7 +47,7 @@ struct Args {
     #[arg(long, env = "BATCH_MAX", default_value_t = 5_000)]
     batch_max: usize,
     /// How long a batch keeps filling after its first record.
-    #[arg(long, env = "BATCH_WAIT_MS", default_value_t = 5)]
+    #[arg(long, env = "BATCH_WAIT_MS", default_value_t = 20)]
     batch_wait_ms: u64,
     /// Carnet whose last digit picks the category whose product price series is kept.
     #[arg(long, env = "CARNET")]
