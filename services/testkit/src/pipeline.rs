@@ -13,6 +13,7 @@ use crate::binaries::service_binary;
 use crate::broker::Broker;
 use crate::catalog::SaleBody;
 use crate::process::ChildProcess;
+use crate::totals::{Totals, wait_for_totals};
 use crate::valkey::Valkey;
 use crate::{free_port, wait_for};
 
@@ -167,6 +168,28 @@ impl Pipeline {
         self.dir.join(format!("{name}.log"))
     }
 
+    /// Starts one of our service binaries with its log under the pipeline's
+    /// directory and waits until `ready_path` answers 200 on `metrics_port`.
+    fn spawn_service(
+        &self,
+        binary: &str,
+        name: &str,
+        args: &[String],
+        envs: &[(String, String)],
+        (port, metrics_port): (u16, u16),
+        ready_path: &str,
+    ) -> anyhow::Result<Service> {
+        let process =
+            ChildProcess::start(name, &service_binary(binary)?, args, envs, &self.log(name))?;
+        let service = Service {
+            process,
+            port,
+            metrics_port,
+        };
+        service.wait_http_ok(ready_path, Duration::from_secs(30))?;
+        Ok(service)
+    }
+
     pub fn add_producer(&mut self) -> anyhow::Result<&Service> {
         let index = self.producers.len();
         let (port, metrics_port) = (free_port(), free_port());
@@ -181,19 +204,14 @@ impl Pipeline {
             self.options.partitions.to_string(),
         ];
         let name = format!("producer-{index}");
-        let process = ChildProcess::start(
+        let service = self.spawn_service(
+            "producer",
             &name,
-            &service_binary("producer")?,
             &args,
             &[],
-            &self.log(&name),
+            (port, metrics_port),
+            "/metrics",
         )?;
-        let service = Service {
-            process,
-            port,
-            metrics_port,
-        };
-        service.wait_http_ok("/metrics", Duration::from_secs(30))?;
         self.producers.push(service);
         Ok(&self.producers[index])
     }
@@ -215,19 +233,14 @@ impl Pipeline {
         args.extend(self.options.consumer_args.iter().cloned());
         let envs = [("VALKEY_PASSWORD".to_string(), self.valkey.password.clone())];
         let name = format!("consumer-{index}");
-        let process = ChildProcess::start(
+        let service = self.spawn_service(
+            "consumer",
             &name,
-            &service_binary("consumer")?,
             &args,
             &envs,
-            &self.log(&name),
+            (0, metrics_port),
+            "/healthz",
         )?;
-        let service = Service {
-            process,
-            port: 0,
-            metrics_port,
-        };
-        service.wait_http_ok("/healthz", Duration::from_secs(30))?;
         self.consumers.push(service);
         Ok(&self.consumers[index])
     }
@@ -268,21 +281,8 @@ impl Pipeline {
         ];
         args.extend(extra.iter().cloned());
         let name = format!("gateway-{port}");
-        let process = ChildProcess::start(
-            &name,
-            &service_binary("gateway")?,
-            &args,
-            &[],
-            &self.log(&name),
-        )?;
         // The gateway serves /metrics on its HTTP port.
-        let service = Service {
-            process,
-            port,
-            metrics_port: port,
-        };
-        service.wait_http_ok("/healthz", Duration::from_secs(30))?;
-        Ok(service)
+        self.spawn_service("gateway", &name, &args, &[], (port, port), "/healthz")
     }
 
     pub fn gateway_url(&self) -> anyhow::Result<String> {
@@ -292,6 +292,19 @@ impl Pipeline {
 
     pub fn valkey(&self) -> anyhow::Result<redis::Connection> {
         self.valkey.connect()
+    }
+
+    /// Waits until Valkey has counted `expected` (and `dead_letters`), then
+    /// returns what it holds; on a timeout the error carries every log tail.
+    pub fn counted(
+        &self,
+        expected: &Totals,
+        dead_letters: i64,
+        timeout: Duration,
+    ) -> anyhow::Result<Totals> {
+        let mut valkey = self.valkey()?;
+        wait_for_totals(&mut valkey, expected, dead_letters, timeout)
+            .map_err(|error| anyhow::anyhow!("{error:#}\n{}", self.logs()))
     }
 
     /// Logs of every process, for a failing test's message.

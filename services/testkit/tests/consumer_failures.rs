@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use testkit::catalog::{SaleBody, SaleGenerator};
 use testkit::pipeline::{Pipeline, PipelineOptions};
-use testkit::totals::{Totals, wait_for_totals};
+use testkit::totals::Totals;
 
 fn consumers_only(consumers: usize) -> PipelineOptions {
     PipelineOptions {
@@ -76,9 +76,7 @@ fn consumer_sigkilled_repeatedly_while_50000_sales_stream_counts_each_once() -> 
         "only {kills_while_streaming} kills while sales streamed"
     );
 
-    let mut valkey = pipeline.valkey()?;
-    let actual = wait_for_totals(&mut valkey, &expected, 0, Duration::from_secs(180))
-        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", pipeline.logs()))?;
+    let actual = pipeline.counted(&expected, 0, Duration::from_secs(180))?;
     assert_eq!(actual, expected, "after {kills_while_streaming} SIGKILLs");
     Ok(())
 }
@@ -125,9 +123,8 @@ fn two_consumers_share_the_partitions_and_hand_over_exactly() -> anyhow::Result<
     pipeline.broker.produce_sales(&first, 0)?;
     let mut expected = Totals::default();
     expected.merge(&first);
-    let mut valkey = pipeline.valkey()?;
     assert_eq!(
-        wait_for_totals(&mut valkey, &expected, 0, Duration::from_secs(90))?,
+        pipeline.counted(&expected, 0, Duration::from_secs(90))?,
         expected
     );
     for consumer in &pipeline.consumers {
@@ -153,8 +150,7 @@ fn two_consumers_share_the_partitions_and_hand_over_exactly() -> anyhow::Result<
         "the survivor to hold all partitions",
         |n| n == 6.0,
     )?;
-    let actual = wait_for_totals(&mut valkey, &expected, 0, Duration::from_secs(120))
-        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", pipeline.logs()))?;
+    let actual = pipeline.counted(&expected, 0, Duration::from_secs(120))?;
     assert_eq!(actual, expected);
     Ok(())
 }
@@ -180,9 +176,8 @@ fn undecodable_records_go_to_the_dead_letter_topic_without_stopping_the_consumer
     let mut expected = Totals::default();
     expected.merge(&before);
     expected.merge(&after);
+    let actual = pipeline.counted(&expected, 3, Duration::from_secs(60))?;
     let mut valkey = pipeline.valkey()?;
-    let actual = wait_for_totals(&mut valkey, &expected, 3, Duration::from_secs(60))
-        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", pipeline.logs()))?;
     assert_eq!(actual, expected);
     let letters: i64 = redis::cmd("HGET")
         .arg("bf:stats")

@@ -6,7 +6,7 @@ use std::time::Duration;
 use redis::Commands;
 use testkit::http_load::{self, LoadPlan};
 use testkit::pipeline::{Pipeline, PipelineOptions};
-use testkit::totals::{Totals, wait_for_totals};
+use testkit::totals::Totals;
 
 #[test]
 fn sales_over_http_are_counted_exactly_and_spread_over_both_producers() -> anyhow::Result<()> {
@@ -62,9 +62,8 @@ fn sales_over_http_are_counted_exactly_and_spread_over_both_producers() -> anyho
     expected.merge(&batches.accepted);
     assert_eq!(expected.sales, 2500);
 
+    let actual = pipeline.counted(&expected, 0, Duration::from_secs(90))?;
     let mut valkey = pipeline.valkey()?;
-    let actual = wait_for_totals(&mut valkey, &expected, 0, Duration::from_secs(90))
-        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", pipeline.logs()))?;
     assert_eq!(actual, expected);
     assert_eq!(
         pipeline.broker.record_count("ventas")?,

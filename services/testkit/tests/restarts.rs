@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use testkit::http_load::{self, LoadPlan};
 use testkit::pipeline::{Pipeline, PipelineOptions};
-use testkit::totals::{Totals, wait_for_totals};
+use testkit::totals::Totals;
 
 fn load_plan(seed: u64) -> LoadPlan {
     LoadPlan {
@@ -46,9 +46,7 @@ fn restarting_the_producer_under_load_loses_no_acknowledged_sale() -> anyhow::Re
 
     let mut expected = Totals::default();
     expected.merge(&report.accepted);
-    let mut valkey = pipeline.valkey()?;
-    let actual = wait_for_totals(&mut valkey, &expected, 0, Duration::from_secs(90))
-        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", pipeline.logs()))?;
+    let actual = pipeline.counted(&expected, 0, Duration::from_secs(90))?;
     assert_eq!(actual, expected);
     assert_eq!(
         pipeline.broker.record_count("ventas")? as usize,
@@ -78,9 +76,7 @@ fn crashing_valkey_under_load_loses_nothing_and_counts_nothing_twice() -> anyhow
     );
     let mut expected = Totals::default();
     expected.merge(&report.accepted);
-    let mut valkey = pipeline.valkey()?;
-    let actual = wait_for_totals(&mut valkey, &expected, 0, Duration::from_secs(90))
-        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", pipeline.logs()))?;
+    let actual = pipeline.counted(&expected, 0, Duration::from_secs(90))?;
     assert_eq!(actual, expected);
     assert!(
         pipeline.consumers[0].metric("bf_consumer_resyncs_total")? >= 1.0,
