@@ -288,9 +288,6 @@ impl StallWatch {
             return Vec::new();
         }
         self.last_check = Instant::now();
-        let Ok(stored) = lock(&consumer.context().store).load_offsets(topic) else {
-            return Vec::new();
-        };
         let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(2)) else {
             return Vec::new();
         };
@@ -300,6 +297,13 @@ impl StallWatch {
             .flat_map(|t| t.partitions().iter().map(|p| p.id()))
             .collect();
         self.known_partitions = partitions.len();
+        if mine.len() >= self.known_partitions {
+            self.unchanged.clear();
+            return Vec::new();
+        }
+        let Ok(stored) = lock(&consumer.context().store).load_offsets(topic) else {
+            return Vec::new();
+        };
         let now = Instant::now();
         let mut stalled = Vec::new();
         for partition in partitions {
