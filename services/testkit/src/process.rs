@@ -1,6 +1,7 @@
 //! A child process that is killed when dropped, with its output in a log file.
 
 use std::fs::File;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,7 +45,18 @@ impl ChildProcess {
             .open(&self.log_path)
             .with_context(|| format!("opening log {}", self.log_path.display()))?;
         let log_err = log.try_clone().context("duplicating the log handle")?;
-        let child = Command::new(&self.command[0])
+        let mut command = Command::new(&self.command[0]);
+        // SAFETY: the closure runs in the forked child before exec and only
+        // calls prctl(2), which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                // If whatever started us dies without dropping its handle
+                // (SIGKILL, a crashed test binary), the kernel kills us too.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command
             .args(&self.command[1..])
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
