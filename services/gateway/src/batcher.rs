@@ -2,7 +2,7 @@
 //!
 //! Each `POST /venta` hands its sale to the batcher and waits for its own
 //! outcome. The batcher takes whatever is queued when it wakes (up to
-//! `max_batch`) and sends it as one call, without waiting for more: at low
+//! `max_batch`, the producers' per-call limit) and sends it as one call, without waiting for more: at low
 //! load a sale travels alone and at once, under load hundreds share one call,
 //! which is what keeps the gateway's and producers' CPU per sale low. Calls
 //! run concurrently. The producer reports an outcome per sale, so each

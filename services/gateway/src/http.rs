@@ -21,6 +21,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use blackfriday_proto::MAX_SALES_PER_CALL;
 use blackfriday_proto::pb::{ProductSaleBatchRequest, ProductSaleRequest};
 use prometheus_client::registry::Registry;
 use serde_json::json;
@@ -51,7 +52,7 @@ pub fn router(
     limits: Limits,
 ) -> Router {
     let max_body_bytes = limits.max_body_bytes;
-    let batcher = Batcher::start(pool.clone(), limits.max_batch, limits.request_timeout);
+    let batcher = Batcher::start(pool.clone(), MAX_SALES_PER_CALL, limits.request_timeout);
     let state = Arc::new(AppState {
         pool,
         batcher,

@@ -39,7 +39,8 @@ struct Args {
     /// Largest accepted request body; larger bodies get 413.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
-    /// Most sales accepted by one `POST /ventas`.
+    /// Most sales accepted by one `POST /ventas` (at most the producers'
+    /// limit per call, 1000).
     #[arg(long, env = "MAX_BATCH", default_value_t = 1000)]
     max_batch: usize,
 }
@@ -48,6 +49,13 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     telemetry::init_tracing();
     let args = Args::parse();
+    if args.max_batch == 0 || args.max_batch > blackfriday_proto::MAX_SALES_PER_CALL {
+        anyhow::bail!(
+            "--max-batch {}: must be between 1 and {} (what a producer accepts per call)",
+            args.max_batch,
+            blackfriday_proto::MAX_SALES_PER_CALL
+        );
+    }
     if args.producers.iter().all(|t| t.trim().is_empty()) {
         anyhow::bail!("--producers: give at least one host:port");
     }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use blackfriday_proto::MAX_SALES_PER_CALL;
 use blackfriday_proto::pb::product_sale_service_server::ProductSaleService;
 use blackfriday_proto::pb::{
     ProductSaleBatchRequest, ProductSaleBatchResponse, ProductSaleRequest, ProductSaleResponse,
@@ -14,9 +15,6 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use tonic::{Request, Response, Status};
 
 use crate::metrics::Metrics;
-
-/// The largest batch one `ProcesarVentas` call may carry.
-pub const MAX_BATCH: usize = 1000;
 
 pub struct SaleService {
     producer: Arc<FutureProducer>,
@@ -113,9 +111,9 @@ impl ProductSaleService for SaleService {
         request: Request<ProductSaleBatchRequest>,
     ) -> Result<Response<ProductSaleBatchResponse>, Status> {
         let batch = request.into_inner().ventas;
-        if batch.len() > MAX_BATCH {
+        if batch.len() > MAX_SALES_PER_CALL {
             return Err(Status::invalid_argument(format!(
-                "ventas: at most {MAX_BATCH} sales per call, got {}",
+                "ventas: at most {MAX_SALES_PER_CALL} sales per call, got {}",
                 batch.len()
             )));
         }

@@ -22,5 +22,8 @@ pub mod pb {
 /// The Kafka topic every accepted sale is written to.
 pub const SALES_TOPIC: &str = "ventas";
 
+/// The most sales one `ProcesarVentas` call may carry; producers refuse more.
+pub const MAX_SALES_PER_CALL: usize = 1000;
+
 /// Where records that cannot be decoded go.
 pub const DEAD_LETTER_TOPIC: &str = "ventas-dlq";
