@@ -252,6 +252,8 @@ fn collect_batch(consumer: &BaseConsumer<GroupContext>, max: usize, wait: Durati
 /// rejoin, which forms the group again. A healthy group never trips this: each
 /// partition with a backlog is being applied, so its offset moves.
 struct StallWatch {
+    /// How long a partition may stall before the member rejoins.
+    threshold: Duration,
     check_every: Duration,
     last_check: Instant,
     /// partition → (stored next offset, since when unchanged with a backlog)
@@ -263,6 +265,7 @@ struct StallWatch {
 impl StallWatch {
     fn new(threshold: Duration) -> StallWatch {
         StallWatch {
+            threshold,
             check_every: (threshold / 3).max(Duration::from_millis(500)),
             last_check: Instant::now(),
             unchanged: BTreeMap::new(),
@@ -270,13 +273,12 @@ impl StallWatch {
         }
     }
 
-    /// Partitions with a backlog, not in `mine`, stalled for `threshold`.
+    /// Partitions with a backlog, not in `mine`, stalled for the threshold.
     fn stalled(
         &mut self,
         consumer: &BaseConsumer<GroupContext>,
         topic: &str,
         mine: &BTreeSet<i32>,
-        threshold: Duration,
     ) -> Vec<i32> {
         if self.last_check.elapsed() < self.check_every {
             return Vec::new();
@@ -320,7 +322,7 @@ impl StallWatch {
             let entry = self.unchanged.entry(partition).or_insert((next, now));
             if entry.0 != next {
                 *entry = (next, now);
-            } else if now.duration_since(entry.1) >= threshold {
+            } else if now.duration_since(entry.1) >= self.threshold {
                 stalled.push(partition);
             }
         }
@@ -539,16 +541,15 @@ impl Member {
     }
 
     fn rejoin_if_partitions_stall(&mut self, mine: &BTreeSet<i32>) -> anyhow::Result<()> {
-        let threshold = self.settings.rejoin_when_stalled;
-        let stalled =
-            self.stall_watch
-                .stalled(&self.consumer, &self.settings.topic, mine, threshold);
+        let stalled = self
+            .stall_watch
+            .stalled(&self.consumer, &self.settings.topic, mine);
         if stalled.is_empty() {
             return Ok(());
         }
         tracing::warn!(
             ?stalled,
-            ?threshold,
+            threshold = ?self.stall_watch.threshold,
             "partitions with a backlog are not being consumed: rejoining the group with a new client"
         );
         let context = self.context();
@@ -563,7 +564,7 @@ impl Member {
         // again on the same client does not always get an assignment back.
         self.consumer.unsubscribe();
         self.consumer = subscribe(&self.settings, store, metrics, stop)?;
-        self.stall_watch = StallWatch::new(threshold);
+        self.stall_watch = StallWatch::new(self.stall_watch.threshold);
         Ok(())
     }
 
