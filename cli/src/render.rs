@@ -261,25 +261,6 @@ pub fn render(config: &Config, images: &ImageRefs) -> anyhow::Result<Vec<Rendere
     Ok(rendered)
 }
 
-/// `apiVersion/kind namespace/name` of an object, for messages.
-pub fn describe(object: &Value) -> String {
-    let field = |path: &[&str]| {
-        path.iter()
-            .try_fold(object, |value, key| value.get(key))
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_string()
-    };
-    let namespace = field(&["metadata", "namespace"]);
-    let name = field(&["metadata", "name"]);
-    let scope = if namespace == "?" {
-        name
-    } else {
-        format!("{namespace}/{name}")
-    };
-    format!("{} {scope}", field(&["kind"]))
-}
-
 /// Writes one multi-document file per component, numbered in apply order,
 /// into `dir` (created if missing). Returns the files written.
 pub fn write_to_dir(

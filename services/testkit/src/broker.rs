@@ -112,10 +112,6 @@ impl Broker {
             .sum())
     }
 
-    pub fn process(&mut self) -> &mut ChildProcess {
-        &mut self.process
-    }
-
     /// Writes sales straight to the topic (as a producer would), for tests
     /// that exercise the consumer alone. Waits for every acknowledgement.
     pub fn produce_sales(&self, sales: &[SaleBody], first_id: u64) -> anyhow::Result<()> {

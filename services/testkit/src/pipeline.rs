@@ -160,10 +160,6 @@ impl Pipeline {
         Ok(pipeline)
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn log(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.log"))
     }
