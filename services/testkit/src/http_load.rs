@@ -8,6 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 
 use crate::catalog::{SaleBody, SaleGenerator};
 
@@ -49,21 +53,18 @@ pub fn run(base_url: &str, plan: &LoadPlan) -> anyhow::Result<LoadReport> {
 }
 
 async fn run_async(base_url: String, plan: LoadPlan) -> anyhow::Result<LoadReport> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(plan.clients)
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let target = Target::parse(&base_url)?;
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let deadline = started + plan.max_duration;
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..plan.clients {
-        let (client, next, base_url, plan) =
-            (client.clone(), next.clone(), base_url.clone(), plan.clone());
+        let (next, target, plan) = (next.clone(), target.clone(), plan.clone());
         workers.spawn(async move {
             let mut accepted = Vec::new();
             let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
             let mut latency_us = Histogram::<u64>::new(3).expect("3 significant figures is valid");
+            let mut connection: Option<SendRequest<Full<Bytes>>> = None;
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 if plan.max_requests.is_some_and(|max| index >= max) || Instant::now() >= deadline {
@@ -75,19 +76,19 @@ async fn run_async(base_url: String, plan: LoadPlan) -> anyhow::Result<LoadRepor
                 let sales: Vec<SaleBody> = (0..plan.batch.max(1))
                     .map(|_| generator.next_sale())
                     .collect();
-                let request = if plan.batch <= 1 {
-                    client.post(format!("{base_url}/venta")).json(&sales[0])
+                let (path, body) = if plan.batch <= 1 {
+                    ("/venta", serde_json::to_vec(&sales[0]))
                 } else {
-                    client.post(format!("{base_url}/ventas")).json(&sales)
+                    ("/ventas", serde_json::to_vec(&sales))
                 };
+                let body = body.expect("sales serialize to JSON");
                 let sent = Instant::now();
-                let status = match request.send().await {
-                    Ok(response) => {
-                        let status = response.status().as_u16();
-                        let _ = response.bytes().await;
-                        status
+                let status = match target.post(&mut connection, path, body).await {
+                    Ok(status) => status,
+                    Err(_) => {
+                        connection = None;
+                        0
                     }
-                    Err(_) => 0,
                 };
                 let _ = latency_us.record(sent.elapsed().as_micros() as u64);
                 *statuses.entry(status).or_default() += 1;
@@ -115,3 +116,69 @@ async fn run_async(base_url: String, plan: LoadPlan) -> anyhow::Result<LoadRepor
     report.elapsed = started.elapsed();
     Ok(report)
 }
+
+/// Where the clients send: a plain `http://host:port` base URL.
+///
+/// Each client keeps one HTTP/1.1 connection of its own (hyper's connection
+/// API, no pool), so the generator spends as little CPU as it can: on this
+/// 2-core machine it shares the cores with everything it measures.
+#[derive(Clone)]
+struct Target {
+    address: String,
+    authority: String,
+}
+
+impl Target {
+    fn parse(base_url: &str) -> anyhow::Result<Self> {
+        let authority = base_url
+            .strip_prefix("http://")
+            .ok_or_else(|| anyhow::anyhow!("load target {base_url:?} is not an http:// URL"))?
+            .trim_end_matches('/')
+            .to_string();
+        anyhow::ensure!(
+            !authority.is_empty() && !authority.contains('/'),
+            "load target {base_url:?} must be http://host:port with no path"
+        );
+        Ok(Self {
+            address: authority.clone(),
+            authority,
+        })
+    }
+
+    /// Posts one JSON body, (re)connecting when needed; returns the status.
+    async fn post(
+        &self,
+        connection: &mut Option<SendRequest<Full<Bytes>>>,
+        path: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<u16> {
+        if connection.as_ref().is_none_or(|sender| sender.is_closed()) {
+            *connection = Some(self.connect().await?);
+        }
+        let sender = connection.as_mut().expect("connected above");
+        sender.ready().await?;
+        let request = hyper::Request::post(path)
+            .header(hyper::header::HOST, &self.authority)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, async {
+            let response = sender.send_request(request).await?;
+            let status = response.status().as_u16();
+            response.into_body().collect().await?;
+            anyhow::Ok(status)
+        })
+        .await??;
+        Ok(response)
+    }
+
+    async fn connect(&self) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+        let stream = tokio::net::TcpStream::connect(&self.address).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+}
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
