@@ -45,6 +45,22 @@ pub struct Config {
     pub kubevirt: KubeVirt,
     #[serde(default)]
     pub versions: Versions,
+    #[serde(default)]
+    pub operators: Operators,
+}
+
+/// Where operator manifests come from (see `bfctl::operators`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Operators {
+    /// Base URL serving the release files by name instead of upstream (an
+    /// internal mirror); empty means upstream.
+    #[serde(default)]
+    pub mirror: String,
+    /// sha256 per file name, for files this bfctl has no pin for, or to
+    /// replace a pin after checking the new file by hand.
+    #[serde(default)]
+    pub sha256: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -500,6 +516,11 @@ impl Config {
                 "versions.kubevirt {:?}: this bfctl installs KubeVirt v1.9.x",
                 self.versions.kubevirt
             );
+        }
+        for (file, digest) in &self.operators.sha256 {
+            if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("operators.sha256.{file}: {digest:?} is not a sha256 (64 hex digits)");
+            }
         }
         Ok(())
     }

@@ -2,7 +2,26 @@
 //! that integration tests can drive them.
 //!
 //! * [`config`]: `bfctl.yaml`, parsed strictly;
-//! * [`render`]: the component graph and its templates, rendered to objects.
+//! * [`render`]: the component graph and its templates, rendered to objects;
+//! * [`cluster`]: the kube client, discovery and untyped object operations;
+//! * [`readiness`]: when each kind counts as ready;
+//! * [`engine`]: the dependency-ordered, parallel apply with waits;
+//! * [`inventory`]: what bfctl owns, found by label, and pruning;
+//! * [`operators`]: pinned, verified, cached operator bundles;
+//! * [`plan`]: operators + components + generated Secrets as engine steps;
+//! * [`status`] and [`teardown`]: the other two cluster commands;
+//! * [`progress`]: spinners or plain lines on stderr;
+//! * [`deploy`]: the commands, wired together.
 
+pub mod cluster;
 pub mod config;
+pub mod deploy;
+pub mod engine;
+pub mod inventory;
+pub mod operators;
+pub mod plan;
+pub mod progress;
+pub mod readiness;
 pub mod render;
+pub mod status;
+pub mod teardown;

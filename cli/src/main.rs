@@ -4,7 +4,10 @@
 //! Every command is declared with its help; the ones whose issue is still
 //! open say so and exit with an error.
 
-use bfctl::{config, render};
+use bfctl::deploy::{self, Target};
+use bfctl::engine::{Interrupt, UpOptions};
+use bfctl::teardown::TeardownOptions;
+use bfctl::{config, render, status};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,9 +24,17 @@ struct Cli {
     /// Output format for commands that report.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     output: Output,
-    /// Show more detail (repeat for more).
+    /// Show more detail: -v lists every object and every Kubernetes API call.
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config). The
+    /// context is `kubeContext` in bfctl.yaml (empty: the current one).
+    #[arg(long, global = true, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Where downloaded operator manifests are cached (default:
+    /// ~/.cache/bfctl/operators).
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,20 +48,56 @@ enum Output {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Build and push images, install operators, apply the manifests in order and wait until ready.
+    ///
+    /// Steps run in dependency order (operators, namespace, Kafka and the
+    /// Valkey VM, then the services and the ingress), independent ones in
+    /// parallel, each waiting until its objects are ready. Applies are
+    /// server-side as field manager `bfctl`; objects bfctl applied before
+    /// and no longer renders are pruned. Ctrl-C stops after the requests in
+    /// flight; run it again to finish.
     Up {
         /// Run the whole pipeline on this machine instead of a cluster.
         #[arg(long)]
         local: bool,
+        /// Take ownership of fields another field manager owns.
+        #[arg(long)]
+        force: bool,
+        /// Use cached operator manifests only; never download.
+        #[arg(long)]
+        offline: bool,
+        /// Seconds each object may take to become ready.
+        #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+        timeout: u64,
     },
     /// Show what runs, what is healthy, what lags and where to send traffic.
     Status {
         #[arg(long)]
         local: bool,
+        /// Keep watching; print whenever something changes (Ctrl-C ends).
+        #[arg(long)]
+        watch: bool,
+        /// Use cached operator manifests only; never download.
+        #[arg(long)]
+        offline: bool,
     },
     /// Remove everything in reverse order and list what is left.
+    ///
+    /// Workloads go first, then custom resources (waiting for their
+    /// finalizers), then the operators, the CRDs bfctl installed and the
+    /// namespaces. Running it twice is harmless.
     Teardown {
         #[arg(long)]
         local: bool,
+        /// Keep the PersistentVolumeClaims (Kafka logs, Valkey AOF) and the
+        /// namespace holding them.
+        #[arg(long)]
+        keep_data: bool,
+        /// Use cached operator manifests only; never download.
+        #[arg(long)]
+        offline: bool,
+        /// Seconds each phase may take to disappear.
+        #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+        timeout: u64,
     },
     /// Drive Black Friday load and report what the pipeline did.
     Loadtest,
@@ -86,14 +133,17 @@ impl Command {
     /// The open issue that delivers this command, if it is not done yet.
     fn pending_issue(&self) -> Option<u32> {
         Some(match self {
-            Command::Up { local: true }
-            | Command::Status { local: true }
-            | Command::Teardown { local: true } => 6,
+            Command::Up { local: true, .. }
+            | Command::Status { local: true, .. }
+            | Command::Teardown { local: true, .. } => 6,
             Command::Loadtest => 6,
-            Command::Up { .. } | Command::Status { .. } | Command::Teardown { .. } => 3,
             Command::Build => 4,
             Command::Disk => 5,
-            Command::Config(_) | Command::Render { .. } => return None,
+            Command::Up { .. }
+            | Command::Status { .. }
+            | Command::Teardown { .. }
+            | Command::Config(_)
+            | Command::Render { .. } => return None,
         })
     }
 }
@@ -155,9 +205,122 @@ fn render_command(config_path: &Path, out_dir: Option<&Path>) -> anyhow::Result<
     Ok(())
 }
 
+impl Cli {
+    fn target(&self, offline: bool) -> Target {
+        Target {
+            kubeconfig: self.kubeconfig.clone(),
+            cache_dir: self.cache_dir.clone(),
+            offline,
+            verbose: self.verbose > 0,
+        }
+    }
+
+    fn load_config(&self) -> anyhow::Result<config::Config> {
+        let config = config::Config::load(&self.config)?;
+        for warning in config.warnings() {
+            eprintln!("warning: {warning}");
+        }
+        Ok(config)
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn up_command(cli: &Cli, force: bool, offline: bool, timeout: u64) -> anyhow::Result<()> {
+    let config = cli.load_config()?;
+    let options = UpOptions {
+        force,
+        timeout: std::time::Duration::from_secs(timeout),
+        ..UpOptions::default()
+    };
+    let report = runtime()?.block_on(async {
+        deploy::up(
+            &config,
+            &cli.target(offline),
+            &options,
+            deploy::progress(cli.verbose > 0),
+            Interrupt::on_ctrl_c(),
+        )
+        .await
+    })?;
+    deploy::report_up(&report, matches!(cli.output, Output::Json))
+}
+
+fn status_command(cli: &Cli, watch: bool, offline: bool) -> anyhow::Result<()> {
+    let config = cli.load_config()?;
+    let json = matches!(cli.output, Output::Json);
+    let runtime = runtime()?;
+    if watch {
+        return runtime.block_on(deploy::watch_status(&config, &cli.target(offline), json));
+    }
+    let status = runtime.block_on(deploy::status(&config, &cli.target(offline)))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", status::to_text(&status));
+    }
+    Ok(())
+}
+
+fn teardown_command(cli: &Cli, keep_data: bool, offline: bool, timeout: u64) -> anyhow::Result<()> {
+    let config = cli.load_config()?;
+    let options = TeardownOptions {
+        keep_data,
+        timeout: std::time::Duration::from_secs(timeout),
+        poll: std::time::Duration::from_secs(2),
+    };
+    let progress = deploy::progress(cli.verbose > 0);
+    let report = runtime()?.block_on(deploy::teardown(
+        &config,
+        &cli.target(offline),
+        &options,
+        progress.as_ref(),
+    ))?;
+    if matches!(cli.output, Output::Json) {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("teardown: {} objects deleted", report.deleted.len());
+        for kept in &report.kept {
+            println!("kept (--keep-data): {kept}");
+        }
+        if report.left.is_empty() {
+            println!("nothing bfctl applied is left");
+        }
+        for left in &report.left {
+            println!("left: {left}");
+        }
+    }
+    if report.left.is_empty() {
+        Ok(())
+    } else {
+        bail!("{} objects are left; see above", report.left.len())
+    }
+}
+
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    let _ = cli.verbose;
     match &cli.command {
+        Command::Up {
+            local: false,
+            force,
+            offline,
+            timeout,
+        } => up_command(cli, *force, *offline, *timeout),
+        Command::Status {
+            local: false,
+            watch,
+            offline,
+        } => status_command(cli, *watch, *offline),
+        Command::Teardown {
+            local: false,
+            keep_data,
+            offline,
+            timeout,
+        } => teardown_command(cli, *keep_data, *offline, *timeout),
         Command::Render { out_dir } => render_command(&cli.config, out_dir.as_deref()),
         Command::Config(ConfigCommand::Init { force }) => config_init(&cli.config, *force),
         Command::Config(ConfigCommand::Check) => config_check(&cli.config, cli.output),
@@ -195,10 +358,12 @@ mod tests {
     fn each_unfinished_command_names_its_issue() {
         let cli = Cli::try_parse_from(["bfctl", "up", "--local"]).unwrap();
         assert_eq!(cli.command.pending_issue(), Some(6));
-        let cli = Cli::try_parse_from(["bfctl", "teardown", "--output", "json"]).unwrap();
-        assert_eq!(cli.command.pending_issue(), Some(3));
+        let cli = Cli::try_parse_from(["bfctl", "build", "--output", "json"]).unwrap();
+        assert_eq!(cli.command.pending_issue(), Some(4));
         let error = run(&cli).unwrap_err().to_string();
-        assert!(error.contains("issue #3"), "{error}");
+        assert!(error.contains("issue #4"), "{error}");
+        let cli = Cli::try_parse_from(["bfctl", "teardown", "--keep-data"]).unwrap();
+        assert_eq!(cli.command.pending_issue(), None);
     }
 
     #[test]

@@ -119,6 +119,19 @@ pub struct RenderedComponent {
     pub objects: Vec<Value>,
 }
 
+impl RenderedComponent {
+    /// The objects as JSON, the form the API server takes.
+    pub fn json_objects(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        self.objects
+            .iter()
+            .map(|object| {
+                serde_json::to_value(object)
+                    .with_context(|| format!("component {}: object is not JSON", self.spec.name))
+            })
+            .collect()
+    }
+}
+
 /// The component graph, checked: unique names, known dependencies, no cycles.
 pub fn components() -> anyhow::Result<Vec<ComponentSpec>> {
     let file: ComponentsFile =
@@ -204,6 +217,28 @@ fn context(config: &Config, images: &ImageRefs) -> anyhow::Result<tera::Context>
     let category = Category::for_carnet(&config.carnet.0).context("carnet must end in a digit")?;
     context.insert("carnet_category", category.name());
     Ok(context)
+}
+
+/// Adds the inventory labels to an object given as JSON (operator bundles,
+/// generated Secrets).
+pub fn add_inventory_labels(object: &mut serde_json::Value, component: &str) -> anyhow::Result<()> {
+    let metadata = object
+        .get_mut("metadata")
+        .and_then(serde_json::Value::as_object_mut)
+        .context("object without metadata")?;
+    let labels = metadata
+        .entry("labels")
+        .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    if labels.is_null() {
+        *labels = serde_json::Value::Object(Default::default());
+    }
+    let labels = labels
+        .as_object_mut()
+        .context("metadata.labels is not a map")?;
+    labels.insert(PART_OF_LABEL.into(), "blackfriday".into());
+    labels.insert(MANAGED_BY_LABEL.into(), "bfctl".into());
+    labels.insert(COMPONENT_LABEL.into(), component.into());
+    Ok(())
 }
 
 fn add_labels(object: &mut Value, component: &str) -> anyhow::Result<()> {

@@ -1,0 +1,390 @@
+//! The cluster as bfctl sees it: a kube client, API discovery, and the few
+//! operations the engine needs on untyped objects (server-side apply, get,
+//! list by label, delete).
+//!
+//! Objects travel as `serde_json::Value` because bfctl's manifests mix
+//! built-in kinds and custom resources whose types it does not compile in;
+//! discovery maps each `apiVersion`/`kind` to its URL and scope.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use serde_json::Value;
+use tokio::sync::RwLock;
+
+/// The field manager bfctl's server-side applies use.
+pub const FIELD_MANAGER: &str = "bfctl";
+
+/// Names one object: what the user sees in progress lines and errors.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectRef {
+    /// Reads the reference out of a manifest.
+    pub fn of(object: &Value) -> anyhow::Result<ObjectRef> {
+        let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+        Ok(ObjectRef {
+            api_version: text("/apiVersion")
+                .context("object without apiVersion")?
+                .to_string(),
+            kind: text("/kind").context("object without kind")?.to_string(),
+            namespace: text("/metadata/namespace").map(str::to_string),
+            name: text("/metadata/name")
+                .context("object without metadata.name")?
+                .to_string(),
+        })
+    }
+
+    pub fn group(&self) -> &str {
+        self.api_version
+            .split_once('/')
+            .map_or("", |(group, _)| group)
+    }
+
+    fn gvk(&self) -> GroupVersionKind {
+        let (group, version) = self
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", self.api_version.as_str()));
+        GroupVersionKind::gvk(group, version, &self.kind)
+    }
+
+    /// The same object under another kind (a VirtualMachine's instance).
+    pub fn with_kind(&self, kind: &str) -> ObjectRef {
+        ObjectRef {
+            kind: kind.to_string(),
+            ..self.clone()
+        }
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(namespace) => write!(f, "{} {namespace}/{}", self.kind, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// What a server-side apply did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplyOutcome {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+/// A failed operation on one object. Conflicts are their own kind because
+/// the user can resolve them with `--force`.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error(
+        "{object}: another field manager owns fields bfctl sets ({message}); rerun with --force to take ownership"
+    )]
+    Conflict { object: ObjectRef, message: String },
+    #[error(
+        "{object}: the cluster does not serve {kind} in {api_version} (is its operator installed?)"
+    )]
+    UnknownKind {
+        object: ObjectRef,
+        kind: String,
+        api_version: String,
+    },
+    #[error("{object}: {source:#}")]
+    Api {
+        object: ObjectRef,
+        #[source]
+        source: anyhow::Error,
+    },
+}
+
+/// A connected cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    client: kube::Client,
+    /// The namespace objects without one go into.
+    default_namespace: String,
+    discovery: Arc<RwLock<Option<Discovery>>>,
+    /// Only these API groups are discovered ("" is the core group): a real
+    /// cluster serves dozens, and bfctl needs a handful.
+    groups: Arc<Vec<String>>,
+    verbose: bool,
+}
+
+impl Cluster {
+    /// Connects with a kubeconfig file (or the usual `KUBECONFIG` lookup)
+    /// and a context (empty: the current one).
+    pub async fn connect(
+        kubeconfig: Option<&Path>,
+        context: &str,
+        default_namespace: &str,
+    ) -> anyhow::Result<Cluster> {
+        let options = kube::config::KubeConfigOptions {
+            context: (!context.is_empty()).then(|| context.to_string()),
+            ..Default::default()
+        };
+        let config = match kubeconfig {
+            Some(path) => {
+                let file = kube::config::Kubeconfig::read_from(path)
+                    .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+                kube::Config::from_custom_kubeconfig(file, &options).await
+            }
+            None => kube::Config::from_kubeconfig(&options).await,
+        }
+        .context("loading the kubeconfig (set KUBECONFIG or --kubeconfig)")?;
+        let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
+        Ok(Cluster {
+            client,
+            default_namespace: default_namespace.to_string(),
+            discovery: Arc::new(RwLock::new(None)),
+            groups: Arc::new(Vec::new()),
+            verbose: false,
+        })
+    }
+
+    /// Limits discovery to these API groups ("" is the core group).
+    pub fn with_groups(mut self, groups: impl IntoIterator<Item = String>) -> Cluster {
+        let mut groups: Vec<String> = groups.into_iter().collect();
+        groups.sort();
+        groups.dedup();
+        self.groups = Arc::new(groups);
+        self
+    }
+
+    /// Prints every API call on stderr (`-v`).
+    pub fn verbose(mut self, verbose: bool) -> Cluster {
+        self.verbose = verbose;
+        self
+    }
+
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    pub fn default_namespace(&self) -> &str {
+        &self.default_namespace
+    }
+
+    fn trace(&self, call: impl fmt::Display) {
+        if self.verbose {
+            eprintln!("  api: {call}");
+        }
+    }
+
+    /// Runs discovery again: after CRDs become Established their kinds are
+    /// served, and the cached discovery does not know them.
+    pub async fn refresh_discovery(&self) -> anyhow::Result<()> {
+        self.trace("discovery");
+        let groups: Vec<&str> = self.groups.iter().map(String::as_str).collect();
+        let mut discovery = Discovery::new(self.client.clone());
+        if !groups.is_empty() {
+            discovery = discovery.filter(&groups);
+        }
+        let discovery = discovery
+            .run()
+            .await
+            .context("discovering the cluster's API resources")?;
+        *self.discovery.write().await = Some(discovery);
+        Ok(())
+    }
+
+    /// The URL and scope of an object's kind, discovering on first use.
+    pub async fn resolve(
+        &self,
+        object: &ObjectRef,
+    ) -> Result<(ApiResource, ApiCapabilities), ObjectError> {
+        if self.discovery.read().await.is_none() {
+            self.refresh_discovery()
+                .await
+                .map_err(|source| ObjectError::Api {
+                    object: object.clone(),
+                    source,
+                })?;
+        }
+        let guard = self.discovery.read().await;
+        guard
+            .as_ref()
+            .and_then(|discovery| discovery.resolve_gvk(&object.gvk()))
+            .ok_or_else(|| ObjectError::UnknownKind {
+                object: object.clone(),
+                kind: object.kind.clone(),
+                api_version: object.api_version.clone(),
+            })
+    }
+
+    /// Whether the cluster serves this kind (after the last discovery).
+    pub async fn serves(&self, api_version: &str, kind: &str) -> bool {
+        let probe = ObjectRef {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+            namespace: None,
+            name: String::new(),
+        };
+        self.resolve(&probe).await.is_ok()
+    }
+
+    async fn api(&self, object: &ObjectRef) -> Result<Api<DynamicObject>, ObjectError> {
+        let (resource, capabilities) = self.resolve(object).await?;
+        Ok(match capabilities.scope {
+            Scope::Cluster => Api::all_with(self.client.clone(), &resource),
+            Scope::Namespaced => Api::namespaced_with(
+                self.client.clone(),
+                object
+                    .namespace
+                    .as_deref()
+                    .unwrap_or(&self.default_namespace),
+                &resource,
+            ),
+        })
+    }
+
+    /// Server-side apply as field manager `bfctl`.
+    pub async fn apply(&self, manifest: &Value, force: bool) -> Result<ApplyOutcome, ObjectError> {
+        let object = ObjectRef::of(manifest).map_err(|source| ObjectError::Api {
+            object: unnamed(),
+            source,
+        })?;
+        let api = self.api(&object).await?;
+        let api_error = |source: kube::Error| ObjectError::Api {
+            object: object.clone(),
+            source: source.into(),
+        };
+        self.trace(format_args!("GET {object}"));
+        let before = api.get_opt(&object.name).await.map_err(api_error)?;
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        if force {
+            params = params.force();
+        }
+        self.trace(format_args!(
+            "PATCH (apply{}) {object}",
+            if force { ", force" } else { "" }
+        ));
+        let after = api
+            .patch(&object.name, &params, &Patch::Apply(manifest))
+            .await
+            .map_err(|error| match error {
+                kube::Error::Api(status) if status.code == 409 => ObjectError::Conflict {
+                    object: object.clone(),
+                    message: status.message.clone(),
+                },
+                other => api_error(other),
+            })?;
+        Ok(match before {
+            None => ApplyOutcome::Created,
+            Some(before) if before.metadata.resource_version == after.metadata.resource_version => {
+                ApplyOutcome::Unchanged
+            }
+            Some(_) => ApplyOutcome::Configured,
+        })
+    }
+
+    /// Reads an object; `None` if it does not exist (or its kind is not served).
+    pub async fn get(&self, object: &ObjectRef) -> Result<Option<Value>, ObjectError> {
+        let api = match self.api(object).await {
+            Ok(api) => api,
+            Err(ObjectError::UnknownKind { .. }) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        self.trace(format_args!("GET {object}"));
+        let found = api
+            .get_opt(&object.name)
+            .await
+            .map_err(|source| ObjectError::Api {
+                object: object.clone(),
+                source: source.into(),
+            })?;
+        found
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|source| ObjectError::Api {
+                object: object.clone(),
+                source: source.into(),
+            })
+    }
+
+    /// Lists objects of a kind carrying the labels in `selector`, in every
+    /// namespace (cluster-scoped kinds: all of them). An unserved kind has none.
+    pub async fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        selector: &str,
+    ) -> anyhow::Result<Vec<Value>> {
+        let probe = ObjectRef {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+            namespace: None,
+            name: String::new(),
+        };
+        let (resource, _) = match self.resolve(&probe).await {
+            Ok(found) => found,
+            Err(ObjectError::UnknownKind { .. }) => return Ok(Vec::new()),
+            Err(other) => return Err(other.into()),
+        };
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+        self.trace(format_args!("LIST {kind} -l {selector}"));
+        let listed = api
+            .list(&ListParams::default().labels(selector))
+            .await
+            .with_context(|| format!("listing {kind} with labels {selector}"))?;
+        listed
+            .items
+            .into_iter()
+            .map(|item| Ok(serde_json::to_value(item)?))
+            .collect()
+    }
+
+    /// Deletes an object (foreground, so dependants go first). Returns
+    /// whether it existed.
+    pub async fn delete(&self, object: &ObjectRef) -> Result<bool, ObjectError> {
+        let api = match self.api(object).await {
+            Ok(api) => api,
+            Err(ObjectError::UnknownKind { .. }) => return Ok(false),
+            Err(other) => return Err(other),
+        };
+        self.trace(format_args!("DELETE {object}"));
+        match api.delete(&object.name, &DeleteParams::foreground()).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(source) => Err(ObjectError::Api {
+                object: object.clone(),
+                source: source.into(),
+            }),
+        }
+    }
+
+    /// Fails unless the API server answers (used before long work starts).
+    pub async fn check_reachable(&self) -> anyhow::Result<()> {
+        self.trace("GET /version");
+        let version = self
+            .client
+            .apiserver_version()
+            .await
+            .context("the Kubernetes API server did not answer")?;
+        if version.major.is_empty() {
+            bail!("the Kubernetes API server sent an empty version");
+        }
+        Ok(())
+    }
+}
+
+fn unnamed() -> ObjectRef {
+    ObjectRef {
+        api_version: String::new(),
+        kind: "object".to_string(),
+        namespace: None,
+        name: "(unnamed)".to_string(),
+    }
+}

@@ -1,0 +1,561 @@
+//! The apply engine: applies a graph of steps to the cluster, each step once
+//! its dependencies are ready, independent steps in parallel, and waits for
+//! every object of a step to be ready before its dependants start.
+//!
+//! * Every object goes through server-side apply as field manager `bfctl`;
+//!   a conflict with another manager stops the step and names the object
+//!   (`--force` takes ownership).
+//! * After a CustomResourceDefinition is applied the step waits for it to be
+//!   Established and refreshes discovery, so the kinds it defines can be
+//!   applied next.
+//! * Each object is waited on with its own timeout; a timeout or failure names
+//!   the object and the last thing its controller said.
+//! * An interrupt (Ctrl-C) is honoured between objects: an apply request is
+//!   never cut in half, no new object is started, and because every apply is
+//!   idempotent a rerun of `bfctl up` finishes the job.
+//! * When every step succeeded, objects bfctl labelled in an earlier run that
+//!   are no longer rendered are pruned (see [`crate::inventory`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::cluster::{ApplyOutcome, Cluster, ObjectError, ObjectRef};
+use crate::readiness::{self, Readiness};
+
+/// One node of the graph: objects applied together and waited on together.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    pub depends_on: Vec<String>,
+    pub objects: Vec<Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Take ownership of fields another manager owns.
+    pub force: bool,
+    /// How long each object may take to become ready.
+    pub timeout: Duration,
+    /// How often statuses are read while waiting.
+    pub poll: Duration,
+}
+
+impl Default for UpOptions {
+    fn default() -> Self {
+        UpOptions {
+            force: false,
+            timeout: Duration::from_secs(600),
+            poll: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What the engine tells its observer as it goes.
+#[derive(Debug, Clone)]
+pub enum Event {
+    StepStarted {
+        step: String,
+    },
+    Applied {
+        step: String,
+        object: ObjectRef,
+        outcome: ApplyOutcome,
+    },
+    Waiting {
+        step: String,
+        object: ObjectRef,
+        message: String,
+    },
+    StepReady {
+        step: String,
+        elapsed: Duration,
+        changed: usize,
+    },
+    StepFailed {
+        step: String,
+        error: String,
+    },
+    StepSkipped {
+        step: String,
+        reason: String,
+    },
+    Deleted {
+        object: ObjectRef,
+    },
+}
+
+/// Receives [`Event`]s (the progress display, or a test's recorder).
+pub trait Observer: Send + Sync {
+    fn event(&self, event: Event);
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn event(&self, _event: Event) {}
+}
+
+/// Set once the user interrupts; checked between objects.
+#[derive(Clone)]
+pub struct Interrupt(watch::Receiver<bool>);
+
+impl Interrupt {
+    /// An interrupt that never fires, and its trigger.
+    pub fn new() -> (watch::Sender<bool>, Interrupt) {
+        let (sender, receiver) = watch::channel(false);
+        (sender, Interrupt(receiver))
+    }
+
+    /// An interrupt fired by Ctrl-C.
+    pub fn on_ctrl_c() -> Interrupt {
+        let (sender, interrupt) = Interrupt::new();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "\ninterrupt: finishing the requests in flight, starting nothing new (Ctrl-C again to quit at once)"
+                );
+                let _ = sender.send(true);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        interrupt
+    }
+
+    pub fn fired(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    async fn wait(&mut self) {
+        while !*self.0.borrow() {
+            if self.0.changed().await.is_err() {
+                // The sender is gone: it can never fire.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// How one step ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepReport {
+    pub name: String,
+    pub result: StepResult,
+    pub elapsed_ms: u128,
+    pub objects: Vec<AppliedObject>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AppliedObject {
+    pub object: String,
+    pub outcome: ApplyOutcome,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "state", content = "message", rename_all = "lowercase")]
+pub enum StepResult {
+    Ready,
+    Failed(String),
+    Skipped(String),
+    Interrupted,
+}
+
+/// How a whole `up` ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpReport {
+    pub steps: Vec<StepReport>,
+    pub pruned: Vec<String>,
+    pub interrupted: bool,
+    pub elapsed_ms: u128,
+}
+
+impl UpReport {
+    pub fn succeeded(&self) -> bool {
+        !self.interrupted
+            && self
+                .steps
+                .iter()
+                .all(|step| matches!(step.result, StepResult::Ready))
+    }
+
+    /// True when no object changed: the "nothing to do" run.
+    pub fn unchanged(&self) -> bool {
+        self.succeeded()
+            && self.pruned.is_empty()
+            && self.steps.iter().all(|step| {
+                step.objects
+                    .iter()
+                    .all(|o| o.outcome == ApplyOutcome::Unchanged)
+            })
+    }
+
+    /// The failures, one line each, for the final error.
+    pub fn failures(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .filter_map(|step| match &step.result {
+                StepResult::Failed(message) => Some(format!("{}: {message}", step.name)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Checks the graph: unique names, known dependencies, no cycles.
+pub fn check_graph(steps: &[Step]) -> anyhow::Result<()> {
+    let names: BTreeSet<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+    if names.len() != steps.len() {
+        bail!("step names must be unique");
+    }
+    for step in steps {
+        for dependency in &step.depends_on {
+            if !names.contains(dependency.as_str()) {
+                bail!("step {} depends on unknown step {dependency}", step.name);
+            }
+        }
+    }
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    while done.len() < steps.len() {
+        let before = done.len();
+        for step in steps {
+            if step.depends_on.iter().all(|d| done.contains(d.as_str())) {
+                done.insert(&step.name);
+            }
+        }
+        if done.len() == before {
+            bail!("the steps form a dependency cycle");
+        }
+    }
+    Ok(())
+}
+
+/// Applies the steps in dependency order and waits for each to be ready;
+/// prunes what is no longer rendered when all succeeded.
+pub async fn up(
+    cluster: &Cluster,
+    steps: Vec<Step>,
+    options: &UpOptions,
+    observer: Arc<dyn Observer>,
+    interrupt: Interrupt,
+) -> anyhow::Result<UpReport> {
+    check_graph(&steps)?;
+    let started = Instant::now();
+    let rendered: BTreeSet<ObjectRef> = steps
+        .iter()
+        .flat_map(|step| step.objects.iter())
+        .map(|object| ObjectRef::of(object).map(|r| with_namespace(r, cluster)))
+        .collect::<anyhow::Result<_>>()?;
+
+    let mut reports: BTreeMap<String, StepReport> = BTreeMap::new();
+    let mut running = JoinSet::new();
+    let mut launched: BTreeSet<String> = BTreeSet::new();
+    let mut ready: BTreeSet<String> = BTreeSet::new();
+    let mut stop_launching = false;
+    loop {
+        if !stop_launching && !interrupt.fired() {
+            for step in &steps {
+                if !launched.contains(&step.name)
+                    && step.depends_on.iter().all(|d| ready.contains(d))
+                {
+                    launched.insert(step.name.clone());
+                    observer.event(Event::StepStarted {
+                        step: step.name.clone(),
+                    });
+                    let (cluster, step, options, observer, interrupt) = (
+                        cluster.clone(),
+                        step.clone(),
+                        options.clone(),
+                        observer.clone(),
+                        interrupt.clone(),
+                    );
+                    running.spawn(async move {
+                        run_step(&cluster, &step, &options, observer, interrupt).await
+                    });
+                }
+            }
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let report = joined?;
+        match &report.result {
+            StepResult::Ready => {
+                observer.event(Event::StepReady {
+                    step: report.name.clone(),
+                    elapsed: Duration::from_millis(report.elapsed_ms as u64),
+                    changed: report
+                        .objects
+                        .iter()
+                        .filter(|o| o.outcome != ApplyOutcome::Unchanged)
+                        .count(),
+                });
+                ready.insert(report.name.clone());
+            }
+            StepResult::Failed(error) => {
+                observer.event(Event::StepFailed {
+                    step: report.name.clone(),
+                    error: error.clone(),
+                });
+                // Steps already running finish; nothing new starts.
+                stop_launching = true;
+            }
+            StepResult::Skipped(_) | StepResult::Interrupted => stop_launching = true,
+        }
+        reports.insert(report.name.clone(), report);
+    }
+
+    let interrupted = interrupt.fired();
+    for step in &steps {
+        if !reports.contains_key(&step.name) {
+            let reason = if interrupted {
+                "interrupted before it started".to_string()
+            } else {
+                let blocked: Vec<&str> = step
+                    .depends_on
+                    .iter()
+                    .filter(|d| !ready.contains(*d))
+                    .map(String::as_str)
+                    .collect();
+                format!("waits for {}", blocked.join(", "))
+            };
+            observer.event(Event::StepSkipped {
+                step: step.name.clone(),
+                reason: reason.clone(),
+            });
+            reports.insert(
+                step.name.clone(),
+                StepReport {
+                    name: step.name.clone(),
+                    result: StepResult::Skipped(reason),
+                    elapsed_ms: 0,
+                    objects: Vec::new(),
+                },
+            );
+        }
+    }
+    let order: Vec<String> = steps.iter().map(|s| s.name.clone()).collect();
+    let mut report = UpReport {
+        steps: order
+            .iter()
+            .filter_map(|name| reports.remove(name))
+            .collect(),
+        pruned: Vec::new(),
+        interrupted,
+        elapsed_ms: 0,
+    };
+    if report.succeeded() {
+        for object in crate::inventory::prune(cluster, &rendered).await? {
+            observer.event(Event::Deleted {
+                object: object.clone(),
+            });
+            report.pruned.push(object.to_string());
+        }
+    }
+    report.elapsed_ms = started.elapsed().as_millis();
+    Ok(report)
+}
+
+/// Fills in the default namespace for namespaced objects rendered without one.
+fn with_namespace(object: ObjectRef, cluster: &Cluster) -> ObjectRef {
+    if object.namespace.is_none() && !is_cluster_scoped(&object) {
+        ObjectRef {
+            namespace: Some(cluster.default_namespace().to_string()),
+            ..object
+        }
+    } else {
+        object
+    }
+}
+
+/// Kinds bfctl renders that live outside namespaces.
+pub fn is_cluster_scoped(object: &ObjectRef) -> bool {
+    matches!(
+        (object.group(), object.kind.as_str()),
+        ("", "Namespace" | "PersistentVolume")
+            | ("apiextensions.k8s.io", "CustomResourceDefinition")
+            | (
+                "rbac.authorization.k8s.io",
+                "ClusterRole" | "ClusterRoleBinding"
+            )
+            | ("admissionregistration.k8s.io", _)
+            | ("scheduling.k8s.io", "PriorityClass")
+            | ("gateway.networking.k8s.io", "GatewayClass")
+            | ("networking.k8s.io", "IngressClass")
+    )
+}
+
+async fn run_step(
+    cluster: &Cluster,
+    step: &Step,
+    options: &UpOptions,
+    observer: Arc<dyn Observer>,
+    mut interrupt: Interrupt,
+) -> StepReport {
+    let started = Instant::now();
+    let mut report = StepReport {
+        name: step.name.clone(),
+        result: StepResult::Ready,
+        elapsed_ms: 0,
+        objects: Vec::new(),
+    };
+    let mut to_wait: Vec<ObjectRef> = Vec::new();
+    for manifest in &step.objects {
+        if interrupt.fired() {
+            report.result = StepResult::Interrupted;
+            break;
+        }
+        let object = match ObjectRef::of(manifest) {
+            Ok(object) => with_namespace(object, cluster),
+            Err(error) => {
+                report.result = StepResult::Failed(format!("{error:#}"));
+                break;
+            }
+        };
+        let applied = match cluster.apply(manifest, options.force).await {
+            Err(ObjectError::UnknownKind { .. }) => {
+                // A CRD applied by another step may have become Established
+                // since the last discovery.
+                match cluster.refresh_discovery().await {
+                    Ok(()) => cluster.apply(manifest, options.force).await,
+                    Err(error) => Err(ObjectError::Api {
+                        object: object.clone(),
+                        source: error,
+                    }),
+                }
+            }
+            other => other,
+        };
+        let outcome = match applied {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                report.result = StepResult::Failed(error.to_string());
+                break;
+            }
+        };
+        observer.event(Event::Applied {
+            step: step.name.clone(),
+            object: object.clone(),
+            outcome,
+        });
+        report.objects.push(AppliedObject {
+            object: object.to_string(),
+            outcome,
+        });
+        if object.kind == "CustomResourceDefinition" {
+            // Later objects (here or in dependants) may be of this kind.
+            if let Err(error) = wait_ready(
+                cluster,
+                step,
+                &object,
+                options,
+                observer.as_ref(),
+                &mut interrupt,
+            )
+            .await
+            {
+                report.result = error;
+                break;
+            }
+            if let Err(error) = cluster.refresh_discovery().await {
+                report.result = StepResult::Failed(format!("{error:#}"));
+                break;
+            }
+        } else if readiness::has_rule(&object) {
+            to_wait.push(object);
+        }
+    }
+    if matches!(report.result, StepResult::Ready) {
+        // The objects of a step are waited on in parallel.
+        let mut waits = JoinSet::new();
+        for object in to_wait {
+            let (cluster, step, options, observer, mut interrupt) = (
+                cluster.clone(),
+                step.clone(),
+                options.clone(),
+                observer.clone(),
+                interrupt.clone(),
+            );
+            waits.spawn(async move {
+                wait_ready(
+                    &cluster,
+                    &step,
+                    &object,
+                    &options,
+                    observer.as_ref(),
+                    &mut interrupt,
+                )
+                .await
+            });
+        }
+        while let Some(joined) = waits.join_next().await {
+            let result = joined
+                .unwrap_or_else(|error| Err(StepResult::Failed(format!("wait task: {error}"))));
+            if let Err(failure) = result
+                && matches!(report.result, StepResult::Ready)
+            {
+                report.result = failure;
+            }
+        }
+    }
+    report.elapsed_ms = started.elapsed().as_millis();
+    report
+}
+
+/// Polls one object until its rule says ready, it fails, the timeout passes
+/// or the user interrupts.
+async fn wait_ready(
+    cluster: &Cluster,
+    step: &Step,
+    object: &ObjectRef,
+    options: &UpOptions,
+    observer: &dyn Observer,
+    interrupt: &mut Interrupt,
+) -> Result<(), StepResult> {
+    let target = readiness::wait_target(object);
+    let deadline = Instant::now() + options.timeout;
+    let mut last = String::from("not observed yet");
+    loop {
+        let state = match cluster.get(&target).await {
+            Ok(Some(live)) => readiness::assess(&target, &live),
+            Ok(None) => Readiness::Waiting(format!("{} does not exist yet", target.kind)),
+            Err(error) => Readiness::Waiting(format!("reading status failed: {error}")),
+        };
+        match state {
+            Readiness::Ready => return Ok(()),
+            Readiness::Failed(message) => {
+                return Err(StepResult::Failed(format!("{object} failed: {message}")));
+            }
+            Readiness::Waiting(message) => {
+                if message != last {
+                    observer.event(Event::Waiting {
+                        step: step.name.clone(),
+                        object: object.clone(),
+                        message: message.clone(),
+                    });
+                    last = message;
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(StepResult::Failed(format!(
+                "{object} not ready after {}s; last condition: {last}",
+                options.timeout.as_secs_f64()
+            )));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(options.poll) => {}
+            _ = interrupt.wait() => return Err(StepResult::Interrupted),
+        }
+    }
+}

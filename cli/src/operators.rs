@@ -1,0 +1,351 @@
+//! The operators bfctl installs before the pipeline: Strimzi (Kafka),
+//! KubeVirt (the Valkey VM) and, in `nginx` ingress mode, ingress-nginx.
+//!
+//! Their manifests are release files downloaded from pinned upstream URLs,
+//! checked against a pinned sha256 and cached under the cache directory by
+//! digest; `--offline` reads the cache only. A file without a pin is never
+//! applied: bfctl prints the digest it downloaded so that a person can check
+//! it against the release and pin it (`operators.sha256` in `bfctl.yaml`).
+//!
+//! The Strimzi bundle names namespace `myproject` in its RoleBindings; it is
+//! rewritten to the pipeline's namespace, which the operator then watches.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, IngressMode};
+use crate::engine::Step;
+
+/// The namespace Strimzi's install files are written for.
+const STRIMZI_BUNDLE_NAMESPACE: &str = "myproject";
+
+/// One release file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseFile {
+    /// File name: the cache key's suffix and the name under a mirror.
+    pub file: String,
+    pub url: String,
+    /// Pinned digest; `None` when this bfctl has none.
+    pub sha256: Option<String>,
+}
+
+/// Digests pinned in this build, by file name. Files missing here must be
+/// pinned in `bfctl.yaml` (`operators.sha256`) after checking them by hand.
+/// No upstream file could be downloaded where this build was made, so no
+/// digest is pinned yet.
+const PINNED: &[(&str, &str)] = &[];
+
+fn release_file(config: &Config, file: &str, url: String) -> ReleaseFile {
+    let sha256 = config
+        .operators
+        .sha256
+        .get(file)
+        .cloned()
+        .or_else(|| {
+            PINNED
+                .iter()
+                .find(|(name, _)| *name == file)
+                .map(|(_, digest)| digest.to_string())
+        })
+        .map(|digest| digest.to_ascii_lowercase());
+    let url = if config.operators.mirror.is_empty() {
+        url
+    } else {
+        format!("{}/{file}", config.operators.mirror.trim_end_matches('/'))
+    };
+    ReleaseFile {
+        file: file.to_string(),
+        url,
+        sha256,
+    }
+}
+
+/// The Strimzi cluster operator bundle.
+pub fn strimzi_files(config: &Config) -> Vec<ReleaseFile> {
+    let version = &config.versions.strimzi;
+    let file = format!("strimzi-cluster-operator-{version}.yaml");
+    let url = format!(
+        "https://github.com/strimzi/strimzi-kafka-operator/releases/download/{version}/{file}"
+    );
+    vec![release_file(config, &file, url)]
+}
+
+/// KubeVirt's operator, then its CR.
+pub fn kubevirt_files(config: &Config) -> (ReleaseFile, ReleaseFile) {
+    let version = &config.versions.kubevirt;
+    let url = |file: &str| {
+        format!("https://github.com/kubevirt/kubevirt/releases/download/{version}/{file}")
+    };
+    (
+        release_file(
+            config,
+            "kubevirt-operator.yaml",
+            url("kubevirt-operator.yaml"),
+        ),
+        release_file(config, "kubevirt-cr.yaml", url("kubevirt-cr.yaml")),
+    )
+}
+
+/// ingress-nginx's final release, for clusters without a Gateway controller.
+pub fn ingress_nginx_files(config: &Config) -> Vec<ReleaseFile> {
+    let version = &config.versions.ingress_nginx;
+    let file = "ingress-nginx-deploy.yaml";
+    let url = format!(
+        "https://raw.githubusercontent.com/kubernetes/ingress-nginx/{version}/deploy/static/provider/cloud/deploy.yaml"
+    );
+    vec![release_file(config, file, url)]
+}
+
+/// Downloads release files into a cache, verifying digests.
+pub struct Fetcher {
+    pub cache_dir: PathBuf,
+    pub offline: bool,
+    client: reqwest::Client,
+}
+
+impl Fetcher {
+    pub fn new(cache_dir: PathBuf, offline: bool) -> anyhow::Result<Fetcher> {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(120))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Fetcher {
+            cache_dir,
+            offline,
+            client,
+        })
+    }
+
+    /// The default cache: `$XDG_CACHE_HOME/bfctl/operators` or
+    /// `~/.cache/bfctl/operators`.
+    pub fn default_cache_dir() -> PathBuf {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+            .unwrap_or_else(|| PathBuf::from(".bfctl/cache"))
+            .join("bfctl/operators")
+    }
+
+    fn cache_path(&self, file: &ReleaseFile, digest: &str) -> PathBuf {
+        self.cache_dir.join(format!("{digest}-{}", file.file))
+    }
+
+    /// The file's bytes, from the cache when a copy with the pinned digest
+    /// is there, else downloaded (unless offline) and cached.
+    pub async fn fetch(&self, file: &ReleaseFile) -> anyhow::Result<Vec<u8>> {
+        if let Some(pin) = &file.sha256 {
+            let cached = self.cache_path(file, pin);
+            // A damaged cache entry fails the check and is replaced below.
+            if let Ok(bytes) = std::fs::read(&cached)
+                && sha256_hex(&bytes) == *pin
+            {
+                return Ok(bytes);
+            }
+        }
+        if self.offline {
+            bail!(
+                "{} is not in the cache ({}) and --offline forbids downloading it; run once without --offline",
+                file.file,
+                self.cache_dir.display()
+            );
+        }
+        let response = self
+            .client
+            .get(&file.url)
+            .send()
+            .await
+            .with_context(|| format!("downloading {}", file.url))?;
+        if !response.status().is_success() {
+            bail!("downloading {}: HTTP {}", file.url, response.status());
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .with_context(|| format!("downloading {}", file.url))?
+            .to_vec();
+        let digest = sha256_hex(&bytes);
+        match &file.sha256 {
+            None => bail!(
+                "{} has no pinned sha256, so bfctl will not apply it. The file at {} has sha256 {digest}; check it against the upstream release, then pin it in bfctl.yaml under operators.sha256.\"{}\"",
+                file.file,
+                file.url,
+                file.file
+            ),
+            Some(pin) if *pin != digest => bail!(
+                "{} from {} has sha256 {digest}, but {pin} is pinned: refusing to apply it",
+                file.file,
+                file.url
+            ),
+            Some(_) => {}
+        }
+        std::fs::create_dir_all(&self.cache_dir)
+            .with_context(|| format!("creating {}", self.cache_dir.display()))?;
+        let path = self.cache_path(file, &digest);
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, &bytes)
+            .and_then(|()| std::fs::rename(&partial, &path))
+            .with_context(|| format!("caching {}", path.display()))?;
+        Ok(bytes)
+    }
+
+    /// Fetches and parses a multi-document YAML file into objects.
+    pub async fn objects(&self, file: &ReleaseFile) -> anyhow::Result<Vec<Value>> {
+        let bytes = self.fetch(file).await?;
+        let text =
+            String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", file.file))?;
+        parse_documents(&text).with_context(|| format!("parsing {}", file.file))
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// The non-empty documents of a multi-document YAML text, as JSON values.
+pub fn parse_documents(text: &str) -> anyhow::Result<Vec<Value>> {
+    let mut objects = Vec::new();
+    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value = serde_yaml::Value::deserialize(document)
+            .with_context(|| format!("document {}", index + 1))?;
+        if value.is_null() {
+            continue;
+        }
+        let json: Value = serde_json::to_value(&value)
+            .with_context(|| format!("document {} is not representable as JSON", index + 1))?;
+        // `kind: List` documents carry their objects in `items`.
+        if json.get("kind").and_then(Value::as_str) == Some("List") {
+            objects.extend(json["items"].as_array().cloned().unwrap_or_default());
+        } else {
+            objects.push(json);
+        }
+    }
+    Ok(objects)
+}
+
+/// Rewrites the Strimzi bundle's `myproject` namespace references.
+pub fn rewrite_strimzi_namespace(objects: &mut [Value], namespace: &str) {
+    for object in objects {
+        if object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            == Some(STRIMZI_BUNDLE_NAMESPACE)
+        {
+            object["metadata"]["namespace"] = namespace.into();
+        }
+        if let Some(subjects) = object.get_mut("subjects").and_then(Value::as_array_mut) {
+            for subject in subjects {
+                if subject.get("namespace").and_then(Value::as_str)
+                    == Some(STRIMZI_BUNDLE_NAMESPACE)
+                {
+                    subject["namespace"] = namespace.into();
+                }
+            }
+        }
+    }
+}
+
+/// Sets `useEmulation` on the KubeVirt CR.
+pub fn configure_kubevirt_cr(objects: &mut [Value], use_emulation: bool) {
+    for object in objects {
+        if object.get("kind").and_then(Value::as_str) == Some("KubeVirt") {
+            object["spec"]["configuration"]["developerConfiguration"]["useEmulation"] =
+                use_emulation.into();
+        }
+    }
+}
+
+/// Step names of the operators; components name them through
+/// `operator:` in components.yaml.
+pub const STRIMZI_STEP: &str = "operator-strimzi";
+pub const KUBEVIRT_OPERATOR_STEP: &str = "operator-kubevirt";
+pub const KUBEVIRT_STEP: &str = "kubevirt";
+pub const INGRESS_NGINX_STEP: &str = "operator-ingress-nginx";
+
+/// The step a component with `operator: <name>` waits for, if any.
+pub fn step_for(operator: &str, config: &Config) -> Option<&'static str> {
+    match operator {
+        "strimzi" => Some(STRIMZI_STEP),
+        "kubevirt" => Some(KUBEVIRT_STEP),
+        "ingress" => (config.ingress.mode == IngressMode::Nginx).then_some(INGRESS_NGINX_STEP),
+        _ => None,
+    }
+}
+
+/// Fetches the operator bundles and turns them into steps.
+pub async fn steps(config: &Config, fetcher: &Fetcher) -> anyhow::Result<Vec<Step>> {
+    let namespace = &config.namespace.0;
+    let mut steps = Vec::new();
+
+    let mut strimzi = Vec::new();
+    for file in strimzi_files(config) {
+        strimzi.extend(fetcher.objects(&file).await?);
+    }
+    rewrite_strimzi_namespace(&mut strimzi, namespace);
+    steps.push(labelled(STRIMZI_STEP, vec!["namespace".into()], strimzi)?);
+
+    let (operator_file, cr_file) = kubevirt_files(config);
+    let operator = fetcher.objects(&operator_file).await?;
+    steps.push(labelled(KUBEVIRT_OPERATOR_STEP, Vec::new(), operator)?);
+    let mut cr = fetcher.objects(&cr_file).await?;
+    configure_kubevirt_cr(&mut cr, config.kubevirt.use_emulation);
+    steps.push(labelled(
+        KUBEVIRT_STEP,
+        vec![KUBEVIRT_OPERATOR_STEP.into()],
+        cr,
+    )?);
+
+    if config.ingress.mode == IngressMode::Nginx {
+        let mut nginx = Vec::new();
+        for file in ingress_nginx_files(config) {
+            nginx.extend(fetcher.objects(&file).await?);
+        }
+        steps.push(labelled(INGRESS_NGINX_STEP, Vec::new(), nginx)?);
+    }
+    Ok(steps)
+}
+
+fn labelled(name: &str, depends_on: Vec<String>, mut objects: Vec<Value>) -> anyhow::Result<Step> {
+    for object in &mut objects {
+        crate::render::add_inventory_labels(object, name)?;
+    }
+    Ok(Step {
+        name: name.to_string(),
+        depends_on,
+        objects,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strimzi_namespace_references_are_rewritten() {
+        let mut objects = vec![json!({
+            "kind": "RoleBinding",
+            "metadata": {"name": "strimzi-cluster-operator", "namespace": "myproject"},
+            "subjects": [{"kind": "ServiceAccount", "name": "strimzi-cluster-operator", "namespace": "myproject"}]
+        })];
+        rewrite_strimzi_namespace(&mut objects, "blackfriday");
+        assert_eq!(objects[0]["metadata"]["namespace"], "blackfriday");
+        assert_eq!(objects[0]["subjects"][0]["namespace"], "blackfriday");
+    }
+
+    #[test]
+    fn use_emulation_is_set_on_the_kubevirt_cr() {
+        let mut objects = vec![json!({"kind": "KubeVirt", "spec": {}})];
+        configure_kubevirt_cr(&mut objects, true);
+        assert_eq!(
+            objects[0]["spec"]["configuration"]["developerConfiguration"]["useEmulation"],
+            true
+        );
+    }
+}

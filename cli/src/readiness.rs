@@ -1,0 +1,381 @@
+//! When is an object ready? One rule per kind, read from its status.
+//!
+//! The rules avoid the classic mistakes of generic "wait" tools:
+//!
+//! * a status is only trusted once the controller has seen the current spec
+//!   (`status.observedGeneration == metadata.generation`), otherwise a stale
+//!   "Ready" from the previous generation would pass;
+//! * kinds that never report readiness are not waited on at all (Strimzi's
+//!   `KafkaNodePool`, ConfigMaps, policies …) instead of waiting forever;
+//! * a terminal failure (`ProgressDeadlineExceeded`, a failed Job) ends the
+//!   wait at once, with the controller's message.
+//!
+//! A `VirtualMachine` is waited on through its `VirtualMachineInstance`, which
+//! carries the readiness probe's result; see [`wait_target`].
+
+use serde_json::Value;
+
+use crate::cluster::ObjectRef;
+
+/// What an object's status says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Not yet; the message is the latest thing the controller said.
+    Waiting(String),
+    /// Will not become ready without a change.
+    Failed(String),
+}
+
+/// Whether bfctl waits on this kind at all.
+pub fn has_rule(object: &ObjectRef) -> bool {
+    matches!(
+        (object.group(), object.kind.as_str()),
+        ("apps", "Deployment" | "StatefulSet")
+            | ("batch", "Job")
+            | ("apiextensions.k8s.io", "CustomResourceDefinition")
+            | ("kafka.strimzi.io", "Kafka" | "KafkaTopic")
+            | (
+                "kubevirt.io",
+                "KubeVirt" | "VirtualMachine" | "VirtualMachineInstance"
+            )
+            | ("gateway.networking.k8s.io", "Gateway")
+            | ("networking.k8s.io", "Ingress")
+            | ("", "Service" | "Namespace")
+    )
+}
+
+/// The object whose status decides readiness: itself, or for a
+/// `VirtualMachine` the instance of the same name.
+pub fn wait_target(object: &ObjectRef) -> ObjectRef {
+    if object.group() == "kubevirt.io" && object.kind == "VirtualMachine" {
+        object.with_kind("VirtualMachineInstance")
+    } else {
+        object.clone()
+    }
+}
+
+/// Applies the kind's rule to the object as read from the cluster.
+/// Kinds without a rule are ready as soon as they exist.
+pub fn assess(object: &ObjectRef, live: &Value) -> Readiness {
+    match (object.group(), object.kind.as_str()) {
+        ("apps", "Deployment") => deployment(live),
+        ("apps", "StatefulSet") => stateful_set(live),
+        ("batch", "Job") => job(live),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            condition_true(live, "Established", false)
+        }
+        ("kafka.strimzi.io", "Kafka" | "KafkaTopic") => condition_true(live, "Ready", true),
+        ("kubevirt.io", "KubeVirt") => condition_true(live, "Available", false),
+        ("kubevirt.io", "VirtualMachineInstance") => condition_true(live, "Ready", false),
+        ("gateway.networking.k8s.io", "Gateway") => condition_true(live, "Programmed", true),
+        ("networking.k8s.io", "Ingress") => load_balancer_address(live),
+        ("", "Service") => {
+            if live.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer") {
+                load_balancer_address(live)
+            } else {
+                Readiness::Ready
+            }
+        }
+        ("", "Namespace") => match live.pointer("/status/phase").and_then(Value::as_str) {
+            Some("Terminating") => {
+                Readiness::Waiting("namespace is terminating (a teardown is finishing)".into())
+            }
+            _ => Readiness::Ready,
+        },
+        _ => Readiness::Ready,
+    }
+}
+
+fn int(value: &Value, pointer: &str) -> Option<i64> {
+    value.pointer(pointer).and_then(Value::as_i64)
+}
+
+/// `status.observedGeneration` has caught up with `metadata.generation`.
+/// Objects without a generation (or without the field) count as current.
+fn generation_observed(live: &Value) -> Result<(), Readiness> {
+    match (
+        int(live, "/metadata/generation"),
+        int(live, "/status/observedGeneration"),
+    ) {
+        (Some(generation), Some(observed)) if observed < generation => Err(Readiness::Waiting(
+            format!("controller has not seen generation {generation} yet (observed {observed})"),
+        )),
+        (Some(generation), None) if generation > 0 && live.get("status").is_none() => Err(
+            Readiness::Waiting("no status yet (controller has not seen the object)".into()),
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn conditions(live: &Value) -> impl Iterator<Item = &Value> {
+    live.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+fn condition<'a>(live: &'a Value, kind: &str) -> Option<&'a Value> {
+    conditions(live).find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+}
+
+/// "reason: message" of a condition, for the user.
+fn describe(condition: &Value) -> String {
+    let text = |key: &str| condition.get(key).and_then(Value::as_str).unwrap_or("");
+    match (text("reason"), text("message")) {
+        ("", "") => format!("{}={}", text("type"), text("status")),
+        (reason, "") => format!("{}={} ({reason})", text("type"), text("status")),
+        ("", message) => format!("{}={}: {message}", text("type"), text("status")),
+        (reason, message) => format!("{}={} ({reason}): {message}", text("type"), text("status")),
+    }
+}
+
+/// Ready when condition `kind` is True; with `per_generation`, only once the
+/// condition (or the status) was written for the current generation.
+fn condition_true(live: &Value, kind: &str, per_generation: bool) -> Readiness {
+    if per_generation && let Err(waiting) = generation_observed(live) {
+        return waiting;
+    }
+    match condition(live, kind) {
+        Some(c) if c.get("status").and_then(Value::as_str) == Some("True") => {
+            if per_generation
+                && let (Some(generation), Some(observed)) = (
+                    int(live, "/metadata/generation"),
+                    int(c, "/observedGeneration"),
+                )
+                && observed < generation
+            {
+                return Readiness::Waiting(format!(
+                    "{kind} is from generation {observed}, waiting for {generation}"
+                ));
+            }
+            Readiness::Ready
+        }
+        Some(c) => Readiness::Waiting(describe(c)),
+        None => match conditions(live).last() {
+            Some(other) => {
+                Readiness::Waiting(format!("no {kind} condition yet; {}", describe(other)))
+            }
+            None => Readiness::Waiting(format!("no {kind} condition yet")),
+        },
+    }
+}
+
+fn deployment(live: &Value) -> Readiness {
+    if let Some(c) = condition(live, "Progressing")
+        && c.get("reason").and_then(Value::as_str) == Some("ProgressDeadlineExceeded")
+    {
+        return Readiness::Failed(describe(c));
+    }
+    if let Err(waiting) = generation_observed(live) {
+        return waiting;
+    }
+    let desired = int(live, "/spec/replicas").unwrap_or(1);
+    let count = |field: &str| int(live, &format!("/status/{field}")).unwrap_or(0);
+    let (updated, available, ready, total) = (
+        count("updatedReplicas"),
+        count("availableReplicas"),
+        count("readyReplicas"),
+        count("replicas"),
+    );
+    if updated == desired && available == desired && ready == desired && total == desired {
+        return Readiness::Ready;
+    }
+    let mut message = format!("{ready}/{desired} ready, {updated} updated, {available} available");
+    if total > desired {
+        message.push_str(&format!(", {} old pods terminating", total - desired));
+    }
+    if let Some(c) = condition(live, "Available")
+        && c.get("status").and_then(Value::as_str) != Some("True")
+    {
+        message.push_str(&format!("; {}", describe(c)));
+    }
+    Readiness::Waiting(message)
+}
+
+fn stateful_set(live: &Value) -> Readiness {
+    if let Err(waiting) = generation_observed(live) {
+        return waiting;
+    }
+    let desired = int(live, "/spec/replicas").unwrap_or(1);
+    let ready = int(live, "/status/readyReplicas").unwrap_or(0);
+    let updated = int(live, "/status/updatedReplicas").unwrap_or(0);
+    let revisions = (
+        live.pointer("/status/currentRevision")
+            .and_then(Value::as_str),
+        live.pointer("/status/updateRevision")
+            .and_then(Value::as_str),
+    );
+    let rolled_out = matches!(revisions, (Some(current), Some(update)) if current == update);
+    if ready == desired && updated == desired && rolled_out {
+        Readiness::Ready
+    } else {
+        Readiness::Waiting(format!(
+            "{ready}/{desired} ready, {updated} updated{}",
+            if rolled_out {
+                ""
+            } else {
+                ", rollout in progress"
+            }
+        ))
+    }
+}
+
+fn job(live: &Value) -> Readiness {
+    let is_true = |kind: &str| {
+        condition(live, kind).filter(|c| c.get("status").and_then(Value::as_str) == Some("True"))
+    };
+    if let Some(failed) = is_true("Failed") {
+        return Readiness::Failed(describe(failed));
+    }
+    if is_true("Complete").is_some() {
+        return Readiness::Ready;
+    }
+    Readiness::Waiting(format!(
+        "{} succeeded, {} active",
+        int(live, "/status/succeeded").unwrap_or(0),
+        int(live, "/status/active").unwrap_or(0)
+    ))
+}
+
+fn load_balancer_address(live: &Value) -> Readiness {
+    match external_address(live) {
+        Some(_) => Readiness::Ready,
+        None => Readiness::Waiting("no load balancer address yet".into()),
+    }
+}
+
+/// The first external address a Service, Ingress or Gateway reports.
+pub fn external_address(live: &Value) -> Option<String> {
+    let from_ingress = live
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .and_then(|list| list.first())
+        .and_then(|entry| entry.get("ip").or_else(|| entry.get("hostname")))
+        .and_then(Value::as_str);
+    let from_gateway = live
+        .pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .and_then(|list| list.first())
+        .and_then(|entry| entry.get("value"))
+        .and_then(Value::as_str);
+    from_ingress.or(from_gateway).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn reference(api_version: &str, kind: &str) -> ObjectRef {
+        ObjectRef {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: Some("blackfriday".into()),
+            name: "x".into(),
+        }
+    }
+
+    fn deployment_with(status: Value) -> Value {
+        json!({"metadata": {"generation": 3}, "spec": {"replicas": 2}, "status": status})
+    }
+
+    #[test]
+    fn a_deployment_is_ready_only_when_every_count_matches_the_current_generation() {
+        let d = reference("apps/v1", "Deployment");
+        let all = json!({"observedGeneration": 3, "replicas": 2, "updatedReplicas": 2,
+                         "availableReplicas": 2, "readyReplicas": 2});
+        assert_eq!(assess(&d, &deployment_with(all.clone())), Readiness::Ready);
+
+        let mut stale = all.clone();
+        stale["observedGeneration"] = json!(2);
+        assert!(
+            matches!(assess(&d, &deployment_with(stale)), Readiness::Waiting(m) if m.contains("generation 3"))
+        );
+
+        let mut surging = all.clone();
+        surging["replicas"] = json!(3);
+        assert!(
+            matches!(assess(&d, &deployment_with(surging)), Readiness::Waiting(m) if m.contains("old pods"))
+        );
+
+        let mut unready = all;
+        unready["readyReplicas"] = json!(1);
+        assert!(
+            matches!(assess(&d, &deployment_with(unready)), Readiness::Waiting(m) if m.starts_with("1/2 ready"))
+        );
+    }
+
+    #[test]
+    fn progress_deadline_exceeded_is_a_failure_with_the_controllers_message() {
+        let d = reference("apps/v1", "Deployment");
+        let live = deployment_with(json!({"observedGeneration": 3, "conditions": [
+            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+             "message": "ReplicaSet \"gateway-5d9\" has timed out progressing."}]}));
+        let Readiness::Failed(message) = assess(&d, &live) else {
+            panic!("not a failure")
+        };
+        assert!(message.contains("timed out progressing"), "{message}");
+    }
+
+    #[test]
+    fn kafka_needs_ready_for_the_current_generation_and_node_pools_are_never_waited_on() {
+        let kafka = reference("kafka.strimzi.io/v1", "Kafka");
+        let ready = json!({"metadata": {"generation": 2}, "status": {"observedGeneration": 2,
+            "conditions": [{"type": "Ready", "status": "True"}]}});
+        assert_eq!(assess(&kafka, &ready), Readiness::Ready);
+        let old = json!({"metadata": {"generation": 2}, "status": {"observedGeneration": 1,
+            "conditions": [{"type": "Ready", "status": "True"}]}});
+        assert!(matches!(assess(&kafka, &old), Readiness::Waiting(_)));
+        let not_ready = json!({"metadata": {"generation": 1}, "status": {"observedGeneration": 1,
+            "conditions": [{"type": "NotReady", "status": "True", "reason": "Creating",
+                            "message": "Kafka cluster is being deployed"}]}});
+        let Readiness::Waiting(message) = assess(&kafka, &not_ready) else {
+            panic!()
+        };
+        assert!(message.contains("being deployed"), "{message}");
+        assert!(!has_rule(&reference(
+            "kafka.strimzi.io/v1",
+            "KafkaNodePool"
+        )));
+    }
+
+    #[test]
+    fn a_virtual_machine_is_waited_on_through_its_instance() {
+        let vm = reference("kubevirt.io/v1", "VirtualMachine");
+        let target = wait_target(&vm);
+        assert_eq!(target.kind, "VirtualMachineInstance");
+        assert_eq!(target.name, vm.name);
+        let ready = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        assert_eq!(assess(&target, &ready), Readiness::Ready);
+    }
+
+    #[test]
+    fn crds_jobs_gateways_and_load_balancers() {
+        let crd = reference("apiextensions.k8s.io/v1", "CustomResourceDefinition");
+        let established = json!({"status": {"conditions": [
+            {"type": "NamesAccepted", "status": "True"}, {"type": "Established", "status": "True"}]}});
+        assert_eq!(assess(&crd, &established), Readiness::Ready);
+        assert!(matches!(assess(&crd, &json!({})), Readiness::Waiting(_)));
+
+        let job = reference("batch/v1", "Job");
+        let failed = json!({"status": {"conditions": [{"type": "Failed", "status": "True",
+            "reason": "BackoffLimitExceeded"}]}});
+        assert!(
+            matches!(assess(&job, &failed), Readiness::Failed(m) if m.contains("BackoffLimitExceeded"))
+        );
+
+        let gateway = reference("gateway.networking.k8s.io/v1", "Gateway");
+        let programmed = json!({"metadata": {"generation": 1}, "status": {
+            "addresses": [{"value": "34.1.2.3"}],
+            "conditions": [{"type": "Programmed", "status": "True", "observedGeneration": 1}]}});
+        assert_eq!(assess(&gateway, &programmed), Readiness::Ready);
+        assert_eq!(external_address(&programmed).as_deref(), Some("34.1.2.3"));
+
+        let service = reference("v1", "Service");
+        let pending = json!({"spec": {"type": "LoadBalancer"}, "status": {"loadBalancer": {}}});
+        assert!(matches!(assess(&service, &pending), Readiness::Waiting(_)));
+        let cluster_ip = json!({"spec": {"type": "ClusterIP"}});
+        assert_eq!(assess(&service, &cluster_ip), Readiness::Ready);
+    }
+}

@@ -1,0 +1,200 @@
+//! `bfctl status`: for every step of the plan, what exists and whether it is
+//! ready (by the same rules `bfctl up` waits on), the images the workloads
+//! run, the autoscalers' replica counts and where to send traffic.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cluster::{Cluster, ObjectRef};
+use crate::engine::Step;
+use crate::readiness::{self, Readiness};
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub components: Vec<ComponentStatus>,
+    /// Where to send traffic, once the Gateway or Ingress has an address.
+    pub external_url: Option<String>,
+    /// True when every component is ready.
+    pub healthy: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    pub name: String,
+    /// ready, progressing, failed, missing
+    pub state: String,
+    pub objects: Vec<ObjectStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStatus {
+    pub object: String,
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Deployments: desired and ready replicas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<Replicas>,
+    /// Deployments: the images of their containers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Replicas {
+    pub desired: i64,
+    pub ready: i64,
+}
+
+/// Reads the status of every step's objects.
+pub async fn collect(cluster: &Cluster, steps: &[Step]) -> anyhow::Result<Status> {
+    let mut components = Vec::new();
+    let mut external_url = None;
+    for step in steps {
+        let mut objects = Vec::new();
+        for manifest in &step.objects {
+            let mut object = ObjectRef::of(manifest)?;
+            if object.namespace.is_none() && !crate::engine::is_cluster_scoped(&object) {
+                object.namespace = Some(cluster.default_namespace().to_string());
+            }
+            objects.push(object_status(cluster, &object, &mut external_url).await?);
+        }
+        let state = if objects.iter().any(|o| o.state == "missing") {
+            "missing"
+        } else if objects.iter().any(|o| o.state == "failed") {
+            "failed"
+        } else if objects.iter().any(|o| o.state == "progressing") {
+            "progressing"
+        } else {
+            "ready"
+        };
+        components.push(ComponentStatus {
+            name: step.name.clone(),
+            state: state.to_string(),
+            objects,
+        });
+    }
+    let healthy = components.iter().all(|c| c.state == "ready");
+    Ok(Status {
+        components,
+        external_url,
+        healthy,
+    })
+}
+
+async fn object_status(
+    cluster: &Cluster,
+    object: &ObjectRef,
+    external_url: &mut Option<String>,
+) -> anyhow::Result<ObjectStatus> {
+    let mut status = ObjectStatus {
+        object: object.to_string(),
+        state: "ready".into(),
+        message: None,
+        replicas: None,
+        images: Vec::new(),
+    };
+    let Some(live) = cluster.get(object).await? else {
+        status.state = "missing".into();
+        return Ok(status);
+    };
+    if readiness::has_rule(object) {
+        let target = readiness::wait_target(object);
+        let verdict = if target == *object {
+            readiness::assess(&target, &live)
+        } else {
+            match cluster.get(&target).await? {
+                Some(target_live) => readiness::assess(&target, &target_live),
+                None => Readiness::Waiting(format!("{} does not exist", target.kind)),
+            }
+        };
+        match verdict {
+            Readiness::Ready => {}
+            Readiness::Waiting(message) => {
+                status.state = "progressing".into();
+                status.message = Some(message);
+            }
+            Readiness::Failed(message) => {
+                status.state = "failed".into();
+                status.message = Some(message);
+            }
+        }
+    }
+    let int = |pointer: &str| live.pointer(pointer).and_then(Value::as_i64);
+    match object.kind.as_str() {
+        "Deployment" => {
+            status.replicas = Some(Replicas {
+                desired: int("/spec/replicas").unwrap_or(1),
+                ready: int("/status/readyReplicas").unwrap_or(0),
+            });
+            status.images = live
+                .pointer("/spec/template/spec/containers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.get("image").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect();
+        }
+        "HorizontalPodAutoscaler" => {
+            status.message = Some(format!(
+                "replicas current {} desired {} (min {}, max {})",
+                int("/status/currentReplicas").unwrap_or(0),
+                int("/status/desiredReplicas").unwrap_or(0),
+                int("/spec/minReplicas").unwrap_or(1),
+                int("/spec/maxReplicas").unwrap_or(0),
+            ));
+        }
+        "Gateway" | "Ingress" => {
+            if let Some(address) = readiness::external_address(&live) {
+                *external_url = Some(format!("http://{address}"));
+            }
+        }
+        _ => {}
+    }
+    Ok(status)
+}
+
+/// The human form.
+pub fn to_text(status: &Status) -> String {
+    let mut text = String::new();
+    for component in &status.components {
+        let _ = writeln!(text, "{:<24} {}", component.name, component.state);
+        for object in &component.objects {
+            let mut line = format!("  {:<58} {}", object.object, object.state);
+            if let Some(replicas) = &object.replicas {
+                let _ = write!(line, " {}/{} ready", replicas.ready, replicas.desired);
+            }
+            if let Some(message) = &object.message {
+                let _ = write!(line, " - {message}");
+            }
+            let _ = writeln!(text, "{line}");
+            for image in &object.images {
+                let _ = writeln!(text, "      image {image}");
+            }
+        }
+    }
+    let _ = writeln!(
+        text,
+        "traffic: {}",
+        status
+            .external_url
+            .as_deref()
+            .unwrap_or("no external address yet")
+    );
+    let _ = writeln!(
+        text,
+        "overall: {}",
+        if status.healthy {
+            "healthy"
+        } else {
+            "not healthy"
+        }
+    );
+    text
+}

@@ -1,0 +1,513 @@
+//! The apply engine, `status` and `teardown` against the in-process fake API
+//! server (tests/support/fake_apiserver.rs), with operator release files
+//! served by a local HTTP server: ordering, parallelism, waits, timeouts,
+//! reruns, conflicts, prune, interrupts and teardown order.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bfctl::config::Config;
+use bfctl::deploy::{self, Target};
+use bfctl::engine::{self, Event, Interrupt, Observer, StepResult, UpOptions, UpReport};
+use bfctl::operators::sha256_hex;
+use bfctl::teardown::TeardownOptions;
+use support::fake_apiserver::FakeApiServer;
+
+const GATEWAY_CLASS: &str = "gke-l7-global-external-managed";
+
+/// Records engine events with the time they arrived.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(Instant, Event)>>);
+
+impl Observer for Recorder {
+    fn event(&self, event: Event) {
+        self.0.lock().unwrap().push((Instant::now(), event));
+    }
+}
+
+impl Recorder {
+    fn index_of(&self, wanted: impl Fn(&Event) -> bool) -> Option<usize> {
+        self.0.lock().unwrap().iter().position(|(_, e)| wanted(e))
+    }
+    fn started(&self, step: &str) -> usize {
+        self.index_of(|e| matches!(e, Event::StepStarted { step: s } if s == step))
+            .unwrap_or_else(|| panic!("{step} never started"))
+    }
+    fn ready(&self, step: &str) -> usize {
+        self.index_of(|e| matches!(e, Event::StepReady { step: s, .. } if s == step))
+            .unwrap_or_else(|| panic!("{step} never became ready"))
+    }
+}
+
+/// The release files the tests serve: the real Strimzi 1.2.0 bundle from
+/// ../shared/fixtures and the KubeVirt stand-ins from tests/fixtures.
+fn release_files() -> BTreeMap<String, Vec<u8>> {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/strimzi-1.2.0");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&shared)
+        .unwrap_or_else(|e| panic!("{}: {e}", shared.display()))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    names.sort();
+    let mut bundle = Vec::new();
+    for path in names {
+        bundle.extend(b"---\n");
+        bundle.extend(std::fs::read(&path).unwrap());
+        bundle.push(b'\n');
+    }
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/operators");
+    let mut files = BTreeMap::new();
+    files.insert("strimzi-cluster-operator-1.2.0.yaml".to_string(), bundle);
+    for name in ["kubevirt-operator.yaml", "kubevirt-cr.yaml"] {
+        files.insert(name.to_string(), std::fs::read(local.join(name)).unwrap());
+    }
+    files
+}
+
+/// Serves `files` by name on 127.0.0.1; counts requests.
+async fn serve_files(files: BTreeMap<String, Vec<u8>>) -> (String, Arc<Mutex<usize>>) {
+    let requests = Arc::new(Mutex::new(0usize));
+    let counter = requests.clone();
+    let files = Arc::new(files);
+    let app = axum::Router::new().route(
+        "/{name}",
+        axum::routing::get(
+            move |axum::extract::Path(name): axum::extract::Path<String>| {
+                let files = files.clone();
+                let counter = counter.clone();
+                async move {
+                    *counter.lock().unwrap() += 1;
+                    match files.get(&name) {
+                        Some(bytes) => Ok(bytes.clone()),
+                        None => Err(axum::http::StatusCode::NOT_FOUND),
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{address}"), requests)
+}
+
+struct Harness {
+    api: FakeApiServer,
+    config: Config,
+    target: Target,
+    downloads: Arc<Mutex<usize>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start(controller_delay: Duration) -> Harness {
+        let files = release_files();
+        let pins: String = files
+            .iter()
+            .map(|(name, bytes)| format!("    {name}: {}\n", sha256_hex(bytes)))
+            .collect();
+        let (mirror, downloads) = serve_files(files).await;
+        let api = FakeApiServer::start(controller_delay, GATEWAY_CLASS).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::parse(
+            &format!(
+                "registry:\n  url: zot.example.com/bf\ncarnet: \"201900006\"\noperators:\n  mirror: {mirror}\n  sha256:\n{pins}"
+            ),
+            "test bfctl.yaml",
+        )
+        .unwrap();
+        let target = Target {
+            kubeconfig: Some(api.kubeconfig(dir.path())),
+            cache_dir: Some(dir.path().join("cache")),
+            offline: false,
+            verbose: false,
+        };
+        Harness {
+            api,
+            config,
+            target,
+            downloads,
+            _dir: dir,
+        }
+    }
+
+    fn options(timeout: Duration) -> UpOptions {
+        UpOptions {
+            force: false,
+            timeout,
+            poll: Duration::from_millis(20),
+        }
+    }
+
+    async fn up(&self, options: &UpOptions) -> (UpReport, Arc<Recorder>) {
+        let recorder = Arc::new(Recorder::default());
+        let (_keep, interrupt) = Interrupt::new();
+        let report = deploy::up(
+            &self.config,
+            &self.target,
+            options,
+            recorder.clone(),
+            interrupt,
+        )
+        .await
+        .expect("up ran");
+        (report, recorder)
+    }
+
+    async fn teardown(&self) -> bfctl::teardown::TeardownReport {
+        let options = TeardownOptions {
+            keep_data: false,
+            timeout: Duration::from_secs(10),
+            poll: Duration::from_millis(20),
+        };
+        deploy::teardown(&self.config, &self.target, &options, &engine::Quiet)
+            .await
+            .expect("teardown ran")
+    }
+}
+
+fn step_result<'a>(report: &'a UpReport, name: &str) -> &'a StepResult {
+    &report
+        .steps
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no step {name}"))
+        .result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_applies_in_dependency_order_in_parallel_and_a_second_up_changes_nothing() {
+    let harness = Harness::start(Duration::from_millis(150)).await;
+    let (report, events) = harness.up(&Harness::options(Duration::from_secs(20))).await;
+    assert!(report.succeeded(), "{:#?}", report.failures());
+
+    // Every step starts only after everything it depends on is ready.
+    let plan_deps = [
+        ("kafka", vec!["namespace", "operator-strimzi"]),
+        ("valkey", vec!["namespace", "kubevirt"]),
+        ("kubevirt", vec!["operator-kubevirt"]),
+        ("producer", vec!["kafka"]),
+        ("consumer", vec!["kafka", "valkey"]),
+        ("gateway", vec!["producer"]),
+        ("ingress", vec!["gateway"]),
+        ("grafana", vec!["valkey"]),
+    ];
+    for (step, deps) in plan_deps {
+        for dep in deps {
+            assert!(
+                events.ready(dep) < events.started(step),
+                "{step} started before {dep} was ready"
+            );
+        }
+    }
+    // Independent steps run at the same time: both operators install
+    // together, and the VM is waited on while Kafka still is.
+    assert!(events.started("operator-kubevirt") < events.ready("operator-strimzi"));
+    assert!(events.started("operator-strimzi") < events.ready("operator-kubevirt"));
+    assert!(events.started("valkey") < events.ready("kafka"));
+
+    // The Kafka CR was applied only after its CRD was established and
+    // discovery refreshed (the fake serves the kind only from then on).
+    let log = harness.api.log();
+    let crd = log
+        .iter()
+        .position(|l| l == "APPLY CustomResourceDefinition kafkas.kafka.strimzi.io")
+        .unwrap();
+    let kafka = log
+        .iter()
+        .position(|l| l == "APPLY Kafka blackfriday/ventas-kafka")
+        .unwrap();
+    assert!(crd < kafka);
+    // Strimzi's RoleBindings were rewritten from `myproject`.
+    let binding = harness
+        .api
+        .get("RoleBinding", "blackfriday", "strimzi-cluster-operator")
+        .expect("RoleBinding in the pipeline namespace");
+    assert_eq!(binding["subjects"][0]["namespace"], "blackfriday");
+    // The generated password Secret exists, and cloud-init carries it.
+    let secret = harness
+        .api
+        .get("Secret", "blackfriday", "valkey-password")
+        .unwrap();
+    assert!(secret["data"]["password"].as_str().unwrap().len() >= 40);
+
+    // Nothing changed: the second run applies nothing new and says so.
+    harness.api.clear_log();
+    let downloads = *harness.downloads.lock().unwrap();
+    let started = Instant::now();
+    let (again, _) = harness.up(&Harness::options(Duration::from_secs(20))).await;
+    let elapsed = started.elapsed();
+    assert!(again.unchanged(), "{:#?}", again.steps);
+    assert!(harness.api.log().is_empty(), "{:?}", harness.api.log());
+    assert_eq!(
+        *harness.downloads.lock().unwrap(),
+        downloads,
+        "operator files come from the cache"
+    );
+    eprintln!("no-op up against the fake API server: {elapsed:?}");
+    // The password was kept, not regenerated.
+    assert_eq!(
+        harness
+            .api
+            .get("Secret", "blackfriday", "valkey-password")
+            .unwrap()["data"],
+        secret["data"]
+    );
+
+    // Status agrees, and names where to send traffic.
+    let status = deploy::status(&harness.config, &harness.target)
+        .await
+        .unwrap();
+    assert!(status.healthy, "{}", bfctl::status::to_text(&status));
+    assert_eq!(status.external_url.as_deref(), Some("http://203.0.113.10"));
+    harness.api.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_that_never_becomes_ready_times_out_by_name_and_a_rerun_continues() {
+    let harness = Harness::start(Duration::from_millis(50)).await;
+    harness.api.set_never_ready(&["ventas-kafka"]);
+    let (report, _) = harness.up(&Harness::options(Duration::from_secs(2))).await;
+    assert!(!report.succeeded());
+    let StepResult::Failed(message) = step_result(&report, "kafka") else {
+        panic!("kafka did not fail: {:?}", step_result(&report, "kafka"))
+    };
+    assert!(
+        message.contains("Kafka blackfriday/ventas-kafka not ready after 2s")
+            && message.contains("Insufficient memory"),
+        "{message}"
+    );
+    // Its dependants never started; independent steps finished.
+    for blocked in ["producer", "consumer", "gateway", "ingress"] {
+        assert!(
+            matches!(step_result(&report, blocked), StepResult::Skipped(_)),
+            "{blocked}: {:?}",
+            step_result(&report, blocked)
+        );
+    }
+    for finished in ["valkey", "network-policies", "grafana"] {
+        assert!(matches!(step_result(&report, finished), StepResult::Ready));
+    }
+    let error = deploy::report_up(&report, false).unwrap_err().to_string();
+    assert!(
+        error.contains("kafka: Kafka blackfriday/ventas-kafka"),
+        "{error}"
+    );
+    assert!(error.contains("run `bfctl up` again"), "{error}");
+
+    // The cause goes away; the rerun finishes the rest.
+    harness.api.set_never_ready(&[]);
+    let (rerun, _) = harness.up(&Harness::options(Duration::from_secs(10))).await;
+    assert!(rerun.succeeded(), "{:#?}", rerun.failures());
+    assert!(
+        harness
+            .api
+            .get("Deployment", "blackfriday", "gateway")
+            .is_some()
+    );
+    harness.api.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_starts_nothing_new_and_a_rerun_finishes() {
+    let harness = Harness::start(Duration::from_millis(50)).await;
+    // Interrupt while Kafka is being waited on.
+    harness.api.set_never_ready(&["ventas-kafka"]);
+    let recorder = Arc::new(Recorder::default());
+    let (trigger, interrupt) = Interrupt::new();
+    let fire = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let _ = trigger.send(true);
+        trigger
+    });
+    let report = deploy::up(
+        &harness.config,
+        &harness.target,
+        &Harness::options(Duration::from_secs(30)),
+        recorder.clone(),
+        interrupt,
+    )
+    .await
+    .unwrap();
+    let _trigger = fire.await.unwrap();
+    assert!(report.interrupted);
+    assert!(matches!(
+        step_result(&report, "kafka"),
+        StepResult::Interrupted
+    ));
+    assert!(matches!(
+        step_result(&report, "producer"),
+        StepResult::Skipped(_)
+    ));
+    assert!(
+        harness
+            .api
+            .get("Deployment", "blackfriday", "producer")
+            .is_none()
+    );
+    let error = deploy::report_up(&report, false).unwrap_err().to_string();
+    assert!(error.contains("interrupted"), "{error}");
+
+    harness.api.set_never_ready(&[]);
+    let (rerun, _) = harness.up(&Harness::options(Duration::from_secs(10))).await;
+    assert!(rerun.succeeded(), "{:#?}", rerun.failures());
+    harness.api.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicts_name_the_object_and_force_takes_ownership() {
+    let harness = Harness::start(Duration::from_millis(30)).await;
+    let (report, _) = harness.up(&Harness::options(Duration::from_secs(10))).await;
+    assert!(report.succeeded());
+    // Someone edits the gateway with kubectl.
+    let mut edited = harness
+        .api
+        .get("Deployment", "blackfriday", "gateway")
+        .unwrap();
+    edited["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:latest".into();
+    harness.api.insert_as("kubectl-edit", edited);
+
+    let (conflicted, _) = harness.up(&Harness::options(Duration::from_secs(10))).await;
+    let StepResult::Failed(message) = step_result(&conflicted, "gateway") else {
+        panic!("{:?}", step_result(&conflicted, "gateway"))
+    };
+    assert!(
+        message.contains("Deployment blackfriday/gateway")
+            && message.contains("kubectl-edit")
+            && message.contains("--force"),
+        "{message}"
+    );
+    let mut forced_options = Harness::options(Duration::from_secs(10));
+    forced_options.force = true;
+    let (forced, _) = harness.up(&forced_options).await;
+    assert!(forced.succeeded(), "{:#?}", forced.failures());
+    let image = harness
+        .api
+        .get("Deployment", "blackfriday", "gateway")
+        .unwrap()["spec"]["template"]["spec"]["containers"][0]["image"]
+        .clone();
+    assert_eq!(image, "zot.example.com/bf/gateway:latest");
+    harness.api.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_dropped_from_the_templates_are_pruned_but_controller_children_are_not() {
+    let harness = Harness::start(Duration::from_millis(30)).await;
+    let (report, _) = harness.up(&Harness::options(Duration::from_secs(10))).await;
+    assert!(report.succeeded());
+    // An object an earlier bfctl applied and the templates no longer render,
+    // and one a controller made with copied labels.
+    let labels = serde_json::json!({"app.kubernetes.io/managed-by": "bfctl",
+        "app.kubernetes.io/part-of": "blackfriday", "bfctl.io/component": "old"});
+    harness.api.insert_as(
+        "bfctl",
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "retired-settings", "namespace": "blackfriday", "labels": labels}}),
+    );
+    harness.api.insert_as(
+        "strimzi",
+        serde_json::json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "ventas-kafka-kafka-bootstrap", "namespace": "blackfriday", "labels": labels,
+                "ownerReferences": [{"apiVersion": "kafka.strimzi.io/v1", "kind": "Kafka", "name": "ventas-kafka", "uid": "x"}]}}),
+    );
+    let (again, _) = harness.up(&Harness::options(Duration::from_secs(10))).await;
+    assert!(again.succeeded());
+    assert_eq!(again.pruned, vec!["ConfigMap blackfriday/retired-settings"]);
+    assert!(
+        harness
+            .api
+            .get("ConfigMap", "blackfriday", "retired-settings")
+            .is_none()
+    );
+    assert!(
+        harness
+            .api
+            .get("Service", "blackfriday", "ventas-kafka-kafka-bootstrap")
+            .is_some()
+    );
+    harness.api.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teardown_goes_workloads_custom_resources_operators_crds_namespaces_and_twice_is_fine() {
+    let harness = Harness::start(Duration::from_millis(30)).await;
+    let (report, _) = harness.up(&Harness::options(Duration::from_secs(10))).await;
+    assert!(report.succeeded());
+    harness.api.clear_log();
+    let torn = harness.teardown().await;
+    assert!(torn.left.is_empty(), "{:?}", torn.left);
+    let log = harness.api.log();
+    let last = |prefix: &str| log.iter().rposition(|l| l.starts_with(prefix)).unwrap();
+    let first = |prefix: &str| log.iter().position(|l| l.starts_with(prefix)).unwrap();
+    // workloads < custom resources < operators < CRDs < namespaces
+    assert!(last("DELETE Deployment blackfriday/gateway") < first("DELETE Kafka "));
+    assert!(last("DELETE VirtualMachine ") < first("DELETE KubeVirt "));
+    assert!(
+        last("DELETE Kafka ") < first("DELETE Deployment blackfriday/strimzi-cluster-operator")
+    );
+    assert!(last("DELETE KubeVirt ") < first("DELETE Deployment kubevirt/virt-operator"));
+    assert!(
+        last("DELETE Deployment kubevirt/virt-operator") < first("DELETE CustomResourceDefinition")
+    );
+    assert!(last("DELETE CustomResourceDefinition") < first("DELETE Namespace"));
+    assert_eq!(
+        harness.api.object_count(),
+        1,
+        "only GKE's GatewayClass is left"
+    );
+
+    let again = harness.teardown().await;
+    assert!(
+        again.deleted.is_empty() && again.left.is_empty(),
+        "{again:?}"
+    );
+    harness.api.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_files_are_verified_cached_and_offline_uses_the_cache_only() {
+    let harness = Harness::start(Duration::from_millis(10)).await;
+    let files = release_files();
+    let (mirror, _) = serve_files(files.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = |sha256: Option<String>| bfctl::operators::ReleaseFile {
+        file: "kubevirt-cr.yaml".into(),
+        url: format!("{mirror}/kubevirt-cr.yaml"),
+        sha256,
+    };
+    let right = sha256_hex(&files["kubevirt-cr.yaml"]);
+    let online = bfctl::operators::Fetcher::new(dir.path().to_path_buf(), false).unwrap();
+    let offline = bfctl::operators::Fetcher::new(dir.path().to_path_buf(), true).unwrap();
+
+    let error = offline.fetch(&file(Some(right.clone()))).await.unwrap_err();
+    assert!(format!("{error:#}").contains("--offline"), "{error:#}");
+    let wrong = "0".repeat(64);
+    let error = online.fetch(&file(Some(wrong))).await.unwrap_err();
+    assert!(
+        format!("{error:#}").contains(&right),
+        "names the digest it got: {error:#}"
+    );
+    let error = online.fetch(&file(None)).await.unwrap_err();
+    assert!(
+        format!("{error:#}").contains("no pinned sha256"),
+        "{error:#}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing unverified is cached"
+    );
+
+    assert_eq!(
+        online.fetch(&file(Some(right.clone()))).await.unwrap(),
+        files["kubevirt-cr.yaml"]
+    );
+    assert_eq!(
+        offline.fetch(&file(Some(right))).await.unwrap(),
+        files["kubevirt-cr.yaml"]
+    );
+    harness.api.stop();
+}

@@ -1,0 +1,3 @@
+//! Test fixtures shared by the integration tests.
+
+pub mod fake_apiserver;
