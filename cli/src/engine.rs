@@ -453,7 +453,10 @@ async fn run_step(
             outcome,
         });
         if object.kind == "CustomResourceDefinition" {
-            // Later objects (here or in dependants) may be of this kind.
+            // Later objects (here or in dependants) may be of this kind: wait
+            // until it is Established, then make discovery learn it. An
+            // unchanged CRD is usually established already (one GET), and
+            // discovery is refreshed anyway if a kind turns out unknown.
             if let Err(error) = wait_ready(
                 cluster,
                 step,
@@ -467,7 +470,9 @@ async fn run_step(
                 report.result = error;
                 break;
             }
-            if let Err(error) = cluster.refresh_discovery().await {
+            if outcome != ApplyOutcome::Unchanged
+                && let Err(error) = cluster.refresh_discovery().await
+            {
                 report.result = StepResult::Failed(format!("{error:#}"));
                 break;
             }
@@ -525,6 +530,7 @@ async fn wait_ready(
     let target = readiness::wait_target(object);
     let deadline = Instant::now() + options.timeout;
     let mut last = String::from("not observed yet");
+    let mut interval = backoff_start(options.poll);
     loop {
         let state = match cluster.get(&target).await {
             Ok(Some(live)) => readiness::assess(&target, &live),
@@ -554,8 +560,15 @@ async fn wait_ready(
             )));
         }
         tokio::select! {
-            _ = tokio::time::sleep(options.poll) => {}
+            _ = tokio::time::sleep(interval) => {}
             _ = interrupt.wait() => return Err(StepResult::Interrupted),
         }
+        interval = (interval * 2).min(options.poll);
     }
+}
+
+/// Status polls start fast (most objects are ready within a second of being
+/// applied) and back off to `poll`.
+pub fn backoff_start(poll: Duration) -> Duration {
+    Duration::from_millis(50).min(poll)
 }

@@ -164,14 +164,32 @@ async fn object_status(
 pub fn to_text(status: &Status) -> String {
     let mut text = String::new();
     for component in &status.components {
-        let _ = writeln!(text, "{:<24} {}", component.name, component.state);
+        let _ = writeln!(
+            text,
+            "{:<24} {:<12} {} objects",
+            component.name,
+            component.state,
+            component.objects.len()
+        );
+        // Objects are listed when they say more than the component line:
+        // a different state, a message, replicas or images.
         for object in &component.objects {
-            let mut line = format!("  {:<58} {}", object.object, object.state);
+            let worth_a_line = object.state != component.state
+                || object.message.is_some()
+                || object.replicas.is_some();
+            if !worth_a_line {
+                continue;
+            }
+            let mut line = format!("  {} {}", object.object, object.state);
             if let Some(replicas) = &object.replicas {
-                let _ = write!(line, " {}/{} ready", replicas.ready, replicas.desired);
+                let _ = write!(
+                    line,
+                    ", {}/{} replicas ready",
+                    replicas.ready, replicas.desired
+                );
             }
             if let Some(message) = &object.message {
-                let _ = write!(line, " - {message}");
+                let _ = write!(line, ": {message}");
             }
             let _ = writeln!(text, "{line}");
             for image in &object.images {

@@ -154,6 +154,7 @@ async fn wait_gone(
 ) -> anyhow::Result<Vec<String>> {
     let deadline = Instant::now() + options.timeout;
     let mut remaining: Vec<ObjectRef> = objects.to_vec();
+    let mut interval = crate::engine::backoff_start(options.poll);
     loop {
         let mut still = Vec::new();
         for object in remaining {
@@ -184,7 +185,8 @@ async fn wait_gone(
                 .collect());
         }
         remaining = still.into_iter().map(|(object, _)| object).collect();
-        tokio::time::sleep(options.poll).await;
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(options.poll);
     }
 }
 

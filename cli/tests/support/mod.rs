@@ -1,3 +1,6 @@
 //! Test fixtures shared by the integration tests.
 
+#![allow(dead_code)] // each test binary uses a different part
+
 pub mod fake_apiserver;
+pub mod release_files;

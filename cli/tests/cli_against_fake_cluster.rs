@@ -1,0 +1,154 @@
+//! The `bfctl` binary against the in-process fake API server: `up`, a
+//! second `up` that changes nothing, `status` (text and JSON) and
+//! `teardown`, as a user runs them. Run with `--nocapture` to see the
+//! transcript.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bfctl::operators::sha256_hex;
+use support::fake_apiserver::FakeApiServer;
+use support::release_files::{release_files, serve_files};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+async fn bfctl(dir: &Path, kubeconfig: &Path, args: &[&str]) -> Run {
+    let started = Instant::now();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_bfctl"))
+        .current_dir(dir)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .args(args)
+        .output()
+        .await
+        .expect("running bfctl");
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    };
+    eprintln!(
+        "$ bfctl {}    # exit {}, {:.2}s\n{}{}",
+        args.join(" "),
+        run.code,
+        run.elapsed.as_secs_f64(),
+        run.stderr,
+        run.stdout
+    );
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_again_status_and_teardown_through_the_binary() {
+    let files = release_files();
+    let pins: String = files
+        .iter()
+        .map(|(name, bytes)| format!("    {name}: {}\n", sha256_hex(bytes)))
+        .collect();
+    let (mirror, _) = serve_files(files).await;
+    let api =
+        FakeApiServer::start(Duration::from_millis(100), "gke-l7-global-external-managed").await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(dir.path());
+    std::fs::write(
+        dir.path().join("bfctl.yaml"),
+        format!(
+            "registry:\n  url: zot.example.com/bf\ncarnet: \"201900006\"\noperators:\n  mirror: {mirror}\n  sha256:\n{pins}"
+        ),
+    )
+    .unwrap();
+
+    let up = bfctl(dir.path(), &kubeconfig, &["up", "--timeout", "30"]).await;
+    assert_eq!(up.code, 0);
+    assert!(up.stdout.contains("every step ready"), "{}", up.stdout);
+    assert!(up.stderr.contains("kafka: ready"), "{}", up.stderr);
+
+    let again = bfctl(dir.path(), &kubeconfig, &["up"]).await;
+    assert_eq!(again.code, 0);
+    assert!(
+        again.stdout.starts_with("everything is unchanged"),
+        "{}",
+        again.stdout
+    );
+
+    let status = bfctl(dir.path(), &kubeconfig, &["status"]).await;
+    assert_eq!(status.code, 0);
+    assert!(
+        status.stdout.contains("traffic: http://203.0.113.10"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains("overall: healthy"),
+        "{}",
+        status.stdout
+    );
+
+    let json = bfctl(dir.path(), &kubeconfig, &["status", "--output", "json"]).await;
+    let parsed: serde_json::Value = serde_json::from_str(&json.stdout).expect("status JSON");
+    assert_eq!(parsed["healthy"], true);
+    let gateway = parsed["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "gateway")
+        .unwrap();
+    assert_eq!(gateway["objects"][0]["replicas"]["ready"], 1);
+
+    let teardown = bfctl(dir.path(), &kubeconfig, &["teardown"]).await;
+    assert_eq!(teardown.code, 0);
+    assert!(
+        teardown.stdout.contains("nothing bfctl applied is left"),
+        "{}",
+        teardown.stdout
+    );
+    let status = bfctl(dir.path(), &kubeconfig, &["status"]).await;
+    assert!(
+        status
+            .stdout
+            .contains("namespace                missing      1 objects"),
+        "{}",
+        status.stdout
+    );
+    api.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_cluster_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    // A port nothing listens on: bind one, then drop it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bfctl.yaml"),
+        "registry:\n  url: zot.example.com/bf\ncarnet: \"201900006\"\n",
+    )
+    .unwrap();
+    let run = bfctl(dir.path(), &kubeconfig, &["up"]).await;
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("the Kubernetes API server did not answer"),
+        "{}",
+        run.stderr
+    );
+}
