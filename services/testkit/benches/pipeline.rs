@@ -276,8 +276,20 @@ fn main() -> anyhow::Result<()> {
     // into Valkey at the same time (the whole pipeline busy).
     let alone = http_load::run(&url, &plan)?;
     eprintln!("gateway at 200 clients for {load_seconds} s, one consumer draining…");
+    // It first catches up on everything already in the topic, so that the
+    // load meets a consumer in its steady state, not one draining a backlog.
+    let mut valkey = pipeline.valkey()?;
+    redis::cmd("FLUSHALL").query::<()>(&mut valkey)?;
     pipeline.options.consumer_args = vec!["--group-id".into(), "bench-live".into()];
+    if let Ok(extra) = std::env::var("BENCH_CONSUMER_KAFKA") {
+        for setting in extra.split_whitespace() {
+            pipeline.options.consumer_args.push("--kafka-config".into());
+            pipeline.options.consumer_args.push(setting.into());
+        }
+    }
     pipeline.add_consumer()?;
+    let backlog = sales_count + alone.statuses.get(&202).copied().unwrap_or_default();
+    time_drain(&mut valkey, backlog)?;
     let with_consumer = http_load::run(&url, &LoadPlan { seed: 6, ..plan })?;
 
     println!("## Data path ({})", machine());
