@@ -330,7 +330,10 @@ impl Cluster {
         };
         let (resource, _) = match self.resolve(&probe).await {
             Ok(found) => found,
-            Err(ObjectError::UnknownKind { .. }) => return Ok(Vec::new()),
+            Err(ObjectError::UnknownKind { .. }) => {
+                self.trace(format_args!("LIST {kind}: kind not served"));
+                return Ok(Vec::new());
+            }
             Err(other) => return Err(other.into()),
         };
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
@@ -363,6 +366,29 @@ impl Cluster {
                 source: source.into(),
             }),
         }
+    }
+
+    /// GETs `path` from a pod's port through the API server's proxy (how
+    /// `status` reads the consumers' metrics without reaching the pods).
+    pub async fn pod_proxy_get(
+        &self,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+        path: &str,
+    ) -> anyhow::Result<String> {
+        let url = format!(
+            "/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/{}",
+            path.trim_start_matches('/')
+        );
+        self.trace(format_args!("GET {url}"));
+        let request = http::Request::get(&url)
+            .body(Vec::new())
+            .with_context(|| format!("building GET {url}"))?;
+        self.client
+            .request_text(request)
+            .await
+            .with_context(|| format!("GET {url}"))
     }
 
     /// Fails unless the API server answers (used before long work starts).

@@ -19,6 +19,100 @@ pub struct Status {
     pub external_url: Option<String>,
     /// True when every component is ready.
     pub healthy: bool,
+    /// What the consumers report: lag and Valkey.
+    pub pipeline: PipelineHealth,
+}
+
+/// Read from each consumer pod's metrics through the API server proxy.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineHealth {
+    pub consumers: Vec<ConsumerHealth>,
+    /// Records of `ventas` not yet applied, over all consumers.
+    pub total_lag: Option<i64>,
+    /// Whether the consumers reach Valkey (None: no consumer answered).
+    pub valkey_reachable: Option<bool>,
+    pub valkey_keys: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerHealth {
+    pub pod: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valkey_up: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valkey_keys: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The consumer's metrics port (consumer.yaml, METRICS_LISTEN).
+const CONSUMER_METRICS_PORT: u16 = 9090;
+
+/// Reads lag and Valkey health from every running consumer pod.
+pub async fn pipeline_health(cluster: &Cluster) -> anyhow::Result<PipelineHealth> {
+    let namespace = cluster.default_namespace().to_string();
+    let pods = cluster
+        .list("v1", "Pod", "app.kubernetes.io/name=consumer")
+        .await?;
+    let mut health = PipelineHealth::default();
+    for pod in pods {
+        if pod.pointer("/metadata/namespace").and_then(Value::as_str) != Some(&namespace)
+            || pod.pointer("/status/phase").and_then(Value::as_str) != Some("Running")
+        {
+            continue;
+        }
+        let name = pod
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let consumer = match cluster
+            .pod_proxy_get(&namespace, &name, CONSUMER_METRICS_PORT, "metrics")
+            .await
+        {
+            Ok(body) => ConsumerHealth {
+                pod: name,
+                lag: gauge(&body, "bf_consumer_lag"),
+                valkey_up: gauge(&body, "bf_consumer_valkey_up").map(|up| up == 1),
+                valkey_keys: gauge(&body, "bf_consumer_valkey_keys"),
+                error: None,
+            },
+            Err(error) => ConsumerHealth {
+                pod: name,
+                lag: None,
+                valkey_up: None,
+                valkey_keys: None,
+                error: Some(format!("{error:#}")),
+            },
+        };
+        health.consumers.push(consumer);
+    }
+    let answered: Vec<&ConsumerHealth> = health
+        .consumers
+        .iter()
+        .filter(|c| c.error.is_none())
+        .collect();
+    if !answered.is_empty() {
+        health.total_lag = Some(answered.iter().filter_map(|c| c.lag).sum());
+        health.valkey_reachable = Some(answered.iter().all(|c| c.valkey_up == Some(true)));
+        health.valkey_keys = answered.iter().filter_map(|c| c.valkey_keys).max();
+    }
+    Ok(health)
+}
+
+/// A gauge's value in a Prometheus text body.
+fn gauge(body: &str, name: &str) -> Option<i64> {
+    body.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (metric, value) = line.split_once(' ')?;
+            (metric == name).then(|| value.trim().parse::<f64>().ok())?
+        })
+        .map(|value| value as i64)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,11 +173,14 @@ pub async fn collect(cluster: &Cluster, steps: &[Step]) -> anyhow::Result<Status
             objects,
         });
     }
-    let healthy = components.iter().all(|c| c.state == "ready");
+    let pipeline = pipeline_health(cluster).await?;
+    let healthy =
+        components.iter().all(|c| c.state == "ready") && pipeline.valkey_reachable != Some(false);
     Ok(Status {
         components,
         external_url,
         healthy,
+        pipeline,
     })
 }
 
@@ -195,6 +292,34 @@ pub fn to_text(status: &Status) -> String {
             for image in &object.images {
                 let _ = writeln!(text, "      image {image}");
             }
+        }
+    }
+    let pipeline = &status.pipeline;
+    match pipeline.total_lag {
+        Some(lag) => {
+            let _ = writeln!(
+                text,
+                "consumers: {} answering, lag {lag} records; Valkey {}, {} keys",
+                pipeline
+                    .consumers
+                    .iter()
+                    .filter(|c| c.error.is_none())
+                    .count(),
+                if pipeline.valkey_reachable == Some(true) {
+                    "reachable"
+                } else {
+                    "NOT reachable"
+                },
+                pipeline.valkey_keys.unwrap_or(0)
+            );
+        }
+        None => {
+            let _ = writeln!(text, "consumers: none answering (no lag or Valkey figures)");
+        }
+    }
+    for consumer in &pipeline.consumers {
+        if let Some(error) = &consumer.error {
+            let _ = writeln!(text, "  {}: {error}", consumer.pod);
         }
     }
     let _ = writeln!(

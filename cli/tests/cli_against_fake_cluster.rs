@@ -68,6 +68,7 @@ async fn up_again_status_and_teardown_through_the_binary() {
     )
     .unwrap();
 
+    api.set_pod_metrics("bf_consumer_lag 3\nbf_consumer_lag_other 9\nbf_consumer_valkey_up 1\nbf_consumer_valkey_keys 27\n");
     let up = bfctl(dir.path(), &kubeconfig, &["up", "--timeout", "30"]).await;
     assert_eq!(up.code, 0);
     assert!(up.stdout.contains("every step ready"), "{}", up.stdout);
@@ -90,6 +91,13 @@ async fn up_again_status_and_teardown_through_the_binary() {
     );
     assert!(
         status.stdout.contains("overall: healthy"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status
+            .stdout
+            .contains("consumers: 2 answering, lag 6 records; Valkey reachable, 27 keys"),
         "{}",
         status.stdout
     );

@@ -205,12 +205,32 @@ async fn up_applies_in_dependency_order_in_parallel_and_a_second_up_changes_noth
         secret["data"]
     );
 
-    // Status agrees, and names where to send traffic.
+    // Status agrees, names where to send traffic, and reads the consumers'
+    // lag and Valkey figures through the API server's pod proxy.
+    harness.api.set_pod_metrics(
+        "# TYPE bf_consumer_lag gauge\nbf_consumer_lag 12\nbf_consumer_valkey_up 1\nbf_consumer_valkey_keys 27\n",
+    );
     let status = deploy::status(&harness.config, &harness.target)
         .await
         .unwrap();
     assert!(status.healthy, "{}", bfctl::status::to_text(&status));
     assert_eq!(status.external_url.as_deref(), Some("http://203.0.113.10"));
+    assert_eq!(
+        status.pipeline.consumers.len(),
+        2,
+        "one per consumer replica"
+    );
+    assert_eq!(status.pipeline.total_lag, Some(24));
+    assert_eq!(status.pipeline.valkey_reachable, Some(true));
+    assert_eq!(status.pipeline.valkey_keys, Some(27));
+    harness
+        .api
+        .set_pod_metrics("bf_consumer_lag 0\nbf_consumer_valkey_up 0\n");
+    let status = deploy::status(&harness.config, &harness.target)
+        .await
+        .unwrap();
+    assert!(!status.healthy, "Valkey unreachable is not healthy");
+    assert!(bfctl::status::to_text(&status).contains("Valkey NOT reachable"));
     harness.api.stop();
 }
 
@@ -456,6 +476,48 @@ async fn operator_files_are_verified_cached_and_offline_uses_the_cache_only() {
     assert_eq!(
         offline.fetch(&file(Some(right))).await.unwrap(),
         files["kubevirt-cr.yaml"]
+    );
+    harness.api.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_data_keeps_the_volume_claims_and_their_namespace() {
+    let harness = Harness::start(Duration::from_millis(30)).await;
+    let (report, _) = harness.up(&Harness::options(Duration::from_secs(10))).await;
+    assert!(report.succeeded());
+    let options = TeardownOptions {
+        keep_data: true,
+        timeout: Duration::from_secs(10),
+        poll: Duration::from_millis(20),
+    };
+    let torn = deploy::teardown(&harness.config, &harness.target, &options, &engine::Quiet)
+        .await
+        .unwrap();
+    assert!(torn.left.is_empty(), "{:?}", torn.left);
+    assert_eq!(
+        torn.kept,
+        vec![
+            "PersistentVolumeClaim blackfriday/valkey-data",
+            "Namespace blackfriday"
+        ]
+    );
+    assert!(
+        harness
+            .api
+            .get("PersistentVolumeClaim", "blackfriday", "valkey-data")
+            .is_some()
+    );
+    assert!(
+        harness
+            .api
+            .get("Deployment", "blackfriday", "consumer")
+            .is_none()
+    );
+    assert!(
+        harness
+            .api
+            .get("Kafka", "blackfriday", "ventas-kafka")
+            .is_none()
     );
     harness.api.stop();
 }

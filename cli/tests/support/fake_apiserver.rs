@@ -10,6 +10,8 @@
 //! * a KubeVirt `VirtualMachine` gets a `VirtualMachineInstance` that turns
 //!   Ready; VMs carry a finalizer that is removed some time after deletion;
 //! * `Gateway` becomes Programmed with an address; `KubeVirt` Available;
+//! * Deployments get Running pods; a pod's metrics port answers through the
+//!   API server proxy with the consumer's gauges (`set_consumer_metrics`);
 //! * deleting a Namespace removes what is in it.
 //!
 //! Names in `never_ready` stay not ready, with a condition message, to test
@@ -62,6 +64,8 @@ struct Inner {
     resource_version: u64,
     log: Vec<String>,
     never_ready: BTreeSet<String>,
+    /// What every pod's /metrics answers through the proxy.
+    pod_metrics: String,
 }
 
 /// The server's shared state, also held by the test.
@@ -87,6 +91,7 @@ const BUILTIN: &[(&str, &str, &str, &str, bool)] = &[
         "persistentvolumeclaims",
         true,
     ),
+    ("", "v1", "Pod", "pods", true),
     ("apps", "v1", "Deployment", "deployments", true),
     ("apps", "v1", "StatefulSet", "statefulsets", true),
     ("apps", "v1", "DaemonSet", "daemonsets", true),
@@ -243,6 +248,11 @@ impl FakeApiServer {
     /// Objects with these names never become ready.
     pub fn set_never_ready(&self, names: &[&str]) {
         self.lock().never_ready = names.iter().map(|n| n.to_string()).collect();
+    }
+
+    /// What the pods' metrics endpoints answer (through the proxy).
+    pub fn set_pod_metrics(&self, body: &str) {
+        self.lock().pod_metrics = body.to_string();
     }
 
     /// The mutating calls so far: "APPLY Kind ns/name", "DELETE Kind ns/name".
@@ -440,6 +450,15 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
             }
             "Deployment" => {
                 let replicas = object["spec"]["replicas"].as_i64().unwrap_or(1);
+                for index in 0..replicas {
+                    new_objects.push(json!({
+                        "apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": format!("{name}-{index}"), "namespace": namespace,
+                            "labels": object["spec"]["template"]["metadata"]["labels"].clone(),
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": object["metadata"]["uid"]}]},
+                        "status": {"phase": if stuck { "Pending" } else { "Running" }}
+                    }));
+                }
                 let ready = if stuck { 0 } else { replicas };
                 object["status"] = json!({"observedGeneration": generation, "replicas": replicas,
                     "updatedReplicas": replicas, "readyReplicas": ready, "availableReplicas": ready,
@@ -515,6 +534,19 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
             }
         }
     }
+    // Pods go with their Deployment.
+    let deployments: BTreeSet<(String, String)> = inner
+        .objects
+        .keys()
+        .filter(|k| k.1 == "deployments")
+        .map(|k| (k.2.clone(), k.3.clone()))
+        .collect();
+    inner.objects.retain(|k, s| {
+        k.1 != "pods"
+            || s.object["metadata"]["ownerReferences"][0]["name"]
+                .as_str()
+                .is_some_and(|owner| deployments.contains(&(k.2.clone(), owner.to_string())))
+    });
     for resource in new_resources {
         if !inner.resources.iter().any(|r| {
             r.group == resource.group
@@ -626,6 +658,22 @@ fn objects(
     let _ = server;
     // [plural] [plural,name] [namespaces,ns,plural] [namespaces,ns,plural,name]
     let (namespace, plural, name) = match rest {
+        ["namespaces", ns, "pods", pod_port, "proxy", "metrics"] => {
+            let pod = pod_port.split(':').next().unwrap_or("");
+            let exists = inner
+                .objects
+                .keys()
+                .any(|k| k.1 == "pods" && k.2 == *ns && k.3 == pod);
+            return if exists {
+                inner.pod_metrics.clone().into_response()
+            } else {
+                status_response(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("pods \"{pod}\" not found"),
+                )
+            };
+        }
         ["namespaces", ns, plural] => (Some(ns.to_string()), plural.to_string(), None),
         ["namespaces", ns, plural, name] => (
             Some(ns.to_string()),

@@ -113,7 +113,27 @@ fn offset_for(stored: &BTreeMap<i32, i64>, partition: i32) -> Offset {
         .unwrap_or(Offset::Beginning)
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    /// librdkafka's statistics (every `statistics.interval.ms`): the lag of
+    /// the partitions this member holds, for `bfctl status` and dashboards.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let lag: i64 = statistics
+            .topics
+            .get(&self.topic)
+            .map(|topic| {
+                topic
+                    .partitions
+                    .iter()
+                    // -1 is librdkafka's internal partition; a negative lag is
+                    // "unknown" (not assigned, or no offset yet).
+                    .filter(|(partition, p)| **partition >= 0 && p.consumer_lag >= 0)
+                    .map(|(_, p)| p.consumer_lag)
+                    .sum()
+            })
+            .unwrap_or(0);
+        self.metrics.lag.set(lag);
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn rebalance(
@@ -356,7 +376,8 @@ fn subscribe(
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("session.timeout.ms", "10000")
         .set("fetch.min.bytes", "262144")
-        .set("fetch.wait.max.ms", "100");
+        .set("fetch.wait.max.ms", "100")
+        .set("statistics.interval.ms", "5000");
     for (key, value) in settings.client.config_map() {
         config.set(key, value);
     }
@@ -443,6 +464,10 @@ impl Member {
             batch.retain(|polled| assigned.contains(&polled.partition));
             if !batch.is_empty() {
                 self.process(batch);
+            } else {
+                // Idle: commit what the last batches applied, so the lag
+                // reads 0 once everything is applied.
+                self.commit_for_lag(&[]);
             }
             self.rejoin_if_partitions_stall(&assigned)?;
         }
@@ -581,7 +606,9 @@ impl Member {
         }
         // At most once a second: each commit is work for the group
         // coordinator, and these commits are only for display.
-        if self.lag_commit.last.elapsed() < LAG_COMMIT_INTERVAL {
+        if self.lag_commit.pending.is_empty()
+            || self.lag_commit.last.elapsed() < LAG_COMMIT_INTERVAL
+        {
             return;
         }
         self.lag_commit.last = Instant::now();

@@ -108,11 +108,15 @@ fn main() -> anyhow::Result<()> {
         };
         client.set(key.trim(), value);
     }
-    let store = store::Store::new(&store::ValkeySettings {
+    let valkey = store::ValkeySettings {
         url: args.valkey_url.clone(),
         password: read_password(&args)?,
         timeout: Duration::from_millis(args.valkey_timeout_ms),
-    })?;
+    };
+    let store = store::Store::new(&valkey)?;
+    // A second connection, only for the health probe, so that probing never
+    // waits behind a batch.
+    let probe_store = store::Store::new(&valkey)?;
     let settings = group::GroupSettings {
         client: client.clone(),
         group_id: args.group_id.clone(),
@@ -150,6 +154,7 @@ fn main() -> anyhow::Result<()> {
         }
     });
 
+    spawn_valkey_probe(probe_store, metrics.clone(), stop.clone())?;
     let member = group::Member::join(settings, Arc::new(Mutex::new(store)), metrics, stop.clone())?;
     tracing::info!(topic = %args.topic, group = %args.group_id, "consumer running");
     let result = std::thread::Builder::new()
@@ -165,4 +170,37 @@ fn main() -> anyhow::Result<()> {
         Ok(outcome) => outcome,
         Err(_) => bail!("the consumer thread panicked"),
     }
+}
+
+/// Every 5 s: does Valkey answer, and how many keys does it hold
+/// (`bf_consumer_valkey_up`, `bf_consumer_valkey_keys`).
+fn spawn_valkey_probe(
+    mut store: store::Store,
+    metrics: metrics::Metrics,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("valkey-probe".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match store.probe() {
+                    Ok(keys) => {
+                        metrics.valkey_up.set(1);
+                        metrics.valkey_keys.set(keys);
+                    }
+                    Err(error) => {
+                        metrics.valkey_up.set(0);
+                        tracing::warn!(%error, "Valkey probe failed");
+                    }
+                }
+                for _ in 0..50 {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        })
+        .context("starting the Valkey probe thread")?;
+    Ok(())
 }

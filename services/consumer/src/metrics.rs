@@ -15,6 +15,12 @@ pub struct Metrics {
     pub valkey_errors: Counter,
     pub rejoins: Counter,
     pub assigned_partitions: Gauge,
+    /// Records in the topic this member has not committed yet.
+    pub lag: Gauge,
+    /// 1 when the last Valkey probe answered, else 0.
+    pub valkey_up: Gauge,
+    /// Keys in Valkey at the last probe.
+    pub valkey_keys: Gauge,
     pub apply_seconds: Histogram,
     pub sale_to_valkey_seconds: Histogram,
 }
@@ -31,6 +37,9 @@ impl Metrics {
             valkey_errors: Counter::default(),
             rejoins: Counter::default(),
             assigned_partitions: Gauge::default(),
+            lag: Gauge::default(),
+            valkey_up: Gauge::default(),
+            valkey_keys: Gauge::default(),
             apply_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 16)),
             sale_to_valkey_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
         };
@@ -78,6 +87,21 @@ impl Metrics {
             "assigned_partitions",
             "Partitions currently assigned to this consumer",
             metrics.assigned_partitions.clone(),
+        );
+        registry.register(
+            "lag",
+            "Records of the sales topic not yet committed by this member (librdkafka statistics, every 5 s)",
+            metrics.lag.clone(),
+        );
+        registry.register(
+            "valkey_up",
+            "1 when the last Valkey probe (PING, DBSIZE every 5 s) answered, else 0",
+            metrics.valkey_up.clone(),
+        );
+        registry.register(
+            "valkey_keys",
+            "Keys in Valkey at the last probe",
+            metrics.valkey_keys.clone(),
         );
         registry.register(
             "apply_seconds",

@@ -55,6 +55,14 @@ impl Store {
         })
     }
 
+    /// Checks Valkey answers; returns how many keys it holds.
+    pub fn probe(&mut self) -> redis::RedisResult<i64> {
+        self.with_connection(|connection, _| {
+            redis::cmd("PING").query::<()>(connection)?;
+            redis::cmd("DBSIZE").query(connection)
+        })
+    }
+
     /// Runs `operation` on the open connection, opening one when there is
     /// none. Any error drops the connection, so the next call starts afresh;
     /// the caller then re-reads the stored offsets (see `group::resync`),

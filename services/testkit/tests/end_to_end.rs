@@ -99,5 +99,27 @@ fn sales_over_http_are_counted_exactly_and_spread_over_both_producers() -> anyho
     assert!(points > 0 && points <= 1000, "{points} points");
     let category: String = valkey.hget("bf:carnet", "categoria")?;
     assert_eq!(category, "Hogar");
+
+    // What `bfctl status` reads from the consumer: Valkey answers and holds
+    // keys, and once everything is applied and committed the lag is 0
+    // (statistics every 5 s, commits at most once a second).
+    let consumer = &pipeline.consumers[0];
+    let keys: usize = redis::cmd("DBSIZE").query(&mut valkey)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = testkit::pipeline::http_get(consumer.metrics_port, "/metrics")?.1;
+        let up = testkit::pipeline::sum_metric(&body, "bf_consumer_valkey_up");
+        let probed_keys = testkit::pipeline::sum_metric(&body, "bf_consumer_valkey_keys");
+        let lag_reported = body.lines().any(|l| l.starts_with("bf_consumer_lag "));
+        let lag = testkit::pipeline::sum_metric(&body, "bf_consumer_lag");
+        if up == 1.0 && probed_keys as usize == keys && lag_reported && lag == 0.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "consumer metrics: valkey_up {up}, valkey_keys {probed_keys} (Valkey has {keys}), lag {lag} (reported: {lag_reported})"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     Ok(())
 }
