@@ -37,20 +37,27 @@ fn up_status_teardown_on_a_real_cluster() {
         );
         return;
     };
-    let config = std::env::var("BFCTL_E2E_CONFIG")
-        .expect("BFCTL_E2E_CONFIG must name the bfctl.yaml for the cluster in BFCTL_E2E_KUBECONFIG");
+    let config = std::env::var("BFCTL_E2E_CONFIG").expect(
+        "BFCTL_E2E_CONFIG must name the bfctl.yaml for the cluster in BFCTL_E2E_KUBECONFIG",
+    );
 
     let (ok, _) = bfctl(&kubeconfig, &config, &["up", "--timeout", "1800"]);
     assert!(ok, "bfctl up failed");
     let started = Instant::now();
     let (ok, stdout) = bfctl(&kubeconfig, &config, &["up"]);
-    assert!(ok && stdout.starts_with("everything is unchanged"), "{stdout}");
+    assert!(
+        ok && stdout.starts_with("everything is unchanged"),
+        "{stdout}"
+    );
     eprintln!("no-op up took {:?}", started.elapsed());
     let (ok, stdout) = bfctl(&kubeconfig, &config, &["status", "--output", "json"]);
     assert!(ok);
     let status: serde_json::Value = serde_json::from_str(&stdout).expect("status JSON");
     assert_eq!(status["healthy"], true, "{stdout}");
-    assert!(status["externalUrl"].is_string(), "no external URL: {stdout}");
+    assert!(
+        status["externalUrl"].is_string(),
+        "no external URL: {stdout}"
+    );
     if std::env::var("BFCTL_E2E_KEEP").as_deref() != Ok("1") {
         let (ok, stdout) = bfctl(&kubeconfig, &config, &["teardown", "--timeout", "1800"]);
         assert!(ok, "teardown left objects: {stdout}");
