@@ -53,8 +53,12 @@ impl ProducerPool {
     pub fn start(settings: PoolSettings) -> ProducerPool {
         let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
         let state = Arc::new(PoolState::default());
+        let targets = Arc::new(settings.targets);
         tokio::spawn(keep_endpoints_resolved(
-            settings.targets,
+            move || {
+                let targets = targets.clone();
+                async move { resolve(&targets).await }
+            },
             settings.resolve_interval,
             settings.connect_timeout,
             changes,
@@ -95,16 +99,21 @@ async fn resolve(targets: &[String]) -> BTreeSet<SocketAddr> {
     found
 }
 
-async fn keep_endpoints_resolved(
-    targets: Vec<String>,
+/// Every `interval`, resolves the targets (through `resolve_all`) and tells
+/// the balanced channel which addresses appeared and which went away.
+async fn keep_endpoints_resolved<R, F>(
+    resolve_all: R,
     interval: Duration,
     connect_timeout: Duration,
     changes: Sender<Change<SocketAddr, Endpoint>>,
     state: Arc<PoolState>,
-) {
+) where
+    R: Fn() -> F,
+    F: std::future::Future<Output = BTreeSet<SocketAddr>>,
+{
     let mut current: BTreeSet<SocketAddr> = BTreeSet::new();
     loop {
-        let resolved = resolve(&targets).await;
+        let resolved = resolve_all().await;
         // Keep the last known set when resolution fails outright (DNS hiccup).
         if !resolved.is_empty() || current.is_empty() {
             for gone in current.difference(&resolved).copied().collect::<Vec<_>>() {
@@ -163,5 +172,62 @@ async fn watch_health(channel: Channel, interval: Duration, state: Arc<PoolState
             }
         }
         tokio::time::sleep(interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// What a headless Service's DNS name does as producer pods come and go:
+    /// new addresses join the channel, gone ones leave, and a failed lookup
+    /// (no addresses) keeps the last known set.
+    #[tokio::test]
+    async fn endpoints_follow_what_the_name_resolves_to() {
+        let a: SocketAddr = "10.0.0.1:50051".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:50051".parse().unwrap();
+        let answer = Arc::new(Mutex::new(BTreeSet::from([a])));
+        let (changes, mut seen) = tokio::sync::mpsc::channel(16);
+        let state = Arc::new(PoolState::default());
+        let resolver_answer = answer.clone();
+        let task = tokio::spawn(keep_endpoints_resolved(
+            move || {
+                let addresses = resolver_answer.lock().unwrap().clone();
+                async move { addresses }
+            },
+            Duration::from_millis(10),
+            Duration::from_secs(1),
+            changes,
+            state.clone(),
+        ));
+        assert_eq!(next(&mut seen).await, ("insert", a));
+        *answer.lock().unwrap() = BTreeSet::from([a, b]);
+        assert_eq!(next(&mut seen).await, ("insert", b));
+        *answer.lock().unwrap() = BTreeSet::from([b]);
+        assert_eq!(next(&mut seen).await, ("remove", a));
+        // A lookup that finds nothing keeps what was known.
+        *answer.lock().unwrap() = BTreeSet::new();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            seen.try_recv().is_err(),
+            "nothing removed on a failed lookup"
+        );
+        assert_eq!(state.endpoints.load(Ordering::Relaxed), 1);
+        *answer.lock().unwrap() = BTreeSet::from([a]);
+        let mut rest = vec![next(&mut seen).await, next(&mut seen).await];
+        rest.sort();
+        assert_eq!(rest, vec![("insert", a), ("remove", b)]);
+        task.abort();
+    }
+
+    async fn next(
+        seen: &mut tokio::sync::mpsc::Receiver<Change<SocketAddr, Endpoint>>,
+    ) -> (&'static str, SocketAddr) {
+        match seen.recv().await {
+            Some(Change::Insert(address, _)) => ("insert", address),
+            Some(Change::Remove(address)) => ("remove", address),
+            None => panic!("the resolver task ended"),
+        }
     }
 }
