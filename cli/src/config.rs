@@ -47,6 +47,39 @@ pub struct Config {
     pub versions: Versions,
     #[serde(default)]
     pub operators: Operators,
+    #[serde(default)]
+    pub images: Images,
+}
+
+/// How `bfctl build` makes the service images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Images {
+    /// The base image, pinned by digest; empty for none (static binaries).
+    #[serde(default = "default_base_image")]
+    pub base: String,
+    /// `org.opencontainers.image.source` of the images.
+    #[serde(default = "default_image_source")]
+    pub source: String,
+}
+
+impl Default for Images {
+    fn default() -> Images {
+        Images {
+            base: default_base_image(),
+            source: default_image_source(),
+        }
+    }
+}
+
+/// distroless cc for Debian 12 (glibc 2.36, user nonroot), a multi-platform
+/// index digest taken from a public repository's pin of 2026-10-08: it could
+/// not be pulled where this build was made.
+fn default_base_image() -> String {
+    "gcr.io/distroless/cc-debian12@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f".into()
+}
+fn default_image_source() -> String {
+    "https://github.com/blackfriday/bfctl".into()
 }
 
 /// Where operator manifests come from (see `bfctl::operators`).

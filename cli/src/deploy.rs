@@ -29,6 +29,8 @@ pub struct Target {
     pub offline: bool,
     /// Print every API call.
     pub verbose: bool,
+    /// Where `bfctl build` recorded image digests (default `.bfctl`).
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Connects with discovery limited to the groups the plan uses.
@@ -77,7 +79,19 @@ pub async fn full_plan(
         .await
         .context("fetching operator manifests")?;
     let secrets = plan::valkey_secrets(cluster, config).await?;
-    let plan = plan::build(config, &ImageRefs::unbuilt(config), operator_steps, secrets)?;
+    let state_dir = target
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(".bfctl"));
+    let (images, missing) =
+        ImageRefs::resolve(config, &crate::image::ImageState::load(&state_dir)?);
+    if !missing.is_empty() {
+        eprintln!(
+            "note: no pushed digest recorded for {} (run `bfctl build --push`); using :latest tags",
+            missing.join(", ")
+        );
+    }
+    let plan = plan::build(config, &images, operator_steps, secrets)?;
     let cluster = cluster.clone().with_groups(groups_of(&plan));
     Ok((plan, cluster))
 }

@@ -11,12 +11,14 @@
 //! * [`plan`]: operators + components + generated Secrets as engine steps;
 //! * [`status`] and [`teardown`]: the other two cluster commands;
 //! * [`progress`]: spinners or plain lines on stderr;
-//! * [`deploy`]: the commands, wired together.
+//! * [`deploy`]: the commands, wired together;
+//! * [`image`]: `bfctl build`: service images built, pushed and recorded by digest.
 
 pub mod cluster;
 pub mod config;
 pub mod deploy;
 pub mod engine;
+pub mod image;
 pub mod inventory;
 pub mod operators;
 pub mod plan;

@@ -108,8 +108,25 @@ enum Command {
         #[arg(short = 'o', long = "out-dir", value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
-    /// Build (and push) the service images.
-    Build,
+    /// Build the gateway, producer and consumer images (and push them).
+    ///
+    /// `cargo build --release`, then each image assembled without Docker:
+    /// the binary as one layer on the base image (`images.base`, by
+    /// digest), non-root, with OCI labels dated from SOURCE_DATE_EPOCH or
+    /// the last commit, so the same sources give the same digests. With
+    /// --push, only blobs the registry lacks are sent, and the digests are
+    /// recorded in .bfctl/images.json for `render` and `up`.
+    Build {
+        /// Push to `registry.url` and record the digests.
+        #[arg(long)]
+        push: bool,
+        /// Cargo profile of the binaries.
+        #[arg(long, default_value = "release")]
+        profile: String,
+        /// Extra CA certificate (PEM) for the registries; repeatable.
+        #[arg(long, value_name = "PEM")]
+        ca_file: Vec<PathBuf>,
+    },
     /// Build and push the Valkey VM disk.
     Disk,
     /// Write or check the configuration file.
@@ -137,12 +154,12 @@ impl Command {
             | Command::Status { local: true, .. }
             | Command::Teardown { local: true, .. } => 6,
             Command::Loadtest => 6,
-            Command::Build => 4,
             Command::Disk => 5,
             Command::Up { .. }
             | Command::Status { .. }
             | Command::Teardown { .. }
             | Command::Config(_)
+            | Command::Build { .. }
             | Command::Render { .. } => return None,
         })
     }
@@ -184,10 +201,15 @@ fn render_command(config_path: &Path, out_dir: Option<&Path>) -> anyhow::Result<
     for warning in config.warnings() {
         eprintln!("warning: {warning}");
     }
-    eprintln!(
-        "note: images are rendered as :latest tags until `bfctl build --push` records digests (issue #4)"
-    );
-    let components = render::render(&config, &render::ImageRefs::unbuilt(&config))?;
+    let state = bfctl::image::ImageState::load(Path::new(STATE_DIR))?;
+    let (images, missing) = render::ImageRefs::resolve(&config, &state);
+    if !missing.is_empty() {
+        eprintln!(
+            "note: no pushed digest recorded for {} (run `bfctl build --push`); rendered as :latest",
+            missing.join(", ")
+        );
+    }
+    let components = render::render(&config, &images)?;
     match out_dir {
         Some(dir) => {
             for path in render::write_to_dir(&components, dir)? {
@@ -212,6 +234,7 @@ impl Cli {
             cache_dir: self.cache_dir.clone(),
             offline,
             verbose: self.verbose > 0,
+            state_dir: None,
         }
     }
 
@@ -302,8 +325,72 @@ fn teardown_command(cli: &Cli, keep_data: bool, offline: bool, timeout: u64) -> 
     }
 }
 
+/// Where bfctl keeps what it built (images.json, the image cache).
+const STATE_DIR: &str = ".bfctl";
+
+fn build_command(cli: &Cli, push: bool, profile: &str, ca_files: &[PathBuf]) -> anyhow::Result<()> {
+    use bfctl::image::{build, credentials, registry::RegistryOptions};
+    let config = cli.load_config()?;
+    let host = |reference: &str| reference.split('/').next().unwrap_or("").to_string();
+    let options = build::BuildOptions {
+        workspace: std::env::current_dir().context("reading the current directory")?,
+        state_dir: PathBuf::from(STATE_DIR),
+        profile: profile.to_string(),
+        push,
+        registry: RegistryOptions {
+            insecure: config.registry.insecure,
+            ca_files: ca_files.to_vec(),
+            auth: credentials::for_registry(
+                &host(&config.registry.url),
+                config.registry.credentials,
+            )?,
+        },
+        base_registry: RegistryOptions {
+            insecure: config.registry.insecure,
+            ca_files: ca_files.to_vec(),
+            auth: credentials::for_registry(
+                &host(&config.images.base),
+                config::CredentialSource::DockerConfig,
+            )?,
+        },
+    };
+    let started = std::time::Instant::now();
+    let built = runtime()?.block_on(build::build_all(&config, &options, |line| {
+        eprintln!("[{:6.1}s] {line}", started.elapsed().as_secs_f64());
+    }))?;
+    if matches!(cli.output, Output::Json) {
+        println!("{}", serde_json::to_string_pretty(&built)?);
+        return Ok(());
+    }
+    for image in &built {
+        let pushed = match &image.push {
+            Some(report) => format!(
+                "pushed {} ({} blobs sent, {} already there, {} bytes)",
+                report.reference,
+                report.blobs_uploaded,
+                report.blobs_present,
+                report.bytes_uploaded
+            ),
+            None => "not pushed".to_string(),
+        };
+        println!(
+            "{:<9} {} {:.1} MB{} {pushed}",
+            image.service,
+            image.digest,
+            image.size as f64 / 1e6,
+            if image.cached { " (cached)" } else { "" },
+        );
+    }
+    Ok(())
+}
+
 fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
+        Command::Build {
+            push,
+            profile,
+            ca_file,
+        } => build_command(cli, *push, profile, ca_file),
         Command::Up {
             local: false,
             force,
@@ -358,10 +445,10 @@ mod tests {
     fn each_unfinished_command_names_its_issue() {
         let cli = Cli::try_parse_from(["bfctl", "up", "--local"]).unwrap();
         assert_eq!(cli.command.pending_issue(), Some(6));
-        let cli = Cli::try_parse_from(["bfctl", "build", "--output", "json"]).unwrap();
-        assert_eq!(cli.command.pending_issue(), Some(4));
+        let cli = Cli::try_parse_from(["bfctl", "disk", "--output", "json"]).unwrap();
+        assert_eq!(cli.command.pending_issue(), Some(5));
         let error = run(&cli).unwrap_err().to_string();
-        assert!(error.contains("issue #4"), "{error}");
+        assert!(error.contains("issue #5"), "{error}");
         let cli = Cli::try_parse_from(["bfctl", "teardown", "--keep-data"]).unwrap();
         assert_eq!(cli.command.pending_issue(), None);
     }

@@ -112,6 +112,37 @@ impl ImageRefs {
     }
 }
 
+impl ImageRefs {
+    /// The digests `bfctl build --push` recorded for the configured
+    /// registry, and tags for the images it has not recorded (named in the
+    /// second value, so the caller can say so).
+    pub fn resolve(
+        config: &Config,
+        state: &crate::image::ImageState,
+    ) -> (ImageRefs, Vec<&'static str>) {
+        let mut refs = ImageRefs::unbuilt(config);
+        let base = config.registry.url.trim_end_matches('/');
+        let mut missing = Vec::new();
+        for (name, slot) in [
+            ("gateway", &mut refs.gateway),
+            ("producer", &mut refs.producer),
+            ("consumer", &mut refs.consumer),
+        ] {
+            match state.images.get(name) {
+                Some(recorded)
+                    if recorded
+                        .reference
+                        .starts_with(&format!("{base}/{name}@sha256:")) =>
+                {
+                    *slot = recorded.reference.clone();
+                }
+                _ => missing.push(name),
+            }
+        }
+        (refs, missing)
+    }
+}
+
 /// A component with its rendered objects.
 #[derive(Debug, Clone)]
 pub struct RenderedComponent {

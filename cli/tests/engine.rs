@@ -72,6 +72,7 @@ impl Harness {
             cache_dir: Some(dir.path().join("cache")),
             offline: false,
             verbose: false,
+            state_dir: None,
         };
         Harness {
             api,

@@ -3,4 +3,5 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod fake_apiserver;
+pub mod registry;
 pub mod release_files;

@@ -1,0 +1,326 @@
+//! `bfctl build --push` against a real registry (Debian's docker-registry on
+//! 127.0.0.1): deterministic digests, a second push that sends 0 bytes,
+//! what skopeo sees, the local Docker Engine pulling and running the image,
+//! and clear errors for bad registries and bases.
+//!
+//! No image can be pulled from outside here, so the base image is made from
+//! this host's own glibc files and pushed to the test registry first; the
+//! builder then reads it by digest like any base.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bfctl::config::Config;
+use bfctl::image::build::{BuildOptions, build_all};
+use bfctl::image::layer::{self, LayerFile};
+use bfctl::image::oci::{self, Base, ImageSpec};
+use bfctl::image::registry::{RegistryClient, RegistryOptions};
+use oci_client::secrets::RegistryAuth;
+use support::registry::TestRegistry;
+
+fn anonymous() -> RegistryOptions {
+    RegistryOptions {
+        insecure: false,
+        ca_files: Vec::new(),
+        auth: RegistryAuth::Anonymous,
+    }
+}
+
+/// A base image holding this host's dynamic loader and the libraries the
+/// services link against, plus a passwd with the nonroot user.
+async fn push_host_base(registry: &TestRegistry) -> String {
+    let mut files = vec![LayerFile {
+        path: "/etc/passwd".into(),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        data: b"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n".to_vec(),
+    }];
+    for path in [
+        "/lib64/ld-linux-x86-64.so.2",
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/lib/x86_64-linux-gnu/libm.so.6",
+        "/lib/x86_64-linux-gnu/libgcc_s.so.1",
+        "/lib/x86_64-linux-gnu/libz.so.1",
+    ] {
+        files.push(LayerFile {
+            path: path.into(),
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            data: std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}")),
+        });
+    }
+    let layer = layer::build(&files, 0).unwrap();
+    let spec = ImageSpec {
+        entrypoint: Vec::new(),
+        exposed_ports: Vec::new(),
+        user: "65532:65532".into(),
+        env: vec!["PATH=/usr/local/bin:/usr/bin:/bin".into()],
+        labels: Vec::new(),
+        created: oci::rfc3339(0),
+    };
+    let image = oci::assemble(&spec, &Base::default(), vec![layer]).unwrap();
+    let repository = format!("{}/base", registry.host);
+    let client = RegistryClient::new(&registry.host, &anonymous()).unwrap();
+    client.push(&repository, &image).await.unwrap().reference
+}
+
+fn config_for(registry: &str, base: &str) -> Config {
+    Config::parse(
+        &format!(
+            "registry:\n  url: {registry}/bf\n  credentials: none\ncarnet: \"201900006\"\nimages:\n  base: {base}\n"
+        ),
+        "test bfctl.yaml",
+    )
+    .unwrap()
+}
+
+fn options(state_dir: &Path, push: bool) -> BuildOptions {
+    BuildOptions {
+        workspace: Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+        state_dir: state_dir.to_path_buf(),
+        profile: "release".into(),
+        push,
+        registry: anonymous(),
+        base_registry: anonymous(),
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> (bool, String) {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_images_are_deterministic_pushed_once_and_run_under_docker() {
+    let registry = TestRegistry::start(None);
+    let base = push_host_base(&registry).await;
+    let config = config_for(&registry.host, &base);
+    let state = tempfile::tempdir().unwrap();
+
+    let first = build_all(&config, &options(state.path(), true), |line| {
+        eprintln!("{line}")
+    })
+    .await
+    .unwrap();
+    assert_eq!(first.len(), 3);
+    for image in &first {
+        let push = image.push.as_ref().unwrap();
+        assert!(push.bytes_uploaded > 0);
+        eprintln!(
+            "{}: {} {:.1} MB compressed, {} bytes uploaded",
+            image.service,
+            image.digest,
+            image.size as f64 / 1e6,
+            push.bytes_uploaded
+        );
+    }
+
+    // Same inputs: same digests, nothing re-assembled, 0 bytes sent.
+    let second = build_all(&config, &options(state.path(), true), |_| {})
+        .await
+        .unwrap();
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!(a.digest, b.digest);
+        assert!(b.cached, "{} was rebuilt", b.service);
+        assert_eq!(b.push.as_ref().unwrap().bytes_uploaded, 0, "{}", b.service);
+    }
+    // Assembled again from scratch (no cache): still the same bytes.
+    std::fs::remove_dir_all(state.path().join("images")).unwrap();
+    let third = build_all(&config, &options(state.path(), false), |_| {})
+        .await
+        .unwrap();
+    for (a, c) in first.iter().zip(&third) {
+        assert_eq!(a.digest, c.digest, "{} is not reproducible", a.service);
+        assert!(!c.cached);
+    }
+    // Recorded for render/up.
+    let recorded = bfctl::image::ImageState::load(state.path()).unwrap();
+    let (refs, missing) = bfctl::render::ImageRefs::resolve(&config, &recorded);
+    assert!(missing.is_empty());
+    assert_eq!(
+        refs.gateway,
+        format!("{}/bf/gateway@{}", registry.host, first[0].digest)
+    );
+
+    // What skopeo sees.
+    let gateway = format!("docker://{}", refs.gateway);
+    let (ok, inspected) = run("skopeo", &["inspect", "--tls-verify=false", &gateway]);
+    assert!(ok, "{inspected}");
+    let inspected: serde_json::Value = serde_json::from_str(&inspected).unwrap();
+    assert_eq!(inspected["Digest"], first[0].digest);
+    assert!(inspected["Labels"]["org.opencontainers.image.revision"].is_string());
+    let (ok, config_json) = run(
+        "skopeo",
+        &["inspect", "--tls-verify=false", "--config", &gateway],
+    );
+    assert!(ok, "{config_json}");
+    let image_config: serde_json::Value = serde_json::from_str(&config_json).unwrap();
+    assert_eq!(image_config["config"]["User"], "65532:65532");
+    assert_eq!(
+        image_config["config"]["Entrypoint"][0],
+        "/usr/local/bin/gateway"
+    );
+
+    // The local Docker Engine pulls it by digest and runs it.
+    let (ok, pulled) = run("docker", &["pull", &refs.gateway]);
+    assert!(ok, "{pulled}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let name = format!("bfctl-test-gateway-{port}");
+    let (ok, started) = run(
+        "docker",
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            "-p",
+            &format!("127.0.0.1:{port}:8080"),
+            "-e",
+            "PRODUCER_TARGETS=127.0.0.1:1",
+            &refs.gateway,
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut answered = None;
+    while ok && Instant::now() < deadline {
+        answered = http_status(port, "/healthz");
+        if answered == Some(200) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, logs) = run("docker", &["logs", &name]);
+    let _ = run("docker", &["rm", "-f", &name]);
+    let _ = run("docker", &["rmi", &refs.gateway]);
+    assert!(ok, "{started}");
+    assert_eq!(answered, Some(200), "gateway container logs:\n{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_registries_and_bases_are_clear_errors() {
+    // Nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nowhere = format!("127.0.0.1:{port}");
+    let image = oci::assemble(
+        &ImageSpec {
+            entrypoint: vec!["/x".into()],
+            exposed_ports: Vec::new(),
+            user: "65532:65532".into(),
+            env: Vec::new(),
+            labels: Vec::new(),
+            created: oci::rfc3339(0),
+        },
+        &Base::default(),
+        vec![
+            layer::build(
+                &[LayerFile {
+                    path: "/x".into(),
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    data: b"x".to_vec(),
+                }],
+                0,
+            )
+            .unwrap(),
+        ],
+    )
+    .unwrap();
+    let client = RegistryClient::new(&nowhere, &anonymous()).unwrap();
+    let error = format!(
+        "{:#}",
+        client
+            .push(&format!("{nowhere}/bf/x"), &image)
+            .await
+            .unwrap_err()
+    );
+    assert!(
+        error.contains("unreachable") && error.contains(&nowhere),
+        "{error}"
+    );
+
+    // Wrong credentials on a registry that wants them; then the right ones.
+    let registry = TestRegistry::start(Some(("ana", "right")));
+    let repository = format!("{}/bf/x", registry.host);
+    let wrong = RegistryOptions {
+        auth: RegistryAuth::Basic("ana".into(), "wrong".into()),
+        ..anonymous()
+    };
+    let client = RegistryClient::new(&registry.host, &wrong).unwrap();
+    let error = format!("{:#}", client.push(&repository, &image).await.unwrap_err());
+    assert!(
+        error.contains(&registry.host) && (error.contains("credentials") || error.contains("401")),
+        "{error}"
+    );
+    let right = RegistryOptions {
+        auth: RegistryAuth::Basic("ana".into(), "right".into()),
+        ..anonymous()
+    };
+    let client = RegistryClient::new(&registry.host, &right).unwrap();
+    let pushed = client.push(&repository, &image).await.unwrap();
+    assert_eq!(pushed.digest, image.digest());
+    let (ok, listed) = run(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            "ana:right",
+            &format!("docker://{repository}@{}", image.digest()),
+        ],
+    );
+    assert!(ok, "{listed}");
+
+    // A base that does not exist, and one not pinned by digest.
+    let missing = format!("{}/nothing@sha256:{}", registry.host, "0".repeat(64));
+    let error = format!("{:#}", client.base(&missing).await.unwrap_err());
+    assert!(error.contains("nothing"), "{error}");
+    let error = format!(
+        "{:#}",
+        client
+            .base(&format!("{}/base:latest", registry.host))
+            .await
+            .unwrap_err()
+    );
+    assert!(error.contains("pinned by digest"), "{error}");
+}

@@ -1,0 +1,74 @@
+//! Debian's `docker-registry` (the CNCF distribution registry) on 127.0.0.1
+//! on a free port, storing in a temporary directory, optionally with
+//! htpasswd authentication. Killed when dropped.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct TestRegistry {
+    child: Child,
+    pub host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestRegistry {
+    /// Starts a registry; with `user`, it requires that user and password.
+    pub fn start(user: Option<(&str, &str)>) -> TestRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((name, password)) = user {
+            let htpasswd = dir.path().join("htpasswd");
+            let status = Command::new("htpasswd")
+                .args(["-Bbc"])
+                .arg(&htpasswd)
+                .args([name, password])
+                .stderr(Stdio::null())
+                .status()
+                .expect("htpasswd (apache2-utils) is installed by .ci/install-deps");
+            assert!(status.success());
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: bfctl-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        let config_path: PathBuf = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry is installed by .ci/install-deps");
+        let registry = TestRegistry {
+            child,
+            host,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&registry.host).is_err() {
+            assert!(Instant::now() < deadline, "the registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        registry
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
