@@ -131,6 +131,7 @@ impl Cluster {
         context: &str,
         default_namespace: &str,
     ) -> anyhow::Result<Cluster> {
+        crate::ensure_tls_provider();
         let options = kube::config::KubeConfigOptions {
             context: (!context.is_empty()).then(|| context.to_string()),
             ..Default::default()

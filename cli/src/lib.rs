@@ -27,3 +27,14 @@ pub mod readiness;
 pub mod render;
 pub mod status;
 pub mod teardown;
+
+/// Selects rustls's crypto provider (ring) for the whole process. kube and
+/// oci-client each enable a different provider, and with two enabled rustls
+/// refuses to guess; every client constructor calls this first.
+pub fn ensure_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider was installed first: that one is used.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

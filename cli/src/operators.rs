@@ -116,6 +116,7 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new(cache_dir: PathBuf, offline: bool) -> anyhow::Result<Fetcher> {
+        crate::ensure_tls_provider();
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(120))
             .build()

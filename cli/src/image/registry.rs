@@ -60,6 +60,7 @@ pub fn is_loopback(host: &str) -> bool {
 
 impl RegistryClient {
     pub fn new(registry_host: &str, options: &RegistryOptions) -> anyhow::Result<RegistryClient> {
+        crate::ensure_tls_provider();
         let plain_http = is_loopback(registry_host) || options.insecure;
         let mut extra_root_certificates = Vec::new();
         for path in &options.ca_files {
