@@ -61,6 +61,19 @@ pub struct Images {
     /// `org.opencontainers.image.source` of the images.
     #[serde(default = "default_image_source")]
     pub source: String,
+    /// How the images are made.
+    #[serde(default)]
+    pub builder: Builder,
+}
+
+/// `native`: cargo build and an image assembled in Rust (no Docker);
+/// `docker`: `services/Dockerfile` built by the Docker Engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Builder {
+    #[default]
+    Native,
+    Docker,
 }
 
 impl Default for Images {
@@ -68,6 +81,7 @@ impl Default for Images {
         Images {
             base: default_base_image(),
             source: default_image_source(),
+            builder: Builder::default(),
         }
     }
 }

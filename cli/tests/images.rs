@@ -190,32 +190,56 @@ async fn native_images_are_deterministic_pushed_once_and_run_under_docker() {
         "/usr/local/bin/gateway"
     );
 
-    // The local Docker Engine pulls it by digest and runs it.
-    let (ok, pulled) = run("docker", &["pull", &refs.gateway]);
+    // The local Docker Engine pulls each image by digest and runs it,
+    // read-only, without capabilities: every service answers its liveness
+    // check (no broker or Valkey is reachable from the containers).
+    let unreachable = [
+        "-e",
+        "KAFKA_BROKERS=127.0.0.1:1",
+        "-e",
+        "VALKEY_URL=redis://127.0.0.1:1/0",
+    ];
+    for (reference, port_inside, extra) in [
+        (
+            &refs.gateway,
+            8080,
+            vec!["-e", "PRODUCER_TARGETS=127.0.0.1:1"],
+        ),
+        (&refs.producer, 9090, unreachable.to_vec()),
+        (
+            &refs.consumer,
+            9090,
+            [unreachable.as_slice(), &["-e", "CARNET=201900006"]].concat(),
+        ),
+    ] {
+        assert_runs_and_answers(reference, port_inside, &extra);
+    }
+}
+
+fn assert_runs_and_answers(reference: &str, port_inside: u16, extra: &[&str]) {
+    let (ok, pulled) = run("docker", &["pull", reference]);
     assert!(ok, "{pulled}");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let name = format!("bfctl-test-gateway-{port}");
-    let (ok, started) = run(
-        "docker",
-        &[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--read-only",
-            "--cap-drop",
-            "ALL",
-            "-p",
-            &format!("127.0.0.1:{port}:8080"),
-            "-e",
-            "PRODUCER_TARGETS=127.0.0.1:1",
-            &refs.gateway,
-        ],
-    );
+    let name = format!("bfctl-test-{port}");
+    let publish = format!("127.0.0.1:{port}:{port_inside}");
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--read-only",
+        "--cap-drop",
+        "ALL",
+        "-p",
+        &publish,
+    ];
+    args.extend_from_slice(extra);
+    args.push(reference);
+    let (ok, started) = run("docker", &args);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut answered = None;
     while ok && Instant::now() < deadline {
@@ -227,9 +251,9 @@ async fn native_images_are_deterministic_pushed_once_and_run_under_docker() {
     }
     let (_, logs) = run("docker", &["logs", &name]);
     let _ = run("docker", &["rm", "-f", &name]);
-    let _ = run("docker", &["rmi", &refs.gateway]);
+    let _ = run("docker", &["rmi", reference]);
     assert!(ok, "{started}");
-    assert_eq!(answered, Some(200), "gateway container logs:\n{logs}");
+    assert_eq!(answered, Some(200), "{reference} logs:\n{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,4 +347,82 @@ async fn bad_registries_and_bases_are_clear_errors() {
             .unwrap_err()
     );
     assert!(error.contains("pinned by digest"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dockerfile_is_built_by_the_engine_through_bollard_and_pushed() {
+    use bfctl::image::docker::{DockerBuild, build_and_push};
+    let registry = TestRegistry::start(Some(("ana", "right")));
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        "FROM scratch\nARG GREETING\nCOPY hello.txt /hello.txt\nLABEL greeting=${GREETING}\n",
+    )
+    .unwrap();
+    std::fs::write(context.path().join("hello.txt"), "hola\n").unwrap();
+    let tag = format!("{}/bf/scratch:test", registry.host);
+    let auth = RegistryAuth::Basic("ana".into(), "right".into());
+    let build = DockerBuild {
+        context: context.path().to_path_buf(),
+        dockerfile: "Dockerfile".into(),
+        tag: tag.clone(),
+        build_args: vec![("GREETING".into(), "hola".into())],
+    };
+    let mut lines = Vec::new();
+    let built = build_and_push(&build, true, &auth, |line| lines.push(line.to_string()))
+        .await
+        .unwrap();
+    let _ = run("docker", &["rmi", &tag]);
+    assert!(
+        lines.iter().any(|l| l.contains("COPY hello.txt")),
+        "build output streamed: {lines:?}"
+    );
+    let digest = built.pushed_digest.expect("a digest");
+    let (ok, inspected) = run(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            "ana:right",
+            &format!("docker://{tag}"),
+        ],
+    );
+    assert!(ok, "{inspected}");
+    let inspected: serde_json::Value = serde_json::from_str(&inspected).unwrap();
+    assert_eq!(inspected["Digest"], digest);
+    assert_eq!(inspected["Labels"]["greeting"], "hola");
+
+    // No Dockerfile; a Dockerfile whose COPY source is missing.
+    let missing = DockerBuild {
+        dockerfile: "Nope.Dockerfile".into(),
+        ..build.clone()
+    };
+    let error = format!(
+        "{:#}",
+        build_and_push(&missing, false, &auth, |_| {})
+            .await
+            .unwrap_err()
+    );
+    assert!(error.contains("Nope.Dockerfile not found"), "{error}");
+    std::fs::write(
+        context.path().join("Broken.Dockerfile"),
+        "FROM scratch\nCOPY absent.txt /\n",
+    )
+    .unwrap();
+    let broken = DockerBuild {
+        dockerfile: "Broken.Dockerfile".into(),
+        tag: format!("{}/bf/broken:test", registry.host),
+        ..build
+    };
+    let error = format!(
+        "{:#}",
+        build_and_push(&broken, true, &auth, |_| {})
+            .await
+            .unwrap_err()
+    );
+    assert!(
+        error.contains("docker build of") && error.contains("absent.txt"),
+        "{error}"
+    );
 }

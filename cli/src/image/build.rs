@@ -65,6 +65,9 @@ pub async fn build_all(
     options: &BuildOptions,
     mut progress: impl FnMut(&str),
 ) -> anyhow::Result<Vec<Built>> {
+    if config.images.builder == crate::config::Builder::Docker {
+        return build_with_docker(config, options, progress).await;
+    }
     let packages: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
     progress("cargo build of gateway, producer, consumer");
     let binaries = native::cargo_build(&options.workspace, &packages, &options.profile, |line| {
@@ -137,6 +140,67 @@ pub async fn build_all(
             size: image.size(),
             cached,
             push,
+        });
+    }
+    Ok(built)
+}
+
+/// The `docker` builder: `services/Dockerfile` per service through the
+/// engine; with `push`, pushed and recorded by the digest the push reports.
+async fn build_with_docker(
+    config: &Config,
+    options: &BuildOptions,
+    mut progress: impl FnMut(&str),
+) -> anyhow::Result<Vec<Built>> {
+    use crate::image::docker::{DockerBuild, build_and_push};
+    let revision = images::revision(&options.workspace);
+    let short: String = revision.chars().take(12).collect();
+    let mut state = ImageState::load(&options.state_dir)?;
+    let mut built = Vec::new();
+    for service in &SERVICES {
+        let repository = format!(
+            "{}/{}",
+            config.registry.url.trim_end_matches('/'),
+            service.name
+        );
+        let build = DockerBuild {
+            context: options.workspace.clone(),
+            dockerfile: "services/Dockerfile".into(),
+            tag: format!("{repository}:{}", short.trim_end_matches("-dirty")),
+            build_args: vec![
+                ("SERVICE".into(), service.name.into()),
+                ("BASE".into(), config.images.base.clone()),
+            ],
+        };
+        progress(&format!("{}: docker build {}", service.name, build.tag));
+        let result = build_and_push(&build, options.push, &options.registry.auth, |line| {
+            progress(&format!("{}: {line}", service.name))
+        })
+        .await?;
+        if let Some(digest) = &result.pushed_digest {
+            state.images.insert(
+                service.name.to_string(),
+                Recorded {
+                    reference: format!("{repository}@{digest}"),
+                    digest: digest.clone(),
+                    inputs: revision.clone(),
+                    size: 0,
+                },
+            );
+            state.save(&options.state_dir)?;
+        }
+        built.push(Built {
+            service: service.name.to_string(),
+            digest: result.pushed_digest.clone().unwrap_or_default(),
+            size: 0,
+            cached: false,
+            push: result.pushed_digest.map(|digest| PushReport {
+                reference: format!("{repository}@{digest}"),
+                digest,
+                blobs_uploaded: 0,
+                blobs_present: 0,
+                bytes_uploaded: 0,
+            }),
         });
     }
     Ok(built)

@@ -11,6 +11,7 @@
 
 pub mod build;
 pub mod credentials;
+pub mod docker;
 pub mod layer;
 pub mod native;
 pub mod oci;

@@ -75,7 +75,9 @@ async fn main() -> anyhow::Result<()> {
     ));
     let metrics_task = tokio::spawn(telemetry::serve_http(
         args.metrics_listen,
-        telemetry::metrics_router(Arc::new(registry)),
+        // /healthz: the process is alive (readiness is the gRPC health).
+        telemetry::metrics_router(Arc::new(registry))
+            .route("/healthz", axum::routing::get(|| async { "ok\n" })),
         wait_for_stop(stop_rx.clone()),
     ));
 
