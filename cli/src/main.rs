@@ -68,6 +68,10 @@ enum Command {
         /// Seconds each object may take to become ready.
         #[arg(long, default_value_t = 600, value_name = "SECONDS")]
         timeout: u64,
+        /// Do not build and push the images first; use the digests recorded
+        /// by the last `bfctl build --push`.
+        #[arg(long)]
+        skip_build: bool,
     },
     /// Show what runs, what is healthy, what lags and where to send traffic.
     Status {
@@ -254,8 +258,26 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn up_command(cli: &Cli, force: bool, offline: bool, timeout: u64) -> anyhow::Result<()> {
+fn up_command(
+    cli: &Cli,
+    force: bool,
+    offline: bool,
+    timeout: u64,
+    skip_build: bool,
+) -> anyhow::Result<()> {
     let config = cli.load_config()?;
+    if !skip_build {
+        // Cheap when nothing changed: cargo's own cache, the image cache,
+        // and a push that finds every blob already there.
+        for image in build_images(&config, true, "release", &[])? {
+            eprintln!(
+                "image {}: {}{}",
+                image.service,
+                image.digest,
+                if image.cached { " (unchanged)" } else { "" }
+            );
+        }
+    }
     let options = UpOptions {
         force,
         timeout: std::time::Duration::from_secs(timeout),
@@ -329,35 +351,8 @@ fn teardown_command(cli: &Cli, keep_data: bool, offline: bool, timeout: u64) -> 
 const STATE_DIR: &str = ".bfctl";
 
 fn build_command(cli: &Cli, push: bool, profile: &str, ca_files: &[PathBuf]) -> anyhow::Result<()> {
-    use bfctl::image::{build, credentials, registry::RegistryOptions};
     let config = cli.load_config()?;
-    let host = |reference: &str| reference.split('/').next().unwrap_or("").to_string();
-    let options = build::BuildOptions {
-        workspace: std::env::current_dir().context("reading the current directory")?,
-        state_dir: PathBuf::from(STATE_DIR),
-        profile: profile.to_string(),
-        push,
-        registry: RegistryOptions {
-            insecure: config.registry.insecure,
-            ca_files: ca_files.to_vec(),
-            auth: credentials::for_registry(
-                &host(&config.registry.url),
-                config.registry.credentials,
-            )?,
-        },
-        base_registry: RegistryOptions {
-            insecure: config.registry.insecure,
-            ca_files: ca_files.to_vec(),
-            auth: credentials::for_registry(
-                &host(&config.images.base),
-                config::CredentialSource::DockerConfig,
-            )?,
-        },
-    };
-    let started = std::time::Instant::now();
-    let built = runtime()?.block_on(build::build_all(&config, &options, |line| {
-        eprintln!("[{:6.1}s] {line}", started.elapsed().as_secs_f64());
-    }))?;
+    let built = build_images(&config, push, profile, ca_files)?;
     if matches!(cli.output, Output::Json) {
         println!("{}", serde_json::to_string_pretty(&built)?);
         return Ok(());
@@ -384,6 +379,43 @@ fn build_command(cli: &Cli, push: bool, profile: &str, ca_files: &[PathBuf]) -> 
     Ok(())
 }
 
+/// Builds (and pushes) the three images, with progress on stderr.
+fn build_images(
+    config: &config::Config,
+    push: bool,
+    profile: &str,
+    ca_files: &[PathBuf],
+) -> anyhow::Result<Vec<bfctl::image::build::Built>> {
+    use bfctl::image::{build, credentials, registry::RegistryOptions};
+    let host = |reference: &str| reference.split('/').next().unwrap_or("").to_string();
+    let options = build::BuildOptions {
+        workspace: std::env::current_dir().context("reading the current directory")?,
+        state_dir: PathBuf::from(STATE_DIR),
+        profile: profile.to_string(),
+        push,
+        registry: RegistryOptions {
+            insecure: config.registry.insecure,
+            ca_files: ca_files.to_vec(),
+            auth: credentials::for_registry(
+                &host(&config.registry.url),
+                config.registry.credentials,
+            )?,
+        },
+        base_registry: RegistryOptions {
+            insecure: config.registry.insecure,
+            ca_files: ca_files.to_vec(),
+            auth: credentials::for_registry(
+                &host(&config.images.base),
+                config::CredentialSource::DockerConfig,
+            )?,
+        },
+    };
+    let started = std::time::Instant::now();
+    runtime()?.block_on(build::build_all(config, &options, |line| {
+        eprintln!("[{:6.1}s] build: {line}", started.elapsed().as_secs_f64());
+    }))
+}
+
 fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Build {
@@ -396,7 +428,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             force,
             offline,
             timeout,
-        } => up_command(cli, *force, *offline, *timeout),
+            skip_build,
+        } => up_command(cli, *force, *offline, *timeout, *skip_build),
         Command::Status {
             local: false,
             watch,

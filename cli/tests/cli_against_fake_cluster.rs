@@ -69,12 +69,17 @@ async fn up_again_status_and_teardown_through_the_binary() {
     .unwrap();
 
     api.set_pod_metrics("bf_consumer_lag 3\nbf_consumer_lag_other 9\nbf_consumer_valkey_up 1\nbf_consumer_valkey_keys 27\n");
-    let up = bfctl(dir.path(), &kubeconfig, &["up", "--timeout", "30"]).await;
+    let up = bfctl(
+        dir.path(),
+        &kubeconfig,
+        &["up", "--skip-build", "--timeout", "30"],
+    )
+    .await;
     assert_eq!(up.code, 0);
     assert!(up.stdout.contains("every step ready"), "{}", up.stdout);
     assert!(up.stderr.contains("kafka: ready"), "{}", up.stderr);
 
-    let again = bfctl(dir.path(), &kubeconfig, &["up"]).await;
+    let again = bfctl(dir.path(), &kubeconfig, &["up", "--skip-build"]).await;
     assert_eq!(again.code, 0);
     assert!(
         again.stdout.starts_with("everything is unchanged"),
@@ -151,7 +156,7 @@ async fn an_unreachable_cluster_is_a_clear_error() {
         "registry:\n  url: zot.example.com/bf\ncarnet: \"201900006\"\n",
     )
     .unwrap();
-    let run = bfctl(dir.path(), &kubeconfig, &["up"]).await;
+    let run = bfctl(dir.path(), &kubeconfig, &["up", "--skip-build"]).await;
     assert_eq!(run.code, 2);
     assert!(
         run.stderr

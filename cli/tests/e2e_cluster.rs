@@ -44,7 +44,7 @@ fn up_status_teardown_on_a_real_cluster() {
     let (ok, _) = bfctl(&kubeconfig, &config, &["up", "--timeout", "1800"]);
     assert!(ok, "bfctl up failed");
     let started = Instant::now();
-    let (ok, stdout) = bfctl(&kubeconfig, &config, &["up"]);
+    let (ok, stdout) = bfctl(&kubeconfig, &config, &["up", "--skip-build"]);
     assert!(
         ok && stdout.starts_with("everything is unchanged"),
         "{stdout}"
