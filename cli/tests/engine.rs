@@ -239,13 +239,13 @@ async fn up_applies_in_dependency_order_in_parallel_and_a_second_up_changes_noth
 async fn a_component_that_never_becomes_ready_times_out_by_name_and_a_rerun_continues() {
     let harness = Harness::start(Duration::from_millis(50)).await;
     harness.api.set_never_ready(&["ventas-kafka"]);
-    let (report, _) = harness.up(&Harness::options(Duration::from_secs(2))).await;
+    let (report, _) = harness.up(&Harness::options(Duration::from_secs(4))).await;
     assert!(!report.succeeded());
     let StepResult::Failed(message) = step_result(&report, "kafka") else {
         panic!("kafka did not fail: {:?}", step_result(&report, "kafka"))
     };
     assert!(
-        message.contains("Kafka blackfriday/ventas-kafka not ready after 2s")
+        message.contains("Kafka blackfriday/ventas-kafka not ready after 4s")
             && message.contains("Insufficient memory"),
         "{message}"
     );
@@ -287,8 +287,18 @@ async fn an_interrupt_starts_nothing_new_and_a_rerun_finishes() {
     harness.api.set_never_ready(&["ventas-kafka"]);
     let recorder = Arc::new(Recorder::default());
     let (trigger, interrupt) = Interrupt::new();
+    // Fire once the engine is waiting on Kafka (however long it took to
+    // get there on a busy machine).
+    let watched = recorder.clone();
     let fire = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while watched
+            .index_of(|e| matches!(e, Event::Waiting { step, .. } if step == "kafka"))
+            .is_none()
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let _ = trigger.send(true);
         trigger
     });
