@@ -19,6 +19,7 @@ use bfctl::image::layer::{self, LayerFile};
 use bfctl::image::oci::{self, Base, ImageSpec};
 use bfctl::image::registry::{RegistryClient, RegistryOptions};
 use oci_client::secrets::RegistryAuth;
+use support::host_base::push_host_base;
 use support::registry::TestRegistry;
 
 fn anonymous() -> RegistryOptions {
@@ -27,46 +28,6 @@ fn anonymous() -> RegistryOptions {
         ca_files: Vec::new(),
         auth: RegistryAuth::Anonymous,
     }
-}
-
-/// A base image holding this host's dynamic loader and the libraries the
-/// services link against, plus a passwd with the nonroot user.
-async fn push_host_base(registry: &TestRegistry) -> String {
-    let mut files = vec![LayerFile {
-        path: "/etc/passwd".into(),
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        data: b"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n".to_vec(),
-    }];
-    for path in [
-        "/lib64/ld-linux-x86-64.so.2",
-        "/lib/x86_64-linux-gnu/libc.so.6",
-        "/lib/x86_64-linux-gnu/libm.so.6",
-        "/lib/x86_64-linux-gnu/libgcc_s.so.1",
-        "/lib/x86_64-linux-gnu/libz.so.1",
-    ] {
-        files.push(LayerFile {
-            path: path.into(),
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            data: std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}")),
-        });
-    }
-    let layer = layer::build(&files, 0).unwrap();
-    let spec = ImageSpec {
-        entrypoint: Vec::new(),
-        exposed_ports: Vec::new(),
-        user: "65532:65532".into(),
-        env: vec!["PATH=/usr/local/bin:/usr/bin:/bin".into()],
-        labels: Vec::new(),
-        created: oci::rfc3339(0),
-    };
-    let image = oci::assemble(&spec, &Base::default(), vec![layer]).unwrap();
-    let repository = format!("{}/base", registry.host);
-    let client = RegistryClient::new(&registry.host, &anonymous()).unwrap();
-    client.push(&repository, &image).await.unwrap().reference
 }
 
 fn config_for(registry: &str, base: &str) -> Config {

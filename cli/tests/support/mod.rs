@@ -3,5 +3,6 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod fake_apiserver;
+pub mod host_base;
 pub mod registry;
 pub mod release_files;
