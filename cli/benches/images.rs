@@ -4,10 +4,12 @@
 //! image cache, binaries already compiled), a no-change rebuild and push,
 //! and the image sizes. Prints a Markdown table for docs/benchmarks.md.
 
-#[path = "../tests/support/registry.rs"]
-mod registry;
 #[path = "../tests/support/host_base.rs"]
 mod host_base;
+// Shared with the tests, which use more of it.
+#[allow(dead_code)]
+#[path = "../tests/support/registry.rs"]
+mod registry;
 
 // host_base.rs refers to `super::registry`.
 use std::path::Path;

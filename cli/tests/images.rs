@@ -387,3 +387,63 @@ async fn a_dockerfile_is_built_by_the_engine_through_bollard_and_pushed() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_registry_needs_its_ca_and_then_takes_the_push() {
+    let (registry, ca) = TestRegistry::start_tls();
+    let image = oci::assemble(
+        &ImageSpec {
+            entrypoint: vec!["/x".into()],
+            exposed_ports: Vec::new(),
+            user: "65532:65532".into(),
+            env: Vec::new(),
+            labels: Vec::new(),
+            created: oci::rfc3339(0),
+        },
+        &Base::default(),
+        vec![
+            layer::build(
+                &[LayerFile {
+                    path: "/x".into(),
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    data: b"x".to_vec(),
+                }],
+                0,
+            )
+            .unwrap(),
+        ],
+    )
+    .unwrap();
+    let repository = format!("{}/bf/x", registry.host);
+    // Without the CA: plain HTTP to a TLS port (loopback default) fails.
+    let client = RegistryClient::new(&registry.host, &anonymous()).unwrap();
+    assert!(client.push(&repository, &image).await.is_err());
+    // With the CA: TLS, verified.
+    let with_ca = RegistryOptions {
+        ca_files: vec![ca.clone()],
+        ..anonymous()
+    };
+    let client = RegistryClient::new(&registry.host, &with_ca).unwrap();
+    let pushed = client.push(&repository, &image).await.unwrap();
+    assert_eq!(pushed.digest, image.digest());
+    // A CA that did not sign the certificate is refused.
+    let (other, _) = TestRegistry::start_tls();
+    let wrong_ca = RegistryOptions {
+        ca_files: vec![ca],
+        ..anonymous()
+    };
+    let client = RegistryClient::new(&other.host, &wrong_ca).unwrap();
+    let error = format!(
+        "{:#}",
+        client
+            .push(&format!("{}/bf/x", other.host), &image)
+            .await
+            .unwrap_err()
+    );
+    assert!(
+        error.contains(&other.host) && error.to_lowercase().contains("certificate"),
+        "{error}"
+    );
+}

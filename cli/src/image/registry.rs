@@ -61,7 +61,10 @@ pub fn is_loopback(host: &str) -> bool {
 impl RegistryClient {
     pub fn new(registry_host: &str, options: &RegistryOptions) -> anyhow::Result<RegistryClient> {
         crate::ensure_tls_provider();
-        let plain_http = is_loopback(registry_host) || options.insecure;
+        // A registry on loopback may speak plain HTTP (a local test or
+        // mirror), unless a CA is given, which means it speaks TLS.
+        let plain_http =
+            (is_loopback(registry_host) && options.ca_files.is_empty()) || options.insecure;
         let mut extra_root_certificates = Vec::new();
         for path in &options.ca_files {
             let data = std::fs::read(path)
@@ -281,7 +284,17 @@ fn describe(
         E::ImageManifestNotFoundError(message) => {
             anyhow::anyhow!("{reference} does not exist in {registry}: {message}")
         }
-        E::RequestError(source) => anyhow::anyhow!("registry {registry} is unreachable: {source}"),
+        E::RequestError(source) => {
+            // reqwest's message is "error sending request"; the cause
+            // (refused, TLS, DNS) is further down the chain.
+            let mut causes = vec![source.to_string()];
+            let mut next = std::error::Error::source(&source);
+            while let Some(cause) = next {
+                causes.push(cause.to_string());
+                next = cause.source();
+            }
+            anyhow::anyhow!("registry {registry} is unreachable: {}", causes.join(": "))
+        }
         other => anyhow::anyhow!("registry {registry}: {other}"),
     }
 }

@@ -53,4 +53,3 @@ pub async fn push_host_base(registry: &TestRegistry) -> String {
     let client = RegistryClient::new(&registry.host, &anonymous).unwrap();
     client.push(&repository, &image).await.unwrap().reference
 }
-

@@ -16,6 +16,83 @@ pub struct TestRegistry {
 impl TestRegistry {
     /// Starts a registry; with `user`, it requires that user and password.
     pub fn start(user: Option<(&str, &str)>) -> TestRegistry {
+        Self::start_with(user, None)
+    }
+
+    /// Starts a registry serving TLS with a certificate for 127.0.0.1 made
+    /// by openssl; returns it and the certificate's PEM path (its own CA).
+    pub fn start_tls() -> (TestRegistry, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .current_dir(dir.path())
+                .args(args)
+                .stderr(Stdio::null())
+                .stdout(Stdio::null())
+                .status()
+                .expect("openssl");
+            assert!(status.success(), "openssl {args:?}");
+        };
+        // A CA, and a server certificate for 127.0.0.1 signed by it (TLS
+        // clients refuse a CA certificate used as the server's own).
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=bfctl test CA",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            path("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "cert.pem",
+        ]);
+        let (cert, key) = (path("cert.pem"), path("key.pem"));
+        let registry = Self::start_with(None, Some((cert.clone(), key)));
+        let kept = registry._dir.path().join("ca.pem");
+        std::fs::copy(path("ca.pem"), &kept).unwrap();
+        (registry, kept)
+    }
+
+    fn start_with(user: Option<(&str, &str)>, tls: Option<(PathBuf, PathBuf)>) -> TestRegistry {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -40,6 +117,13 @@ impl TestRegistry {
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: bfctl-test\n    path: {}\n",
                 htpasswd.display()
+            ));
+        }
+        if let Some((cert, key)) = &tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
             ));
         }
         let config_path: PathBuf = dir.path().join("config.yml");
