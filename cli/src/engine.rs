@@ -367,7 +367,7 @@ pub async fn up(
 }
 
 /// Fills in the default namespace for namespaced objects rendered without one.
-fn with_namespace(object: ObjectRef, cluster: &Cluster) -> ObjectRef {
+pub fn with_namespace(object: ObjectRef, cluster: &Cluster) -> ObjectRef {
     if object.namespace.is_none() && !is_cluster_scoped(&object) {
         ObjectRef {
             namespace: Some(cluster.default_namespace().to_string()),

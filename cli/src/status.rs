@@ -152,10 +152,7 @@ pub async fn collect(cluster: &Cluster, steps: &[Step]) -> anyhow::Result<Status
     for step in steps {
         let mut objects = Vec::new();
         for manifest in &step.objects {
-            let mut object = ObjectRef::of(manifest)?;
-            if object.namespace.is_none() && !crate::engine::is_cluster_scoped(&object) {
-                object.namespace = Some(cluster.default_namespace().to_string());
-            }
+            let object = crate::engine::with_namespace(ObjectRef::of(manifest)?, cluster);
             objects.push(object_status(cluster, &object, &mut external_url).await?);
         }
         let state = if objects.iter().any(|o| o.state == "missing") {

@@ -85,10 +85,7 @@ pub async fn teardown(
     for step in steps {
         let operator = operator_steps.contains(&step.name);
         for manifest in &step.objects {
-            let mut object = ObjectRef::of(manifest)?;
-            if object.namespace.is_none() && !crate::engine::is_cluster_scoped(&object) {
-                object.namespace = Some(cluster.default_namespace().to_string());
-            }
+            let object = crate::engine::with_namespace(ObjectRef::of(manifest)?, cluster);
             if seen.insert(object.clone()) {
                 phases[phase_of(&object, operator)].push(object);
             }
