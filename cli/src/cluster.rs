@@ -170,10 +170,6 @@ impl Cluster {
         self
     }
 
-    pub fn client(&self) -> kube::Client {
-        self.client.clone()
-    }
-
     pub fn default_namespace(&self) -> &str {
         &self.default_namespace
     }
@@ -223,17 +219,6 @@ impl Cluster {
                 kind: object.kind.clone(),
                 api_version: object.api_version.clone(),
             })
-    }
-
-    /// Whether the cluster serves this kind (after the last discovery).
-    pub async fn serves(&self, api_version: &str, kind: &str) -> bool {
-        let probe = ObjectRef {
-            api_version: api_version.to_string(),
-            kind: kind.to_string(),
-            namespace: None,
-            name: String::new(),
-        };
-        self.resolve(&probe).await.is_ok()
     }
 
     async fn api(&self, object: &ObjectRef) -> Result<Api<DynamicObject>, ObjectError> {

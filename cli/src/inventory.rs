@@ -82,17 +82,6 @@ impl Owned {
     pub fn terminating(&self) -> bool {
         self.live.pointer("/metadata/deletionTimestamp").is_some()
     }
-
-    pub fn finalizers(&self) -> Vec<String> {
-        self.live
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect()
-    }
 }
 
 /// Everything in the cluster that carries bfctl's inventory labels and that

@@ -39,15 +39,6 @@ impl Progress {
         }
     }
 
-    /// Plain lines, whatever stderr is.
-    pub fn lines(detailed: bool) -> Progress {
-        Progress {
-            started: Instant::now(),
-            detailed,
-            bars: None,
-        }
-    }
-
     fn line(&self, text: &str) {
         let elapsed = self.started.elapsed().as_secs_f64();
         let line = format!("[{elapsed:6.1}s] {text}");
