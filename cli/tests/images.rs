@@ -30,6 +30,35 @@ fn anonymous() -> RegistryOptions {
     }
 }
 
+/// The smallest image: one file, no base. For the registry error paths.
+fn one_file_image() -> oci::Image {
+    oci::assemble(
+        &ImageSpec {
+            entrypoint: vec!["/x".into()],
+            exposed_ports: Vec::new(),
+            user: "65532:65532".into(),
+            env: Vec::new(),
+            labels: Vec::new(),
+            created: oci::rfc3339(0),
+        },
+        &Base::default(),
+        vec![
+            layer::build(
+                &[LayerFile {
+                    path: "/x".into(),
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    data: b"x".to_vec(),
+                }],
+                0,
+            )
+            .unwrap(),
+        ],
+    )
+    .unwrap()
+}
+
 fn config_for(registry: &str, base: &str) -> Config {
     Config::parse(
         &format!(
@@ -226,31 +255,7 @@ async fn bad_registries_and_bases_are_clear_errors() {
         .unwrap()
         .port();
     let nowhere = format!("127.0.0.1:{port}");
-    let image = oci::assemble(
-        &ImageSpec {
-            entrypoint: vec!["/x".into()],
-            exposed_ports: Vec::new(),
-            user: "65532:65532".into(),
-            env: Vec::new(),
-            labels: Vec::new(),
-            created: oci::rfc3339(0),
-        },
-        &Base::default(),
-        vec![
-            layer::build(
-                &[LayerFile {
-                    path: "/x".into(),
-                    mode: 0o755,
-                    uid: 0,
-                    gid: 0,
-                    data: b"x".to_vec(),
-                }],
-                0,
-            )
-            .unwrap(),
-        ],
-    )
-    .unwrap();
+    let image = one_file_image();
     let client = RegistryClient::new(&nowhere, &anonymous()).unwrap();
     let error = format!(
         "{:#}",
@@ -391,31 +396,7 @@ async fn a_dockerfile_is_built_by_the_engine_through_bollard_and_pushed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_registry_needs_its_ca_and_then_takes_the_push() {
     let (registry, ca) = TestRegistry::start_tls();
-    let image = oci::assemble(
-        &ImageSpec {
-            entrypoint: vec!["/x".into()],
-            exposed_ports: Vec::new(),
-            user: "65532:65532".into(),
-            env: Vec::new(),
-            labels: Vec::new(),
-            created: oci::rfc3339(0),
-        },
-        &Base::default(),
-        vec![
-            layer::build(
-                &[LayerFile {
-                    path: "/x".into(),
-                    mode: 0o755,
-                    uid: 0,
-                    gid: 0,
-                    data: b"x".to_vec(),
-                }],
-                0,
-            )
-            .unwrap(),
-        ],
-    )
-    .unwrap();
+    let image = one_file_image();
     let repository = format!("{}/bf/x", registry.host);
     // Without the CA: plain HTTP to a TLS port (loopback default) fails.
     let client = RegistryClient::new(&registry.host, &anonymous()).unwrap();

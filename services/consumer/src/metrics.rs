@@ -83,26 +83,31 @@ impl Metrics {
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());
         }
-        registry.register(
-            "assigned_partitions",
-            "Partitions currently assigned to this consumer",
-            metrics.assigned_partitions.clone(),
-        );
-        registry.register(
-            "lag",
-            "Records of the sales topic not yet committed by this member (librdkafka statistics, every 5 s)",
-            metrics.lag.clone(),
-        );
-        registry.register(
-            "valkey_up",
-            "1 when the last Valkey probe (PING, DBSIZE every 5 s) answered, else 0",
-            metrics.valkey_up.clone(),
-        );
-        registry.register(
-            "valkey_keys",
-            "Keys in Valkey at the last probe",
-            metrics.valkey_keys.clone(),
-        );
+        let gauges = [
+            (
+                "assigned_partitions",
+                "Partitions currently assigned to this consumer",
+                &metrics.assigned_partitions,
+            ),
+            (
+                "lag",
+                "Records of the sales topic not yet committed by this member (librdkafka statistics, every 5 s)",
+                &metrics.lag,
+            ),
+            (
+                "valkey_up",
+                "1 when the last Valkey probe (PING, DBSIZE every 5 s) answered, else 0",
+                &metrics.valkey_up,
+            ),
+            (
+                "valkey_keys",
+                "Keys in Valkey at the last probe",
+                &metrics.valkey_keys,
+            ),
+        ];
+        for (name, help, gauge) in gauges {
+            registry.register(name, help, gauge.clone());
+        }
         registry.register(
             "apply_seconds",
             "Time to apply one batch to Valkey",
