@@ -87,7 +87,7 @@ pub async fn full_plan(
         ImageRefs::resolve(config, &crate::image::ImageState::load(&state_dir)?);
     if !missing.is_empty() {
         eprintln!(
-            "note: no pushed digest recorded for {} (run `bfctl build --push`); using :latest tags",
+            "note: no pushed digest recorded for {} (run `bfctl build --push` and `bfctl disk push`); using :latest tags",
             missing.join(", ")
         );
     }

@@ -13,13 +13,20 @@
 //! * [`progress`]: spinners or plain lines on stderr;
 //! * [`deploy`]: the commands, wired together;
 //! * [`image`]: `bfctl build`: service images built, pushed and recorded by digest.
+//! * [`local`] and [`loadtest`]: the pipeline on this machine, and load
+//!   tests that check every accepted sale was counted;
+//! * [`disk`]: `bfctl disk`: the Valkey VM disk, built, boot-ready and
+//!   pushed as a containerDisk.
 
 pub mod cluster;
 pub mod config;
 pub mod deploy;
+pub mod disk;
 pub mod engine;
 pub mod image;
 pub mod inventory;
+pub mod loadtest;
+pub mod local;
 pub mod operators;
 pub mod plan;
 pub mod progress;

@@ -1,8 +1,7 @@
 //! `bfctl`: builds, deploys, inspects, tears down and load-tests the Black
 //! Friday sales pipeline (gateway → producer → Kafka → consumer → Valkey).
 //!
-//! Every command is declared with its help; the ones whose issue is still
-//! open say so and exit with an error.
+//! Every command is declared with its help.
 
 use bfctl::deploy::{self, Target};
 use bfctl::engine::{Interrupt, UpOptions};
@@ -72,11 +71,29 @@ enum Command {
         /// by the last `bfctl build --push`.
         #[arg(long)]
         skip_build: bool,
+        /// With --local: producer processes.
+        #[arg(long, default_value_t = 2)]
+        producers: usize,
+        /// With --local: consumer processes.
+        #[arg(long, default_value_t = 2)]
+        consumers: usize,
+        /// With --local: partitions of the `ventas` topic.
+        #[arg(long, default_value_t = 6)]
+        partitions: i32,
+        /// With --local: the gateway's port on 127.0.0.1.
+        #[arg(long, default_value_t = 8080)]
+        gateway_port: u16,
+        /// With --local: where state, logs and data live.
+        #[arg(long, default_value = bfctl::local::DEFAULT_DIR, value_name = "DIR")]
+        local_dir: PathBuf,
     },
     /// Show what runs, what is healthy, what lags and where to send traffic.
     Status {
+        /// The local pipeline (`bfctl up --local`) instead of the cluster.
         #[arg(long)]
         local: bool,
+        #[arg(long, default_value = bfctl::local::DEFAULT_DIR, value_name = "DIR")]
+        local_dir: PathBuf,
         /// Keep watching; print whenever something changes (Ctrl-C ends).
         #[arg(long)]
         watch: bool,
@@ -90,8 +107,14 @@ enum Command {
     /// finalizers), then the operators, the CRDs bfctl installed and the
     /// namespaces. Running it twice is harmless.
     Teardown {
+        /// The local pipeline: stop every process.
         #[arg(long)]
         local: bool,
+        /// With --local: also delete its directory (broker and Valkey data, logs).
+        #[arg(long)]
+        purge: bool,
+        #[arg(long, default_value = bfctl::local::DEFAULT_DIR, value_name = "DIR")]
+        local_dir: PathBuf,
         /// Keep the PersistentVolumeClaims (Kafka logs, Valkey AOF) and the
         /// namespace holding them.
         #[arg(long)]
@@ -104,7 +127,37 @@ enum Command {
         timeout: u64,
     },
     /// Drive Black Friday load and report what the pipeline did.
-    Loadtest,
+    ///
+    /// Closed loop: --users clients send sales (the Locust file's mix) for
+    /// --duration. Against the local pipeline (the default target when one
+    /// runs), it then waits for the pipeline to drain and compares the sales
+    /// Valkey counted with the sales the gateway accepted: lost and
+    /// duplicated counts, and the drain time. Exits non-zero if they differ.
+    Loadtest {
+        /// Concurrent users (closed loop).
+        #[arg(long, default_value_t = 200)]
+        users: usize,
+        /// How long to send load, in seconds.
+        #[arg(long, default_value_t = 20, value_name = "SECONDS")]
+        duration: u64,
+        /// The gateway's URL (default: the local pipeline's).
+        #[arg(long, value_name = "URL")]
+        target: Option<String>,
+        /// Seconds to wait for the pipeline to drain afterwards.
+        #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+        drain_timeout: u64,
+        #[arg(long, default_value = bfctl::local::DEFAULT_DIR, value_name = "DIR")]
+        local_dir: PathBuf,
+    },
+    /// (internal) The local pipeline's supervisor, started by `up --local`.
+    #[command(hide = true)]
+    LocalSupervise {
+        #[arg(long)]
+        dir: PathBuf,
+        /// LocalOptions as JSON.
+        #[arg(long)]
+        options: String,
+    },
     /// Render the Kubernetes manifests from the templates (to stdout, or one
     /// file per component, numbered in apply order, into a directory).
     Render {
@@ -131,11 +184,42 @@ enum Command {
         #[arg(long, value_name = "PEM")]
         ca_file: Vec<PathBuf>,
     },
-    /// Build and push the Valkey VM disk.
-    Disk,
+    /// Build the Valkey VM disk, or push it as a KubeVirt containerDisk.
+    #[command(subcommand)]
+    Disk(DiskCommand),
     /// Write or check the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum DiskCommand {
+    /// Build valkey.qcow2 from the recipe (needs root and Debian's disk tools).
+    ///
+    /// A Debian root filesystem with valkey-server (mmdebstrap), in a GPT
+    /// disk that boots with BIOS and UEFI, compressed as a qcow2 in
+    /// .bfctl/disk/. No secret is in the image: the password comes from
+    /// the cloud-init NoCloud seed at boot. Time stamps come from the
+    /// recipe, so the same recipe and package versions give the same bytes;
+    /// an unchanged recipe is not rebuilt. See docs/disk.md.
+    Build {
+        /// The recipe directory (recipe.yaml and rootfs/).
+        #[arg(long, default_value = "disk", value_name = "DIR")]
+        recipe: PathBuf,
+        /// Rebuild even if the recipe did not change.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Build the disk if needed, then push it to `registry.url` as
+    /// valkey-disk (a containerDisk: /disk/valkey.qcow2, uid 107) and
+    /// record its digest for `render` and `up`.
+    Push {
+        #[arg(long, default_value = "disk", value_name = "DIR")]
+        recipe: PathBuf,
+        /// Extra CA certificate (PEM) for the registry; repeatable.
+        #[arg(long, value_name = "PEM")]
+        ca_file: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -148,25 +232,6 @@ enum ConfigCommand {
     },
     /// Parse and check the configuration; print it resolved, with warnings.
     Check,
-}
-
-impl Command {
-    /// The open issue that delivers this command, if it is not done yet.
-    fn pending_issue(&self) -> Option<u32> {
-        Some(match self {
-            Command::Up { local: true, .. }
-            | Command::Status { local: true, .. }
-            | Command::Teardown { local: true, .. } => 6,
-            Command::Loadtest => 6,
-            Command::Disk => 5,
-            Command::Up { .. }
-            | Command::Status { .. }
-            | Command::Teardown { .. }
-            | Command::Config(_)
-            | Command::Build { .. }
-            | Command::Render { .. } => return None,
-        })
-    }
 }
 
 fn config_init(path: &Path, force: bool) -> anyhow::Result<()> {
@@ -209,7 +274,7 @@ fn render_command(config_path: &Path, out_dir: Option<&Path>) -> anyhow::Result<
     let (images, missing) = render::ImageRefs::resolve(&config, &state);
     if !missing.is_empty() {
         eprintln!(
-            "note: no pushed digest recorded for {} (run `bfctl build --push`); rendered as :latest",
+            "note: no pushed digest recorded for {} (run `bfctl build --push` and `bfctl disk push`); rendered as :latest",
             missing.join(", ")
         );
     }
@@ -276,6 +341,16 @@ fn up_command(
                 image.digest,
                 if image.cached { " (unchanged)" } else { "" }
             );
+        }
+        // The VM disk: rebuilt and pushed only when its recipe changed.
+        let recipe = bfctl::disk::LoadedRecipe::load(Path::new("disk"))?;
+        let state = bfctl::image::ImageState::load(Path::new(STATE_DIR))?;
+        if bfctl::disk::container::recorded_is_current(&state, &config.registry.url, &recipe.inputs)
+        {
+            eprintln!("image valkey-disk: unchanged");
+        } else {
+            let (_, report) = disk_push(&config, Path::new("disk"), &[])?;
+            eprintln!("image valkey-disk: {}", report.digest);
         }
     }
     let options = UpOptions {
@@ -347,6 +422,157 @@ fn teardown_command(cli: &Cli, keep_data: bool, offline: bool, timeout: u64) -> 
     }
 }
 
+/// The carnet from bfctl.yaml when there is one, else the example's.
+fn local_carnet(cli: &Cli) -> anyhow::Result<String> {
+    if cli.config.exists() {
+        return Ok(cli.load_config()?.carnet.0.clone());
+    }
+    Ok(
+        config::Config::parse(config::EXAMPLE, "the example configuration")?
+            .carnet
+            .0,
+    )
+}
+
+fn up_local_command(
+    cli: &Cli,
+    dir: &Path,
+    options: &bfctl::local::LocalOptions,
+    timeout: u64,
+) -> anyhow::Result<()> {
+    eprintln!(
+        "starting the local pipeline in {}: broker, valkey, {} producers, gateway, {} consumers",
+        dir.display(),
+        options.producers,
+        options.consumers
+    );
+    let started = std::time::Instant::now();
+    let state = bfctl::local::up(dir, options, std::time::Duration::from_secs(timeout))?;
+    if matches!(cli.output, Output::Json) {
+        let mut shown = serde_json::to_value(&state)?;
+        shown["valkeyPassword"] = "(in state.json)".into();
+        println!("{}", serde_json::to_string_pretty(&shown)?);
+    } else {
+        for process in &state.processes {
+            println!(
+                "{:<12} pid {:<8} {}",
+                process.name, process.pid, process.address
+            );
+        }
+        println!(
+            "ready in {:.1} s; send traffic to {}/venta (logs and data in {})",
+            started.elapsed().as_secs_f64(),
+            state.gateway_url,
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn status_local_command(cli: &Cli, dir: &Path) -> anyhow::Result<()> {
+    let status = bfctl::local::status(dir)?;
+    if matches!(cli.output, Output::Json) {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", bfctl::local::status_text(&status));
+    }
+    let down: Vec<&str> = status
+        .processes
+        .iter()
+        .filter(|p| !p.running)
+        .map(|p| p.name.as_str())
+        .collect();
+    if down.is_empty() && status.supervisor_running {
+        Ok(())
+    } else {
+        bail!(
+            "not running: {}",
+            if down.is_empty() {
+                "the supervisor".to_string()
+            } else {
+                down.join(", ")
+            }
+        )
+    }
+}
+
+fn teardown_local_command(cli: &Cli, dir: &Path, purge: bool) -> anyhow::Result<()> {
+    let report = bfctl::local::teardown(dir, purge)?;
+    if matches!(cli.output, Output::Json) {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        if report.stopped.is_empty() {
+            println!("nothing was running in {}", dir.display());
+        }
+        for stopped in &report.stopped {
+            println!("stopped {stopped}");
+        }
+        for left in &report.left {
+            println!("left: {left}");
+        }
+        if report.purged {
+            println!("deleted {}", dir.display());
+        } else if dir.exists() && report.left.is_empty() {
+            println!(
+                "kept data and logs in {} (--purge deletes them)",
+                dir.display()
+            );
+        }
+    }
+    if report.left.is_empty() {
+        Ok(())
+    } else {
+        bail!(
+            "{} processes are still running; see above",
+            report.left.len()
+        )
+    }
+}
+
+fn loadtest_command(
+    cli: &Cli,
+    dir: &Path,
+    target: Option<&str>,
+    users: usize,
+    duration: u64,
+    drain_timeout: u64,
+) -> anyhow::Result<()> {
+    let local = bfctl::local::LocalState::load(dir)?
+        .filter(|state| state.phase == "ready" && bfctl::local::is_alive(state.supervisor_pid));
+    let target = match (target, &local) {
+        (Some(url), _) => url.to_string(),
+        (None, Some(state)) => state.gateway_url.clone(),
+        (None, None) => bail!(
+            "no --target given and no local pipeline runs in {} (start one with `bfctl up --local`)",
+            dir.display()
+        ),
+    };
+    // Valkey is checked when the target is the local pipeline's gateway.
+    let local = local.filter(|state| state.gateway_url == target.trim_end_matches('/'));
+    let options = bfctl::loadtest::LoadtestOptions {
+        target,
+        users,
+        duration: std::time::Duration::from_secs(duration),
+        drain_timeout: std::time::Duration::from_secs(drain_timeout),
+        seed: 2026,
+    };
+    options.check()?;
+    eprintln!(
+        "loadtest: {} users for {} s against {}",
+        users, duration, options.target
+    );
+    let report = bfctl::loadtest::run(&options, local.as_ref())?;
+    if matches!(cli.output, Output::Json) {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", bfctl::loadtest::to_text(&report));
+    }
+    if report.pipeline.is_some() && !bfctl::loadtest::is_exact(&report) {
+        bail!("the pipeline lost or duplicated sales; see the report");
+    }
+    Ok(())
+}
+
 /// Where bfctl keeps what it built (images.json, the image cache).
 const STATE_DIR: &str = ".bfctl";
 
@@ -379,6 +605,100 @@ fn build_command(cli: &Cli, push: bool, profile: &str, ca_files: &[PathBuf]) -> 
     Ok(())
 }
 
+/// How to reach `registry.url`, with the configured credentials.
+fn target_registry(
+    config: &config::Config,
+    ca_files: &[PathBuf],
+) -> anyhow::Result<bfctl::image::registry::RegistryOptions> {
+    let host = config.registry.url.split('/').next().unwrap_or("");
+    Ok(bfctl::image::registry::RegistryOptions {
+        insecure: config.registry.insecure,
+        ca_files: ca_files.to_vec(),
+        auth: bfctl::image::credentials::for_registry(host, config.registry.credentials)?,
+    })
+}
+
+/// `bfctl disk build`: the qcow2, built or read from the cache.
+fn disk_build(recipe_dir: &Path, force: bool) -> anyhow::Result<bfctl::disk::build::BuiltDisk> {
+    use bfctl::disk::{LoadedRecipe, build};
+    let recipe = LoadedRecipe::load(recipe_dir)?;
+    let options = build::DiskBuildOptions {
+        out_dir: Path::new(STATE_DIR).join("disk"),
+        package_cache: std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(".cache/bfctl/debs")),
+        force,
+    };
+    let started = std::time::Instant::now();
+    build::build(&recipe, &options, |line| {
+        eprintln!("[{:6.1}s] disk: {line}", started.elapsed().as_secs_f64());
+    })
+}
+
+fn disk_build_command(cli: &Cli, recipe_dir: &Path, force: bool) -> anyhow::Result<()> {
+    let built = disk_build(recipe_dir, force)?;
+    if matches!(cli.output, Output::Json) {
+        println!("{}", serde_json::to_string_pretty(&built)?);
+    } else {
+        println!(
+            "{} {} {:.1} MiB{} ({} packages)",
+            built.path.display(),
+            built.digest,
+            built.size as f64 / 1048576.0,
+            if built.cached {
+                " (cached)".to_string()
+            } else {
+                format!(", built in {:.0} s", built.build_seconds)
+            },
+            built.packages.len()
+        );
+    }
+    Ok(())
+}
+
+/// Builds the disk if needed and pushes it; returns the push report.
+fn disk_push(
+    config: &config::Config,
+    recipe_dir: &Path,
+    ca_files: &[PathBuf],
+) -> anyhow::Result<(
+    bfctl::disk::build::BuiltDisk,
+    bfctl::image::registry::PushReport,
+)> {
+    use bfctl::disk::{LoadedRecipe, container};
+    let built = disk_build(recipe_dir, false)?;
+    let recipe = LoadedRecipe::load(recipe_dir)?;
+    eprintln!("disk: assembling the containerDisk image");
+    let image = container::assemble(&built.path, recipe.recipe.source_date_epoch, &built.inputs)?;
+    eprintln!(
+        "disk: pushing to {}/{}",
+        config.registry.url,
+        container::IMAGE_NAME
+    );
+    let report = runtime()?.block_on(container::push_and_record(
+        &image,
+        &config.registry.url,
+        &target_registry(config, ca_files)?,
+        Path::new(STATE_DIR),
+        &built.inputs,
+    ))?;
+    Ok((built, report))
+}
+
+fn disk_push_command(cli: &Cli, recipe_dir: &Path, ca_files: &[PathBuf]) -> anyhow::Result<()> {
+    let config = cli.load_config()?;
+    let (built, report) = disk_push(&config, recipe_dir, ca_files)?;
+    if matches!(cli.output, Output::Json) {
+        let both = serde_json::json!({"disk": built, "push": report});
+        println!("{}", serde_json::to_string_pretty(&both)?);
+    } else {
+        println!(
+            "pushed {} ({} blobs sent, {} already there, {} bytes)",
+            report.reference, report.blobs_uploaded, report.blobs_present, report.bytes_uploaded
+        );
+    }
+    Ok(())
+}
+
 /// Builds (and pushes) the three images, with progress on stderr.
 fn build_images(
     config: &config::Config,
@@ -393,14 +713,7 @@ fn build_images(
         state_dir: PathBuf::from(STATE_DIR),
         profile: profile.to_string(),
         push,
-        registry: RegistryOptions {
-            insecure: config.registry.insecure,
-            ca_files: ca_files.to_vec(),
-            auth: credentials::for_registry(
-                &host(&config.registry.url),
-                config.registry.credentials,
-            )?,
-        },
+        registry: target_registry(config, ca_files)?,
         base_registry: RegistryOptions {
             insecure: config.registry.insecure,
             ca_files: ca_files.to_vec(),
@@ -424,32 +737,84 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             ca_file,
         } => build_command(cli, *push, profile, ca_file),
         Command::Up {
+            local: true,
+            producers,
+            consumers,
+            partitions,
+            gateway_port,
+            local_dir,
+            timeout,
+            ..
+        } => {
+            let options = bfctl::local::LocalOptions {
+                producers: *producers,
+                consumers: *consumers,
+                partitions: *partitions,
+                gateway_port: *gateway_port,
+                carnet: local_carnet(cli)?,
+            };
+            up_local_command(cli, local_dir, &options, *timeout)
+        }
+        Command::Up {
             local: false,
             force,
             offline,
             timeout,
             skip_build,
+            ..
         } => up_command(cli, *force, *offline, *timeout, *skip_build),
+        Command::Status {
+            local: true,
+            local_dir,
+            ..
+        } => status_local_command(cli, local_dir),
         Command::Status {
             local: false,
             watch,
             offline,
+            ..
         } => status_command(cli, *watch, *offline),
+        Command::Teardown {
+            local: true,
+            purge,
+            local_dir,
+            ..
+        } => teardown_local_command(cli, local_dir, *purge),
         Command::Teardown {
             local: false,
             keep_data,
             offline,
             timeout,
+            ..
         } => teardown_command(cli, *keep_data, *offline, *timeout),
+        Command::Loadtest {
+            users,
+            duration,
+            target,
+            drain_timeout,
+            local_dir,
+        } => loadtest_command(
+            cli,
+            local_dir,
+            target.as_deref(),
+            *users,
+            *duration,
+            *drain_timeout,
+        ),
+        Command::LocalSupervise { dir, options } => {
+            let options: bfctl::local::LocalOptions =
+                serde_json::from_str(options).context("--options is not LocalOptions JSON")?;
+            bfctl::local::supervise(dir, options)
+        }
         Command::Render { out_dir } => render_command(&cli.config, out_dir.as_deref()),
+        Command::Disk(DiskCommand::Build { recipe, force }) => {
+            disk_build_command(cli, recipe, *force)
+        }
+        Command::Disk(DiskCommand::Push { recipe, ca_file }) => {
+            disk_push_command(cli, recipe, ca_file)
+        }
         Command::Config(ConfigCommand::Init { force }) => config_init(&cli.config, *force),
         Command::Config(ConfigCommand::Check) => config_check(&cli.config, cli.output),
-        other => match other.pending_issue() {
-            Some(issue) => bail!(
-                "`{other:?}` is not implemented yet (issue #{issue}). Until then, `bash .ci/demo` runs the local pipeline with a load test."
-            ),
-            None => bail!("`{other:?}` has no implementation"),
-        },
     }
 }
 
@@ -472,18 +837,6 @@ mod tests {
     #[test]
     fn the_command_tree_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn each_unfinished_command_names_its_issue() {
-        let cli = Cli::try_parse_from(["bfctl", "up", "--local"]).unwrap();
-        assert_eq!(cli.command.pending_issue(), Some(6));
-        let cli = Cli::try_parse_from(["bfctl", "disk", "--output", "json"]).unwrap();
-        assert_eq!(cli.command.pending_issue(), Some(5));
-        let error = run(&cli).unwrap_err().to_string();
-        assert!(error.contains("issue #5"), "{error}");
-        let cli = Cli::try_parse_from(["bfctl", "teardown", "--keep-data"]).unwrap();
-        assert_eq!(cli.command.pending_issue(), None);
     }
 
     #[test]

@@ -95,6 +95,27 @@ pub async fn valkey_secrets(cluster: &Cluster, config: &Config) -> anyhow::Resul
     secrets_for(config, &password)
 }
 
+/// The NoCloud user-data that gives the VM its Valkey password. The disk's
+/// `bfctl-seed` reads `write_files` entries with base64 one-line content
+/// (disk/rootfs/usr/local/sbin/bfctl-seed); real cloud-init reads the same
+/// document, and its runcmd restarts Valkey, which cloud-init may have
+/// started before writing the file.
+pub fn cloud_init_user_data(password: &str) -> String {
+    let content =
+        base64::engine::general_purpose::STANDARD.encode(format!("requirepass \"{password}\"\n"));
+    format!(
+        "#cloud-config\n\
+         write_files:\n\
+         \x20 - path: /etc/valkey/bfctl-password.conf\n\
+         \x20   permissions: '0640'\n\
+         \x20   owner: root:valkey\n\
+         \x20   encoding: b64\n\
+         \x20   content: {content}\n\
+         runcmd:\n\
+         \x20 - [systemctl, restart, valkey-server]\n"
+    )
+}
+
 /// 32 random letters and digits.
 pub fn generate_password() -> String {
     rand::rng()
@@ -109,10 +130,7 @@ pub fn secrets_for(config: &Config, password: &str) -> anyhow::Result<Vec<Value>
     let namespace = &config.namespace.0;
     let name = &config.valkey.password_secret.0;
     let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
-    // Read by the VM's cloud-init (NoCloud): Valkey starts with this password.
-    let user_data = format!(
-        "#cloud-config\nwrite_files:\n  - path: /etc/valkey/bfctl-password.conf\n    permissions: '0640'\n    owner: root:root\n    content: |\n      requirepass {password}\nruncmd:\n  - [systemctl, restart, valkey-server]\n"
-    );
+    let user_data = cloud_init_user_data(password);
     let mut secrets = vec![
         json!({
             "apiVersion": "v1",

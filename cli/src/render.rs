@@ -127,6 +127,7 @@ impl ImageRefs {
             ("gateway", &mut refs.gateway),
             ("producer", &mut refs.producer),
             ("consumer", &mut refs.consumer),
+            ("valkey-disk", &mut refs.valkey_disk),
         ] {
             match state.images.get(name) {
                 Some(recorded)

@@ -4,5 +4,6 @@
 
 pub mod fake_apiserver;
 pub mod host_base;
+pub mod qemu;
 pub mod registry;
 pub mod release_files;

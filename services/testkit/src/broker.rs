@@ -48,6 +48,16 @@ impl Broker {
         Ok(broker)
     }
 
+    /// The server's process.
+    pub fn process(&self) -> &ChildProcess {
+        &self.process
+    }
+
+    /// The server's process, to check on it.
+    pub fn process_mut(&mut self) -> &mut ChildProcess {
+        &mut self.process
+    }
+
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }

@@ -87,6 +87,8 @@ pub struct PipelineOptions {
     /// Extra arguments for every consumer.
     pub consumer_args: Vec<String>,
     pub start_gateway: bool,
+    /// The gateway's port on 127.0.0.1 (`None`: any free port).
+    pub gateway_port: Option<u16>,
 }
 
 impl Default for PipelineOptions {
@@ -107,6 +109,7 @@ impl Default for PipelineOptions {
             .map(String::from)
             .to_vec(),
             start_gateway: true,
+            gateway_port: None,
         }
     }
 }
@@ -264,7 +267,15 @@ impl Pipeline {
         producer_targets: &str,
         extra: &[String],
     ) -> anyhow::Result<Service> {
-        let port = free_port();
+        let port = match self.options.gateway_port {
+            Some(port) => {
+                std::net::TcpListener::bind(("127.0.0.1", port)).with_context(|| {
+                    format!("the gateway's port 127.0.0.1:{port} is taken; choose another")
+                })?;
+                port
+            }
+            None => free_port(),
+        };
         let mut args = vec![
             "--listen".into(),
             format!("127.0.0.1:{port}"),

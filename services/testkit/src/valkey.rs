@@ -54,6 +54,16 @@ impl Valkey {
         Ok(valkey)
     }
 
+    /// The server's process.
+    pub fn process(&self) -> &ChildProcess {
+        &self.process
+    }
+
+    /// The server's process, to check on it.
+    pub fn process_mut(&mut self) -> &mut ChildProcess {
+        &mut self.process
+    }
+
     /// `redis://127.0.0.1:PORT/0`, without the password.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)

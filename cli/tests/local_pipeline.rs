@@ -1,0 +1,211 @@
+//! `bfctl up --local` → `status --local` → `loadtest` → `teardown --local`,
+//! through the real binary with real processes (tansu, valkey-server and the
+//! three services) on 127.0.0.1, and the bad inputs around them: a second
+//! `up`, a taken port, invalid load parameters, an unreachable target, a
+//! crashed service.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bfctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bfctl"))
+        .args(args)
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .output()
+        .expect("bfctl runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(output)))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Stops the pipeline even when an assertion fails.
+struct Teardown<'a>(&'a Path);
+
+impl Drop for Teardown<'_> {
+    fn drop(&mut self) {
+        let dir = self.0.to_str().unwrap();
+        let _ = bfctl(&["teardown", "--local", "--local-dir", dir]);
+    }
+}
+
+#[test]
+fn up_status_loadtest_teardown_and_bad_input() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("local");
+    let dir_arg = dir.to_str().unwrap();
+    let port = free_port().to_string();
+    let _teardown = Teardown(&dir);
+
+    // A taken gateway port: a clear error, and nothing left running.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port().to_string();
+    let output = bfctl(&[
+        "up",
+        "--local",
+        "--local-dir",
+        dir_arg,
+        "--gateway-port",
+        &taken_port,
+    ]);
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("already in use"),
+        "{}",
+        text(&output)
+    );
+    assert!(!dir.join("state.json").exists());
+    drop(taken);
+
+    let up = bfctl(&[
+        "up",
+        "--local",
+        "--local-dir",
+        dir_arg,
+        "--gateway-port",
+        &port,
+        "--producers",
+        "1",
+        "--consumers",
+        "1",
+        "--output",
+        "json",
+    ]);
+    assert!(up.status.success(), "{}", text(&up));
+    let state = json(&up);
+    assert_eq!(state["phase"], "ready");
+    assert_eq!(state["gatewayUrl"], format!("http://127.0.0.1:{port}"));
+    assert_ne!(state["valkeyPassword"], "", "the password is not printed");
+
+    // A second up while one runs.
+    let again = bfctl(&[
+        "up",
+        "--local",
+        "--local-dir",
+        dir_arg,
+        "--gateway-port",
+        &port,
+    ]);
+    assert!(!again.status.success());
+    assert!(text(&again).contains("already running"), "{}", text(&again));
+
+    let status = bfctl(&[
+        "status",
+        "--local",
+        "--local-dir",
+        dir_arg,
+        "--output",
+        "json",
+    ]);
+    assert!(status.status.success(), "{}", text(&status));
+    let status = json(&status);
+    let processes = status["processes"].as_array().unwrap();
+    assert_eq!(processes.len(), 5, "{status}");
+    for process in processes {
+        assert_eq!(process["running"], true, "{process}");
+        assert_ne!(process["healthy"], false, "{process}");
+    }
+
+    // Bad load parameters and an unreachable target.
+    for (args, expected) in [
+        (vec!["--users", "0"], "--users"),
+        (vec!["--duration", "0"], "--duration"),
+        (vec!["--target", "not a url"], "not a URL"),
+        (vec!["--target", "http://127.0.0.1:9"], "not reachable"),
+    ] {
+        let mut all = vec!["loadtest", "--local-dir", dir_arg];
+        all.extend(args);
+        let output = bfctl(&all);
+        assert!(!output.status.success(), "{}", text(&output));
+        assert!(text(&output).contains(expected), "{}", text(&output));
+    }
+
+    // The exact-count check: every accepted sale counted once.
+    let load = bfctl(&[
+        "loadtest",
+        "--local-dir",
+        dir_arg,
+        "--users",
+        "20",
+        "--duration",
+        "3",
+        "--output",
+        "json",
+    ]);
+    assert!(load.status.success(), "{}", text(&load));
+    let report = json(&load);
+    let accepted = report["salesAccepted"].as_i64().unwrap();
+    assert!(accepted > 100, "{report}");
+    assert_eq!(
+        report["pipeline"]["salesCounted"].as_i64(),
+        Some(accepted),
+        "{report}"
+    );
+    assert_eq!(report["pipeline"]["lost"], 0);
+    assert_eq!(report["pipeline"]["duplicated"], 0);
+    assert_eq!(report["pipeline"]["aggregatesMatch"], true);
+
+    // A crashed consumer shows in status, with its last log lines.
+    let consumer = processes
+        .iter()
+        .find(|p| p["name"].as_str().unwrap().starts_with("consumer"))
+        .unwrap();
+    let pid = consumer["pid"].as_i64().unwrap() as i32;
+    // SAFETY: kill(2) on the consumer this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let status = bfctl(&["status", "--local", "--local-dir", dir_arg]);
+    assert!(!status.status.success());
+    let shown = text(&status);
+    assert!(
+        shown.contains("EXITED") && shown.contains("last log lines"),
+        "{shown}"
+    );
+
+    // Teardown stops everything; --purge deletes the directory.
+    let pids: Vec<i32> = processes
+        .iter()
+        .map(|p| p["pid"].as_i64().unwrap() as i32)
+        .collect();
+    let down = bfctl(&[
+        "teardown",
+        "--local",
+        "--purge",
+        "--local-dir",
+        dir_arg,
+        "--output",
+        "json",
+    ]);
+    assert!(down.status.success(), "{}", text(&down));
+    let down = json(&down);
+    assert_eq!(down["left"].as_array().unwrap().len(), 0, "{down}");
+    assert_eq!(down["purged"], true);
+    assert!(!dir.exists());
+    for pid in pids {
+        // SAFETY: signal 0 only checks existence.
+        assert_ne!(unsafe { libc::kill(pid, 0) }, 0, "pid {pid} still runs");
+    }
+    let status = bfctl(&["status", "--local", "--local-dir", dir_arg]);
+    assert!(
+        text(&status).contains("no local pipeline"),
+        "{}",
+        text(&status)
+    );
+}
