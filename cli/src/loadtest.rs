@@ -248,3 +248,175 @@ pub fn is_exact(report: &LoadtestReport) -> bool {
         check.drained && check.lost == 0 && check.duplicated == 0 && check.aggregates_match
     })
 }
+
+/// One row of the replica comparison.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaRun {
+    pub consumers: usize,
+    pub report: LoadtestReport,
+}
+
+impl ReplicaRun {
+    /// Sales counted per second from the start of the load until Valkey
+    /// had counted them all: what the consumers sustained end to end.
+    pub fn end_to_end_per_second(&self) -> f64 {
+        match &self.report.pipeline {
+            Some(check) => {
+                check.sales_counted as f64 / (self.report.seconds + check.drain_seconds).max(1e-9)
+            }
+            None => 0.0,
+        }
+    }
+}
+
+/// The replica comparison as a Markdown table.
+pub fn replica_table(runs: &[ReplicaRun]) -> String {
+    let mut out = String::from(
+        "| consumers | requests/s | p99 ms | accepted | counted | lost | duplicated | drain s | end-to-end sales/s |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for run in runs {
+        let check = run.report.pipeline.as_ref();
+        out.push_str(&format!(
+            "| {} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {:.0} |\n",
+            run.consumers,
+            run.report.requests_per_second,
+            run.report.latency_ms.p99,
+            run.report.sales_accepted,
+            check.map_or("-".into(), |c| c.sales_counted.to_string()),
+            check.map_or("-".into(), |c| c.lost.to_string()),
+            check.map_or("-".into(), |c| c.duplicated.to_string()),
+            check.map_or("-".into(), |c| format!("{:.1}", c.drain_seconds)),
+            run.end_to_end_per_second(),
+        ));
+    }
+    out
+}
+
+/// A bar chart (SVG) of end-to-end sales/s and drain time per consumer count.
+pub fn replica_chart(runs: &[ReplicaRun]) -> String {
+    let width = 120 + 140 * runs.len();
+    let height = 320;
+    let max_rate = runs
+        .iter()
+        .map(ReplicaRun::end_to_end_per_second)
+        .fold(1.0, f64::max);
+    let max_drain = runs
+        .iter()
+        .filter_map(|r| r.report.pipeline.as_ref().map(|c| c.drain_seconds))
+        .fold(0.1, f64::max);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <text x=\"10\" y=\"20\" font-size=\"14\">End-to-end sales/s (blue) and drain time (orange) by consumer count</text>\n\
+         <line x1=\"60\" y1=\"260\" x2=\"{}\" y2=\"260\" stroke=\"black\"/>\n",
+        width - 20
+    );
+    for (index, run) in runs.iter().enumerate() {
+        let x = 80 + 140 * index;
+        let rate = run.end_to_end_per_second();
+        let rate_height = (rate / max_rate * 200.0).round();
+        let drain = run
+            .report
+            .pipeline
+            .as_ref()
+            .map_or(0.0, |c| c.drain_seconds);
+        let drain_height = (drain / max_drain * 200.0).round();
+        svg.push_str(&format!(
+            "<rect x=\"{x}\" y=\"{}\" width=\"50\" height=\"{rate_height}\" fill=\"#4a7ebb\"/>\n\
+             <text x=\"{x}\" y=\"{}\">{rate:.0}/s</text>\n\
+             <rect x=\"{}\" y=\"{}\" width=\"50\" height=\"{drain_height}\" fill=\"#e69138\"/>\n\
+             <text x=\"{}\" y=\"{}\">{drain:.1} s</text>\n\
+             <text x=\"{}\" y=\"280\">{} consumer{}</text>\n",
+            260.0 - rate_height,
+            255.0 - rate_height,
+            x + 55,
+            260.0 - drain_height,
+            x + 55,
+            255.0 - drain_height,
+            x + 20,
+            run.consumers,
+            if run.consumers == 1 { "" } else { "s" },
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// Parses `1,2,4`.
+pub fn parse_replicas(text: &str) -> anyhow::Result<Vec<usize>> {
+    let counts: Vec<usize> = text
+        .split(',')
+        .map(|part| {
+            part.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .with_context(|| {
+                    format!("--consumer-replicas: {part:?} is not a count between 1 and 64")
+                })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    anyhow::ensure!(!counts.is_empty(), "--consumer-replicas is empty");
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(consumers: usize, counted: i64, drain: f64) -> ReplicaRun {
+        ReplicaRun {
+            consumers,
+            report: LoadtestReport {
+                target: "http://127.0.0.1:1".into(),
+                users: 10,
+                seconds: 10.0,
+                requests: 1000,
+                requests_per_second: 100.0,
+                statuses: [(202, 1000)].into(),
+                latency_ms: Percentiles {
+                    p50: 1.0,
+                    p90: 2.0,
+                    p99: 3.0,
+                    max: 4.0,
+                },
+                sales_accepted: 1000,
+                pipeline: Some(PipelineCheck {
+                    sales_counted: counted,
+                    lost: 1000 - counted,
+                    duplicated: 0,
+                    aggregates_match: counted == 1000,
+                    drain_seconds: drain,
+                    drained: true,
+                }),
+            },
+        }
+    }
+
+    #[test]
+    fn the_table_and_chart_show_every_run() {
+        let runs = [run(1, 1000, 10.0), run(2, 1000, 0.0)];
+        assert_eq!(runs[0].end_to_end_per_second(), 50.0);
+        assert_eq!(runs[1].end_to_end_per_second(), 100.0);
+        let table = replica_table(&runs);
+        assert!(
+            table.contains("| 1 | 100 | 3.0 | 1000 | 1000 | 0 | 0 | 10.0 | 50 |"),
+            "{table}"
+        );
+        let chart = replica_chart(&runs);
+        assert!(
+            chart.starts_with("<svg") && chart.contains("2 consumers"),
+            "{chart}"
+        );
+        assert!(!is_exact(&run(1, 999, 1.0).report));
+        assert!(is_exact(&runs[0].report));
+    }
+
+    #[test]
+    fn replica_lists_parse_or_say_what_is_wrong() {
+        assert_eq!(parse_replicas("1,2,4").unwrap(), vec![1, 2, 4]);
+        let error = parse_replicas("1,zero").unwrap_err().to_string();
+        assert!(error.contains("\"zero\""), "{error}");
+        assert!(parse_replicas("0").is_err());
+    }
+}

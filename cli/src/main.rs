@@ -148,6 +148,15 @@ enum Command {
         drain_timeout: u64,
         #[arg(long, default_value = bfctl::local::DEFAULT_DIR, value_name = "DIR")]
         local_dir: PathBuf,
+        /// Compare consumer counts, e.g. `1,2,4`: for each, the local
+        /// pipeline is started afresh (its data deleted) with that many
+        /// consumers and loaded the same way. Writes replicas.md and
+        /// replicas.svg into --report-dir.
+        #[arg(long, value_name = "LIST", conflicts_with = "target")]
+        consumer_replicas: Option<String>,
+        /// Where the replica comparison's table and chart go.
+        #[arg(long, default_value = ".bfctl/reports", value_name = "DIR")]
+        report_dir: PathBuf,
     },
     /// (internal) The local pipeline's supervisor, started by `up --local`.
     #[command(hide = true)]
@@ -573,6 +582,76 @@ fn loadtest_command(
     Ok(())
 }
 
+/// `loadtest --consumer-replicas`: the same load against a fresh local
+/// pipeline per consumer count; a Markdown table and an SVG chart.
+fn replicas_command(
+    cli: &Cli,
+    dir: &Path,
+    list: &str,
+    report_dir: &Path,
+    users: usize,
+    duration: u64,
+    drain_timeout: u64,
+) -> anyhow::Result<()> {
+    use bfctl::loadtest::{self, ReplicaRun};
+    let counts = loadtest::parse_replicas(list)?;
+    let state = bfctl::local::LocalState::load(dir)?
+        .filter(|state| bfctl::local::is_alive(state.supervisor_pid))
+        .with_context(|| {
+            format!(
+                "--consumer-replicas runs against the local pipeline; start one with `bfctl up --local --local-dir {}`",
+                dir.display()
+            )
+        })?;
+    let mut runs = Vec::new();
+    for consumers in counts {
+        eprintln!("replicas: restarting the local pipeline with {consumers} consumers");
+        let report = bfctl::local::teardown(dir, true)?;
+        anyhow::ensure!(report.left.is_empty(), "could not stop: {:?}", report.left);
+        let options = bfctl::local::LocalOptions {
+            consumers,
+            ..state.options.clone()
+        };
+        let started = bfctl::local::up(dir, &options, std::time::Duration::from_secs(600))?;
+        let load = bfctl::loadtest::LoadtestOptions {
+            target: started.gateway_url.clone(),
+            users,
+            duration: std::time::Duration::from_secs(duration),
+            drain_timeout: std::time::Duration::from_secs(drain_timeout),
+            seed: 2026,
+        };
+        let report = bfctl::loadtest::run(&load, Some(&started))?;
+        eprint!("{}", bfctl::loadtest::to_text(&report));
+        runs.push(ReplicaRun { consumers, report });
+    }
+    std::fs::create_dir_all(report_dir)
+        .with_context(|| format!("creating {}", report_dir.display()))?;
+    let table = loadtest::replica_table(&runs);
+    std::fs::write(report_dir.join("replicas.md"), &table)?;
+    std::fs::write(
+        report_dir.join("replicas.svg"),
+        loadtest::replica_chart(&runs),
+    )?;
+    if matches!(cli.output, Output::Json) {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+    } else {
+        print!("{table}");
+        println!(
+            "wrote {} and {}",
+            report_dir.join("replicas.md").display(),
+            report_dir.join("replicas.svg").display()
+        );
+    }
+    if runs
+        .iter()
+        .all(|run| bfctl::loadtest::is_exact(&run.report))
+    {
+        Ok(())
+    } else {
+        bail!("a run lost or duplicated sales; see the table")
+    }
+}
+
 /// Where bfctl keeps what it built (images.json, the image cache).
 const STATE_DIR: &str = ".bfctl";
 
@@ -790,9 +869,28 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Loadtest {
             users,
             duration,
+            drain_timeout,
+            local_dir,
+            consumer_replicas: Some(list),
+            report_dir,
+            ..
+        } => replicas_command(
+            cli,
+            local_dir,
+            list,
+            report_dir,
+            *users,
+            *duration,
+            *drain_timeout,
+        ),
+        Command::Loadtest {
+            users,
+            duration,
             target,
             drain_timeout,
             local_dir,
+            consumer_replicas: None,
+            ..
         } => loadtest_command(
             cli,
             local_dir,

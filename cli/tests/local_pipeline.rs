@@ -179,6 +179,62 @@ fn up_status_loadtest_teardown_and_bad_input() {
         "{shown}"
     );
 
+    // The replica comparison: a fresh pipeline per count, a table, a chart.
+    let reports = temp.path().join("reports");
+    let compared = bfctl(&[
+        "loadtest",
+        "--local-dir",
+        dir_arg,
+        "--consumer-replicas",
+        "1,2",
+        "--users",
+        "10",
+        "--duration",
+        "2",
+        "--report-dir",
+        reports.to_str().unwrap(),
+    ]);
+    assert!(compared.status.success(), "{}", text(&compared));
+    let table = std::fs::read_to_string(reports.join("replicas.md")).unwrap();
+    assert_eq!(table.lines().count(), 4, "{table}");
+    assert!(
+        table.lines().nth(2).unwrap().starts_with("| 1 |"),
+        "{table}"
+    );
+    assert!(
+        table.lines().nth(3).unwrap().starts_with("| 2 |"),
+        "{table}"
+    );
+    for row in table.lines().skip(2) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cells[4], cells[5], "accepted = counted: {row}");
+        assert_eq!(
+            (cells[6], cells[7]),
+            ("0", "0"),
+            "nothing lost or duplicated: {row}"
+        );
+    }
+    let chart = std::fs::read_to_string(reports.join("replicas.svg")).unwrap();
+    assert!(chart.contains("2 consumers"), "{chart}");
+    let status = json(&bfctl(&[
+        "status",
+        "--local",
+        "--local-dir",
+        dir_arg,
+        "--output",
+        "json",
+    ]));
+    let consumers = status["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"].as_str().unwrap().starts_with("consumer"))
+        .count();
+    assert_eq!(
+        consumers, 2,
+        "the last run's pipeline is left running: {status}"
+    );
+
     // Teardown stops everything; --purge deletes the directory.
     let pids: Vec<i32> = processes
         .iter()
