@@ -23,6 +23,9 @@ pub struct LoadtestOptions {
     /// How long to wait for the pipeline to drain afterwards.
     pub drain_timeout: Duration,
     pub seed: u64,
+    /// Open loop at this many requests per second (`users` bounds how many
+    /// are in flight); `None`: closed loop.
+    pub rate: Option<f64>,
 }
 
 impl LoadtestOptions {
@@ -37,6 +40,12 @@ impl LoadtestOptions {
             "--duration must be between 1 s and 1 h (got {:?})",
             self.duration
         );
+        if let Some(rate) = self.rate {
+            anyhow::ensure!(
+                rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0,
+                "--rate must be between 0 and 1000000 requests per second (got {rate})"
+            );
+        }
         let url = reqwest::Url::parse(&self.target)
             .with_context(|| format!("--target {:?} is not a URL", self.target))?;
         anyhow::ensure!(
@@ -53,6 +62,8 @@ impl LoadtestOptions {
 #[serde(rename_all = "camelCase")]
 pub struct LoadtestReport {
     pub target: String,
+    /// `closed loop, N users` or `open loop, R/s, up to N in flight`.
+    pub mode: String,
     pub users: usize,
     pub seconds: f64,
     pub requests: usize,
@@ -64,6 +75,8 @@ pub struct LoadtestReport {
     pub sales_accepted: i64,
     /// The end-to-end check, when Valkey is reachable (local mode).
     pub pipeline: Option<PipelineCheck>,
+    /// Throughput and latency per second.
+    pub timeline: Vec<testkit::http_load::Second>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -120,6 +133,7 @@ pub fn run(
             max_duration: options.duration,
             batch: 1,
             seed: options.seed,
+            rate: options.rate,
         },
     )?;
     let seconds = load.elapsed.as_secs_f64();
@@ -138,6 +152,10 @@ pub fn run(
     };
     Ok(LoadtestReport {
         target: options.target.clone(),
+        mode: match options.rate {
+            Some(rate) => format!("open loop, {rate}/s, up to {} in flight", options.users),
+            None => format!("closed loop, {} users", options.users),
+        },
         users: options.users,
         seconds,
         requests: load.requests(),
@@ -151,6 +169,7 @@ pub fn run(
         },
         sales_accepted: accepted.sales,
         pipeline,
+        timeline: load.timeline.clone(),
     })
 }
 
@@ -193,8 +212,8 @@ fn check_drain(
 pub fn to_text(report: &LoadtestReport) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "target          {} ({} users, closed loop)\n",
-        report.target, report.users
+        "target          {} ({})\n",
+        report.target, report.mode
     ));
     out.push_str(&format!(
         "requests        {} in {:.1} s = {:.0}/s\n",
@@ -247,6 +266,76 @@ pub fn is_exact(report: &LoadtestReport) -> bool {
     report.pipeline.as_ref().is_some_and(|check| {
         check.drained && check.lost == 0 && check.duplicated == 0 && check.aggregates_match
     })
+}
+
+/// An SVG chart of the test over time: requests answered per second
+/// (bars) and mean and max latency (lines).
+pub fn timeline_chart(report: &LoadtestReport) -> String {
+    let seconds = report.timeline.len().max(1);
+    let (left, top, plot_width, plot_height) = (60.0, 40.0, 640.0, 220.0);
+    let bar = plot_width / seconds as f64;
+    let max_rate = report
+        .timeline
+        .iter()
+        .map(|s| s.completed as f64)
+        .fold(1.0, f64::max);
+    let max_latency = report
+        .timeline
+        .iter()
+        .map(|s| s.max_latency_ms)
+        .fold(1.0, f64::max);
+    let y_rate = |v: f64| top + plot_height - v / max_rate * plot_height;
+    let y_latency = |v: f64| top + plot_height - v / max_latency * plot_height;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"780\" height=\"320\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <text x=\"10\" y=\"20\" font-size=\"14\">{} ({}): requests/s (bars, max {max_rate:.0}), mean latency (green) and max latency (red, max {max_latency:.0} ms)</text>\n\
+         <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n",
+        report.target,
+        report.mode,
+        top + plot_height,
+        left + plot_width,
+        top + plot_height
+    );
+    for (index, second) in report.timeline.iter().enumerate() {
+        let x = left + index as f64 * bar;
+        let y = y_rate(second.completed as f64);
+        svg.push_str(&format!(
+            "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#9fc5e8\"/>\n",
+            (bar - 2.0).max(1.0),
+            top + plot_height - y
+        ));
+    }
+    for (color, value) in [
+        (
+            "#38761d",
+            (|s: &testkit::http_load::Second| s.mean_latency_ms) as fn(&_) -> f64,
+        ),
+        ("#cc0000", |s: &testkit::http_load::Second| s.max_latency_ms),
+    ] {
+        let points: Vec<String> = report
+            .timeline
+            .iter()
+            .enumerate()
+            .map(|(index, second)| {
+                format!(
+                    "{:.1},{:.1}",
+                    left + (index as f64 + 0.5) * bar,
+                    y_latency(value(second))
+                )
+            })
+            .collect();
+        svg.push_str(&format!(
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\n",
+            points.join(" ")
+        ));
+    }
+    svg.push_str(&format!(
+        "<text x=\"{left}\" y=\"{}\">0 s</text><text x=\"{}\" y=\"{}\">{seconds} s</text>\n</svg>\n",
+        top + plot_height + 20.0,
+        left + plot_width - 30.0,
+        top + plot_height + 20.0
+    ));
+    svg
 }
 
 /// One row of the replica comparison.
@@ -381,6 +470,16 @@ mod tests {
                     max: 4.0,
                 },
                 sales_accepted: 1000,
+                mode: "closed loop, 10 users".into(),
+                timeline: vec![
+                    testkit::http_load::Second {
+                        completed: 100,
+                        accepted: 100,
+                        mean_latency_ms: 1.0,
+                        max_latency_ms: 4.0,
+                    };
+                    10
+                ],
                 pipeline: Some(PipelineCheck {
                     sales_counted: counted,
                     lost: 1000 - counted,
@@ -403,6 +502,9 @@ mod tests {
             table.contains("| 1 | 100 | 3.0 | 1000 | 1000 | 0 | 0 | 10.0 | 50 |"),
             "{table}"
         );
+        let timeline = timeline_chart(&runs[0].report);
+        assert_eq!(timeline.matches("<rect").count(), 10, "{timeline}");
+        assert_eq!(timeline.matches("<polyline").count(), 2, "{timeline}");
         let chart = replica_chart(&runs);
         assert!(
             chart.starts_with("<svg") && chart.contains("2 consumers"),

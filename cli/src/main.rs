@@ -140,6 +140,18 @@ enum Command {
         /// How long to send load, in seconds.
         #[arg(long, default_value_t = 20, value_name = "SECONDS")]
         duration: u64,
+        /// Open loop: this many requests per second, due on a fixed schedule
+        /// (latency counted from the due time); --users bounds how many are
+        /// in flight. Without it: closed loop.
+        #[arg(long, value_name = "PER_SECOND")]
+        rate: Option<f64>,
+        /// Where the throughput/latency chart (SVG) goes.
+        #[arg(
+            long,
+            default_value = ".bfctl/reports/loadtest.svg",
+            value_name = "FILE"
+        )]
+        chart: PathBuf,
         /// The gateway's URL (default: the local pipeline's).
         #[arg(long, value_name = "URL")]
         target: Option<String>,
@@ -542,9 +554,9 @@ fn loadtest_command(
     cli: &Cli,
     dir: &Path,
     target: Option<&str>,
-    users: usize,
-    duration: u64,
+    (users, duration, rate): (usize, u64, Option<f64>),
     drain_timeout: u64,
+    chart: &Path,
 ) -> anyhow::Result<()> {
     let local = bfctl::local::LocalState::load(dir)?
         .filter(|state| state.phase == "ready" && bfctl::local::is_alive(state.supervisor_pid));
@@ -564,6 +576,7 @@ fn loadtest_command(
         duration: std::time::Duration::from_secs(duration),
         drain_timeout: std::time::Duration::from_secs(drain_timeout),
         seed: 2026,
+        rate,
     };
     options.check()?;
     eprintln!(
@@ -571,10 +584,17 @@ fn loadtest_command(
         users, duration, options.target
     );
     let report = bfctl::loadtest::run(&options, local.as_ref())?;
+    if let Some(parent) = chart.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(chart, bfctl::loadtest::timeline_chart(&report))
+        .with_context(|| format!("writing {}", chart.display()))?;
     if matches!(cli.output, Output::Json) {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", bfctl::loadtest::to_text(&report));
+        println!("chart           {}", chart.display());
     }
     if report.pipeline.is_some() && !bfctl::loadtest::is_exact(&report) {
         bail!("the pipeline lost or duplicated sales; see the report");
@@ -619,6 +639,7 @@ fn replicas_command(
             duration: std::time::Duration::from_secs(duration),
             drain_timeout: std::time::Duration::from_secs(drain_timeout),
             seed: 2026,
+            rate: None,
         };
         let report = bfctl::loadtest::run(&load, Some(&started))?;
         eprint!("{}", bfctl::loadtest::to_text(&report));
@@ -890,14 +911,16 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             drain_timeout,
             local_dir,
             consumer_replicas: None,
+            rate,
+            chart,
             ..
         } => loadtest_command(
             cli,
             local_dir,
             target.as_deref(),
-            *users,
-            *duration,
+            (*users, *duration, *rate),
             *drain_timeout,
+            chart,
         ),
         Command::LocalSupervise { dir, options } => {
             let options: bfctl::local::LocalOptions =

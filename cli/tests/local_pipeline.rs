@@ -162,6 +162,45 @@ fn up_status_loadtest_teardown_and_bad_input() {
     assert_eq!(report["pipeline"]["duplicated"], 0);
     assert_eq!(report["pipeline"]["aggregatesMatch"], true);
 
+    // Open loop at a fixed rate: about rate × duration requests, a chart.
+    let chart = temp.path().join("open.svg");
+    let open = bfctl(&[
+        "loadtest",
+        "--local-dir",
+        dir_arg,
+        "--rate",
+        "200",
+        "--users",
+        "50",
+        "--duration",
+        "2",
+        "--chart",
+        chart.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert!(open.status.success(), "{}", text(&open));
+    let report = json(&open);
+    let requests = report["requests"].as_i64().unwrap();
+    assert!((350..=400).contains(&requests), "{report}");
+    assert!(
+        report["mode"].as_str().unwrap().starts_with("open loop"),
+        "{report}"
+    );
+    assert_eq!(report["pipeline"]["lost"], 0);
+    assert_eq!(report["pipeline"]["duplicated"], 0);
+    assert!(
+        std::fs::read_to_string(&chart)
+            .unwrap()
+            .contains("<polyline")
+    );
+    let bad_rate = bfctl(&["loadtest", "--local-dir", dir_arg, "--rate=0"]);
+    assert!(
+        text(&bad_rate).contains("--rate must be between"),
+        "{}",
+        text(&bad_rate)
+    );
+
     // A crashed consumer shows in status, with its last log lines.
     let consumer = processes
         .iter()

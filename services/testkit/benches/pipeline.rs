@@ -266,6 +266,7 @@ fn main() -> anyhow::Result<()> {
     std::thread::sleep(Duration::from_secs(2));
     let url = pipeline.gateway_url()?;
     let plan = LoadPlan {
+        rate: None,
         clients: 200,
         max_requests: None,
         max_duration: Duration::from_secs(load_seconds),

@@ -26,6 +26,24 @@ pub struct LoadPlan {
     /// Sales per request: 1 posts to /venta, more to /ventas.
     pub batch: usize,
     pub seed: u64,
+    /// Open loop: requests per second, each due at a fixed time whether or
+    /// not earlier ones were answered (`None`: closed loop). A request's
+    /// latency counts from when it was due, not from when a free client got
+    /// to send it, so a stalled server shows up in the percentiles instead
+    /// of being hidden by fewer requests (coordinated omission).
+    pub rate: Option<f64>,
+}
+
+/// What happened in one second of the test.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Second {
+    /// Requests answered (any status) during this second.
+    pub completed: u64,
+    /// Of those, answered 202.
+    pub accepted: u64,
+    pub mean_latency_ms: f64,
+    pub max_latency_ms: f64,
 }
 
 pub struct LoadReport {
@@ -36,6 +54,22 @@ pub struct LoadReport {
     /// Request latencies in microseconds.
     pub latency_us: Histogram<u64>,
     pub elapsed: Duration,
+    /// Per second since the start.
+    pub timeline: Vec<Second>,
+}
+
+/// Per-second sums one client keeps: (completed, accepted, latency sum, max) in µs.
+type Buckets = Vec<(u64, u64, u64, u64)>;
+
+fn record(buckets: &mut Buckets, second: usize, accepted: bool, latency_us: u64) {
+    if buckets.len() <= second {
+        buckets.resize(second + 1, (0, 0, 0, 0));
+    }
+    let bucket = &mut buckets[second];
+    bucket.0 += 1;
+    bucket.1 += u64::from(accepted);
+    bucket.2 += latency_us;
+    bucket.3 = bucket.3.max(latency_us);
 }
 
 impl LoadReport {
@@ -65,10 +99,21 @@ async fn run_async(base_url: String, plan: LoadPlan) -> anyhow::Result<LoadRepor
             let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
             let mut latency_us = Histogram::<u64>::new(3).expect("3 significant figures is valid");
             let mut connection: Option<SendRequest<Full<Bytes>>> = None;
+            let mut buckets: Buckets = Vec::new();
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 if plan.max_requests.is_some_and(|max| index >= max) || Instant::now() >= deadline {
                     break;
+                }
+                // Open loop: wait for this request's due time.
+                let due = plan
+                    .rate
+                    .map(|rate| started + Duration::from_secs_f64(index as f64 / rate));
+                if let Some(due) = due {
+                    if due >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep_until(due.into()).await;
                 }
                 let mut generator = SaleGenerator::new(
                     plan.seed.wrapping_mul(1_000_003).wrapping_add(index as u64),
@@ -82,7 +127,7 @@ async fn run_async(base_url: String, plan: LoadPlan) -> anyhow::Result<LoadRepor
                     ("/ventas", serde_json::to_vec(&sales))
                 };
                 let body = body.expect("sales serialize to JSON");
-                let sent = Instant::now();
+                let sent = due.unwrap_or_else(Instant::now);
                 let status = match target.post(&mut connection, path, body).await {
                     Ok(status) => status,
                     Err(_) => {
@@ -90,13 +135,16 @@ async fn run_async(base_url: String, plan: LoadPlan) -> anyhow::Result<LoadRepor
                         0
                     }
                 };
-                let _ = latency_us.record(sent.elapsed().as_micros() as u64);
+                let took = sent.elapsed().as_micros() as u64;
+                let _ = latency_us.record(took);
+                let second = started.elapsed().as_secs() as usize;
+                record(&mut buckets, second, status == 202, took);
                 *statuses.entry(status).or_default() += 1;
                 if status == 202 {
                     accepted.extend(sales);
                 }
             }
-            (accepted, statuses, latency_us)
+            (accepted, statuses, latency_us, buckets)
         });
     }
     let mut report = LoadReport {
@@ -104,9 +152,20 @@ async fn run_async(base_url: String, plan: LoadPlan) -> anyhow::Result<LoadRepor
         statuses: BTreeMap::new(),
         latency_us: Histogram::new(3)?,
         elapsed: Duration::ZERO,
+        timeline: Vec::new(),
     };
+    let mut all_buckets: Buckets = Vec::new();
     while let Some(joined) = workers.join_next().await {
-        let (accepted, statuses, latency_us) = joined?;
+        let (accepted, statuses, latency_us, buckets) = joined?;
+        if all_buckets.len() < buckets.len() {
+            all_buckets.resize(buckets.len(), (0, 0, 0, 0));
+        }
+        for (total, bucket) in all_buckets.iter_mut().zip(&buckets) {
+            total.0 += bucket.0;
+            total.1 += bucket.1;
+            total.2 += bucket.2;
+            total.3 = total.3.max(bucket.3);
+        }
         report.accepted.extend(accepted);
         for (status, count) in statuses {
             *report.statuses.entry(status).or_default() += count;
@@ -114,6 +173,19 @@ async fn run_async(base_url: String, plan: LoadPlan) -> anyhow::Result<LoadRepor
         report.latency_us.add(latency_us)?;
     }
     report.elapsed = started.elapsed();
+    report.timeline = all_buckets
+        .into_iter()
+        .map(|(completed, accepted, sum, max)| Second {
+            completed,
+            accepted,
+            mean_latency_ms: if completed == 0 {
+                0.0
+            } else {
+                sum as f64 / completed as f64 / 1000.0
+            },
+            max_latency_ms: max as f64 / 1000.0,
+        })
+        .collect();
     Ok(report)
 }
 

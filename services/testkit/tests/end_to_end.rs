@@ -26,6 +26,7 @@ fn sales_over_http_are_counted_exactly_and_spread_over_both_producers() -> anyho
     let singles = http_load::run(
         &url,
         &LoadPlan {
+            rate: None,
             clients: 32,
             max_requests: Some(1500),
             max_duration: Duration::from_secs(60),
@@ -36,6 +37,7 @@ fn sales_over_http_are_counted_exactly_and_spread_over_both_producers() -> anyho
     let batches = http_load::run(
         &url,
         &LoadPlan {
+            rate: None,
             clients: 4,
             max_requests: Some(50),
             max_duration: Duration::from_secs(60),

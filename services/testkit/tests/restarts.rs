@@ -9,6 +9,7 @@ use testkit::totals::Totals;
 
 fn load_plan(seed: u64) -> LoadPlan {
     LoadPlan {
+        rate: None,
         clients: 16,
         max_requests: Some(20_000),
         max_duration: Duration::from_secs(6),
