@@ -145,6 +145,16 @@ enum Command {
         /// in flight. Without it: closed loop.
         #[arg(long, value_name = "PER_SECOND")]
         rate: Option<f64>,
+        /// The load generator: the built-in Rust one, or Locust (headless,
+        /// reading its CSV statistics).
+        #[arg(long, value_enum, default_value_t = LoadEngine::Builtin)]
+        engine: LoadEngine,
+        /// With --engine locust: the Locust file.
+        #[arg(long, default_value = "locust/locustfile.py", value_name = "FILE")]
+        locustfile: PathBuf,
+        /// With --engine locust: users started per second.
+        #[arg(long, default_value_t = 10.0, value_name = "PER_SECOND")]
+        spawn_rate: f64,
         /// Where the throughput/latency chart (SVG) goes.
         #[arg(
             long,
@@ -211,6 +221,12 @@ enum Command {
     /// Write or check the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LoadEngine {
+    Builtin,
+    Locust,
 }
 
 #[derive(Subcommand, Debug)]
@@ -555,7 +571,7 @@ fn loadtest_command(
     dir: &Path,
     target: Option<&str>,
     (users, duration, rate): (usize, u64, Option<f64>),
-    drain_timeout: u64,
+    (engine, drain_timeout): (&bfctl::loadtest::Engine, u64),
     chart: &Path,
 ) -> anyhow::Result<()> {
     let local = bfctl::local::LocalState::load(dir)?
@@ -583,7 +599,7 @@ fn loadtest_command(
         "loadtest: {} users for {} s against {}",
         users, duration, options.target
     );
-    let report = bfctl::loadtest::run(&options, local.as_ref())?;
+    let report = bfctl::loadtest::run_with(&options, engine, local.as_ref())?;
     if let Some(parent) = chart.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
@@ -913,15 +929,27 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             consumer_replicas: None,
             rate,
             chart,
+            engine,
+            locustfile,
+            spawn_rate,
             ..
-        } => loadtest_command(
-            cli,
-            local_dir,
-            target.as_deref(),
-            (*users, *duration, *rate),
-            *drain_timeout,
-            chart,
-        ),
+        } => {
+            let engine = match engine {
+                LoadEngine::Builtin => bfctl::loadtest::Engine::Builtin,
+                LoadEngine::Locust => bfctl::loadtest::Engine::Locust {
+                    locustfile: locustfile.clone(),
+                    spawn_rate: *spawn_rate,
+                },
+            };
+            loadtest_command(
+                cli,
+                local_dir,
+                target.as_deref(),
+                (*users, *duration, *rate),
+                (&engine, *drain_timeout),
+                chart,
+            )
+        }
         Command::LocalSupervise { dir, options } => {
             let options: bfctl::local::LocalOptions =
                 serde_json::from_str(options).context("--options is not LocalOptions JSON")?;

@@ -162,6 +162,41 @@ fn up_status_loadtest_teardown_and_bad_input() {
     assert_eq!(report["pipeline"]["duplicated"], 0);
     assert_eq!(report["pipeline"]["aggregatesMatch"], true);
 
+    // The same check with Locust (headless, its CSV statistics read back).
+    let locustfile = Path::new(env!("CARGO_MANIFEST_DIR")).join("../locust/locustfile.py");
+    let locust = bfctl(&[
+        "loadtest",
+        "--local-dir",
+        dir_arg,
+        "--engine",
+        "locust",
+        "--locustfile",
+        locustfile.to_str().unwrap(),
+        "--users",
+        "10",
+        "--spawn-rate",
+        "10",
+        "--duration",
+        "3",
+        "--output",
+        "json",
+    ]);
+    assert!(locust.status.success(), "{}", text(&locust));
+    let report = json(&locust);
+    let accepted = report["salesAccepted"].as_i64().unwrap();
+    assert!(accepted > 20, "{report}");
+    assert_eq!(
+        report["pipeline"]["salesCounted"].as_i64(),
+        Some(accepted),
+        "{report}"
+    );
+    assert_eq!(report["pipeline"]["lost"], 0);
+    assert_eq!(report["pipeline"]["duplicated"], 0);
+    assert!(
+        report["mode"].as_str().unwrap().starts_with("locust"),
+        "{report}"
+    );
+
     // Open loop at a fixed rate: about rate × duration requests, a chart.
     let chart = temp.path().join("open.svg");
     let open = bfctl(&[
