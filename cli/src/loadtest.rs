@@ -103,6 +103,99 @@ pub struct PipelineCheck {
     pub drain_seconds: f64,
     /// Whether the pipeline drained within the timeout.
     pub drained: bool,
+    /// From the gateway accepting a sale to its being counted in Valkey,
+    /// for the sales of this test (the consumers' histogram buckets, so
+    /// each figure is its bucket's upper bound; local mode only).
+    pub sale_to_valkey_ms: Option<SaleToValkey>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SaleToValkey {
+    pub sales: u64,
+    /// `None`: beyond the highest bucket.
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+/// The consumers' `bf_consumer_sale_to_valkey_seconds` buckets, summed:
+/// upper bound in seconds (`inf` for +Inf) → cumulative count.
+fn sale_to_valkey_buckets(local: &LocalState) -> Vec<(f64, f64)> {
+    let client = match reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+    {
+        Ok(client) => client,
+        Err(_) => return Vec::new(),
+    };
+    let mut sums: Vec<(f64, f64)> = Vec::new();
+    for process in local
+        .processes
+        .iter()
+        .filter(|p| p.name.starts_with("consumer"))
+    {
+        let Some(url) = &process.health_url else {
+            continue;
+        };
+        let metrics = url.replace("/healthz", "/metrics");
+        let Ok(body) = client.get(metrics).send().and_then(|r| r.text()) else {
+            continue;
+        };
+        for line in body.lines() {
+            let Some(rest) = line.strip_prefix("bf_consumer_sale_to_valkey_seconds_bucket{le=\"")
+            else {
+                continue;
+            };
+            let Some((bound, count)) = rest.split_once("\"} ") else {
+                continue;
+            };
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse().unwrap_or(f64::NAN)
+            };
+            let count: f64 = count.trim().parse().unwrap_or(0.0);
+            match sums.iter_mut().find(|(b, _)| *b == bound) {
+                Some(entry) => entry.1 += count,
+                None => sums.push((bound, count)),
+            }
+        }
+    }
+    sums.sort_by(|a, b| a.0.total_cmp(&b.0));
+    sums
+}
+
+/// Percentiles of the sales between two bucket readings.
+fn sale_to_valkey(before: &[(f64, f64)], after: &[(f64, f64)]) -> Option<SaleToValkey> {
+    let deltas: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(bound, count)| {
+            let earlier = before
+                .iter()
+                .find(|(b, _)| b == bound)
+                .map_or(0.0, |(_, c)| *c);
+            (*bound, count - earlier)
+        })
+        .collect();
+    let total = deltas.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let quantile = |q: f64| {
+        deltas
+            .iter()
+            .find(|(_, cumulative)| *cumulative >= q * total)
+            .map(|(bound, _)| *bound)
+            .filter(|bound| bound.is_finite())
+            .map(|seconds| seconds * 1000.0)
+    };
+    Some(SaleToValkey {
+        sales: total as u64,
+        p50: quantile(0.5),
+        p90: quantile(0.9),
+        p99: quantile(0.99),
+    })
 }
 
 /// Which load generator runs.
@@ -157,6 +250,7 @@ pub fn run_with(
         .with_context(|| format!("the gateway at {} is not reachable", options.target))?;
 
     let mut valkey = local.map(LocalState::valkey).transpose()?;
+    let buckets_before = local.map(sale_to_valkey_buckets);
     let before = match valkey.as_mut() {
         Some(connection) => Some(testkit::totals::Totals::read(connection)?),
         None => None,
@@ -188,7 +282,7 @@ pub fn run_with(
             measured
         }
     };
-    let pipeline = match (valkey.as_mut(), before) {
+    let mut pipeline = match (valkey.as_mut(), before) {
         (Some(connection), Some(before)) => Some(check_drain(
             connection,
             &before,
@@ -198,6 +292,9 @@ pub fn run_with(
         )?),
         _ => None,
     };
+    if let (Some(check), Some(local), Some(before)) = (pipeline.as_mut(), local, buckets_before) {
+        check.sale_to_valkey_ms = sale_to_valkey(&before, &sale_to_valkey_buckets(local));
+    }
     let requests: usize = measured.statuses.values().sum();
     Ok(LoadtestReport {
         target: options.target.clone(),
@@ -300,6 +397,7 @@ fn check_drain(
         }),
         drain_seconds,
         drained,
+        sale_to_valkey_ms: None,
     })
 }
 
@@ -350,6 +448,16 @@ pub fn to_text(report: &LoadtestReport) -> String {
                 check.drain_seconds,
                 if check.drained { "" } else { " (TIMED OUT)" }
             ));
+            if let Some(latency) = &check.sale_to_valkey_ms {
+                let show = |v: Option<f64>| v.map_or("> 32768".to_string(), |v| format!("{v:.0}"));
+                out.push_str(&format!(
+                    "sale to Valkey  p50 <= {} ms  p90 <= {} ms  p99 <= {} ms ({} sales)\n",
+                    show(latency.p50),
+                    show(latency.p90),
+                    show(latency.p99),
+                    latency.sales
+                ));
+            }
         }
         None => out.push_str("sales counted   (Valkey not reachable from here: not checked)\n"),
     }
@@ -460,12 +568,12 @@ impl ReplicaRun {
 /// The replica comparison as a Markdown table.
 pub fn replica_table(runs: &[ReplicaRun]) -> String {
     let mut out = String::from(
-        "| consumers | requests/s | p99 ms | accepted | counted | lost | duplicated | drain s | end-to-end sales/s |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| consumers | requests/s | p99 ms | accepted | counted | lost | duplicated | drain s | end-to-end sales/s | sale→Valkey p99 ms |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for run in runs {
         let check = run.report.pipeline.as_ref();
         out.push_str(&format!(
-            "| {} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {:.0} |\n",
+            "| {} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {:.0} | {} |\n",
             run.consumers,
             run.report.requests_per_second,
             run.report.latency_ms.p99,
@@ -475,6 +583,11 @@ pub fn replica_table(runs: &[ReplicaRun]) -> String {
             check.map_or("-".into(), |c| c.duplicated.to_string()),
             check.map_or("-".into(), |c| format!("{:.1}", c.drain_seconds)),
             run.end_to_end_per_second(),
+            check
+                .and_then(|c| c.sale_to_valkey_ms.as_ref())
+                .map_or("-".into(), |l| l
+                    .p99
+                    .map_or("> 32768".into(), |v| format!("<= {v:.0}"))),
         ));
     }
     out
@@ -585,6 +698,7 @@ mod tests {
                     aggregates_match: Some(counted == 1000),
                     drain_seconds: drain,
                     drained: true,
+                    sale_to_valkey_ms: None,
                 }),
             },
         }
@@ -610,6 +724,30 @@ mod tests {
         );
         assert!(!is_exact(&run(1, 999, 1.0).report));
         assert!(is_exact(&runs[0].report));
+    }
+
+    #[test]
+    fn sale_to_valkey_percentiles_come_from_bucket_deltas() {
+        let before = [
+            (0.001, 10.0),
+            (0.002, 10.0),
+            (0.004, 10.0),
+            (f64::INFINITY, 10.0),
+        ];
+        // 100 new sales: 50 within 1 ms, 40 within 2 ms, 9 within 4 ms, 1 beyond.
+        let after = [
+            (0.001, 60.0),
+            (0.002, 100.0),
+            (0.004, 109.0),
+            (f64::INFINITY, 110.0),
+        ];
+        let latency = sale_to_valkey(&before, &after).unwrap();
+        assert_eq!(latency.sales, 100);
+        assert_eq!(latency.p50, Some(1.0));
+        assert_eq!(latency.p90, Some(2.0));
+        assert_eq!(latency.p99, Some(4.0));
+        let none_new = sale_to_valkey(&before, &before);
+        assert!(none_new.is_none());
     }
 
     #[test]

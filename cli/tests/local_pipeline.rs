@@ -161,6 +161,9 @@ fn up_status_loadtest_teardown_and_bad_input() {
     assert_eq!(report["pipeline"]["lost"], 0);
     assert_eq!(report["pipeline"]["duplicated"], 0);
     assert_eq!(report["pipeline"]["aggregatesMatch"], true);
+    let latency = &report["pipeline"]["saleToValkeyMs"];
+    assert_eq!(latency["sales"].as_i64(), Some(accepted), "{report}");
+    assert!(latency["p99"].as_f64().is_some(), "{report}");
 
     // The same check with Locust (headless, its CSV statistics read back).
     let locustfile = Path::new(env!("CARGO_MANIFEST_DIR")).join("../locust/locustfile.py");
