@@ -221,3 +221,162 @@ fn uefi_boot_serves_valkey() {
         .unwrap();
     assert!(info.contains("valkey_version:"), "{info}");
 }
+
+#[test]
+fn the_disk_is_pushed_as_a_containerdisk_and_rendered_by_digest() {
+    use bfctl::disk::container;
+    use bfctl::image::registry::RegistryOptions;
+    use support::registry::TestRegistry;
+
+    let built = {
+        let _lock = build_lock();
+        first_build().clone()
+    };
+    let registry = TestRegistry::start(None);
+    let state = tempfile::tempdir().unwrap();
+    let recipe = recipe();
+    let image =
+        container::assemble(&built.path, recipe.recipe.source_date_epoch, &built.inputs).unwrap();
+    let options = RegistryOptions {
+        insecure: false,
+        ca_files: Vec::new(),
+        auth: oci_client::secrets::RegistryAuth::Anonymous,
+    };
+    let url = format!("{}/bf", registry.host);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let push = || {
+        runtime
+            .block_on(container::push_and_record(
+                &image,
+                &url,
+                &options,
+                state.path(),
+                &built.inputs,
+            ))
+            .unwrap()
+    };
+    let first = push();
+    assert!(first.bytes_uploaded > 90_000_000, "{first:?}");
+    // Unchanged: nothing sent again.
+    let second = push();
+    assert_eq!(second.bytes_uploaded, 0, "{second:?}");
+    assert_eq!(second.digest, first.digest);
+
+    // `bfctl up` reads this record: current for this recipe, named by digest.
+    let recorded = bfctl::image::ImageState::load(state.path()).unwrap();
+    assert!(container::recorded_is_current(
+        &recorded,
+        &url,
+        &built.inputs
+    ));
+    assert!(!container::recorded_is_current(
+        &recorded,
+        &url,
+        "sha256:other-recipe"
+    ));
+    let config = bfctl::config::Config::parse(
+        &format!("registry:\n  url: {url}\n  credentials: none\ncarnet: \"201900006\"\n"),
+        "test bfctl.yaml",
+    )
+    .unwrap();
+    let (refs, _) = bfctl::render::ImageRefs::resolve(&config, &recorded);
+    assert_eq!(
+        refs.valkey_disk,
+        format!("{url}/valkey-disk@{}", first.digest)
+    );
+    let rendered = bfctl::render::render(&config, &refs).unwrap();
+    let vm = rendered
+        .iter()
+        .flat_map(|component| &component.objects)
+        .find(|object| object["kind"] == "VirtualMachine")
+        .unwrap();
+    let vm = serde_json::to_value(vm).unwrap();
+    let volumes = vm["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap();
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v["containerDisk"]["image"] == refs.valkey_disk.as_str()),
+        "{vm}"
+    );
+
+    // What a registry client sees: one layer with /disk/valkey.qcow2, uid 107.
+    let reference = format!("docker://{}", refs.valkey_disk);
+    let output = std::process::Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--config", &reference])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let config_json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(config_json["config"]["User"], "107:107");
+    let copy = tempfile::tempdir().unwrap();
+    let target = format!("dir:{}", copy.path().display());
+    let output = std::process::Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false", &reference, &target])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let layer_digest = image.layers[0]
+        .digest
+        .trim_start_matches("sha256:")
+        .to_string();
+    let layer = std::fs::File::open(copy.path().join(layer_digest)).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer));
+    let entries: Vec<(String, u64, u64)> = archive
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            (
+                entry.path().unwrap().display().to_string(),
+                entry.header().uid().unwrap(),
+                entry.header().size().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        vec![
+            ("disk/".to_string(), 0, 0),
+            ("disk/valkey.qcow2".to_string(), 107, built.size)
+        ]
+    );
+}
+
+#[test]
+fn a_host_without_the_tools_is_told_what_to_install_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../disk");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bfctl"))
+        .args(["disk", "build", "--recipe", recipe_dir.to_str().unwrap()])
+        .current_dir(dir.path())
+        .env("PATH", dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        "mmdebstrap (package mmdebstrap)",
+        "sfdisk (package fdisk)",
+        "qemu-img (package qemu-utils)",
+        "apt-get install",
+    ] {
+        assert!(
+            error.contains(expected),
+            "{expected:?} missing from: {error}"
+        );
+    }
+    assert!(
+        !dir.path().join(".bfctl/disk/valkey.qcow2").exists(),
+        "nothing was built"
+    );
+}
