@@ -40,11 +40,7 @@ fn main() -> anyhow::Result<()> {
     let mut boots = Vec::new();
     for firmware in [qemu::Firmware::Bios, qemu::Firmware::Uefi] {
         let password = bfctl::plan::generate_password();
-        let seed = work.path().join("seed.img");
-        qemu::nocloud_seed(&seed, &bfctl::plan::cloud_init_user_data(&password));
-        let data = work.path().join("data.qcow2");
-        let _ = std::fs::remove_file(&data);
-        qemu::blank_disk(&data, "1G");
+        let (seed, data) = qemu::seed_and_blank_data_disk(work.path(), &password);
         let root = work.path().join("root.qcow2");
         let _ = std::fs::remove_file(&root);
         qemu::overlay(&built.path, &root);

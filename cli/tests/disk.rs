@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bfctl::disk::LoadedRecipe;
 use bfctl::disk::build::{BuiltDisk, DiskBuildOptions, build};
-use support::qemu::{Firmware, Vm, blank_disk, nocloud_seed, overlay};
+use support::qemu::{Firmware, Vm, overlay, seed_and_blank_data_disk};
 
 /// TCG boots took 50-120 s on these machines; two VMs may share 2 cores.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -151,11 +151,7 @@ fn bios_boot_needs_the_seed_password_and_keeps_data_across_a_restart() {
     }
     let work = test_dir("bios");
     let password = bfctl::plan::generate_password();
-    let seed = work.join("seed.img");
-    nocloud_seed(&seed, &bfctl::plan::cloud_init_user_data(&password));
-    let data = work.join("data.qcow2");
-    let _ = std::fs::remove_file(&data);
-    blank_disk(&data, "1G");
+    let (seed, data) = seed_and_blank_data_disk(&work, &password);
 
     let (mut vm, _) = boot(&work, "first", &data, &seed, Firmware::Bios, &password);
     // Without the password, and with a wrong one, nothing is served.
@@ -208,11 +204,7 @@ fn uefi_boot_serves_valkey() {
     }
     let work = test_dir("uefi");
     let password = bfctl::plan::generate_password();
-    let seed = work.join("seed.img");
-    nocloud_seed(&seed, &bfctl::plan::cloud_init_user_data(&password));
-    let data = work.join("data.qcow2");
-    let _ = std::fs::remove_file(&data);
-    blank_disk(&data, "1G");
+    let (seed, data) = seed_and_blank_data_disk(&work, &password);
     let (vm, _) = boot(&work, "first", &data, &seed, Firmware::Uefi, &password);
     let mut connection = vm.connect(Some(&password)).unwrap();
     let info: String = redis::cmd("INFO")

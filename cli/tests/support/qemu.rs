@@ -85,6 +85,18 @@ pub fn nocloud_seed(path: &Path, user_data: &str) {
     }
 }
 
+/// A new VM's other disks in `work`: a NoCloud seed carrying `password`
+/// (the user-data bfctl generates) and a blank 1 GiB data disk. Returns
+/// (seed, data).
+pub fn seed_and_blank_data_disk(work: &Path, password: &str) -> (PathBuf, PathBuf) {
+    let seed = work.join("seed.img");
+    nocloud_seed(&seed, &bfctl::plan::cloud_init_user_data(password));
+    let data = work.join("data.qcow2");
+    let _ = std::fs::remove_file(&data);
+    blank_disk(&data, "1G");
+    (seed, data)
+}
+
 /// A port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
