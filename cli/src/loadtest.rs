@@ -135,10 +135,9 @@ fn sale_to_valkey_buckets(local: &LocalState) -> Vec<(f64, f64)> {
         .iter()
         .filter(|p| p.name.starts_with("consumer"))
     {
-        let Some(url) = &process.health_url else {
+        let Some(metrics) = process.metrics_url() else {
             continue;
         };
-        let metrics = url.replace("/healthz", "/metrics");
         let Ok(body) = client.get(metrics).send().and_then(|r| r.text()) else {
             continue;
         };

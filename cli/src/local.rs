@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
+use testkit::process::tail_lines;
 
 /// Where local mode keeps everything unless told otherwise.
 pub const DEFAULT_DIR: &str = ".bfctl/local";
@@ -49,6 +50,15 @@ pub struct LocalProcess {
     /// Set by the supervisor when the process exited.
     #[serde(default)]
     pub exited: bool,
+}
+
+impl LocalProcess {
+    /// Its Prometheus endpoint (beside /healthz on the same port).
+    pub fn metrics_url(&self) -> Option<String> {
+        self.health_url
+            .as_ref()
+            .map(|url| url.replace("/healthz", "/metrics"))
+    }
 }
 
 /// `state.json`: written by the supervisor, read by every other command.
@@ -198,13 +208,6 @@ pub fn up(dir: &Path, options: &LocalOptions, timeout: Duration) -> anyhow::Resu
     }
 }
 
-/// The last `lines` lines of a file ("" if unreadable).
-pub fn tail_lines(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 /// What `status --local` reports about one process.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -257,16 +260,13 @@ pub fn status(dir: &Path) -> anyhow::Result<LocalStatus> {
                         .send()
                         .is_ok_and(|response| response.status().is_success())
             });
-            if let Some(url) = process
-                .health_url
-                .as_ref()
-                .filter(|_| running && process.name.starts_with("consumer"))
+            let consumer_metrics = process
+                .metrics_url()
+                .filter(|_| running && process.name.starts_with("consumer"));
+            if let Some(body) = consumer_metrics
+                .and_then(|metrics| http.get(&metrics).send().and_then(|r| r.text()).ok())
             {
-                let metrics = url.replace("/healthz", "/metrics");
-                if let Ok(body) = http.get(&metrics).send().and_then(|r| r.text()) {
-                    *lag.get_or_insert(0.0) +=
-                        testkit::pipeline::sum_metric(&body, "bf_consumer_lag");
-                }
+                *lag.get_or_insert(0.0) += testkit::pipeline::sum_metric(&body, "bf_consumer_lag");
             }
             ProcessStatus {
                 name: process.name.clone(),

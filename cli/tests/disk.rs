@@ -72,12 +72,15 @@ fn build_lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// [`first_build`], waiting for any other build to finish first.
+fn the_first_build() -> BuiltDisk {
+    let _lock = build_lock();
+    first_build().clone()
+}
+
 #[test]
 fn two_builds_give_the_same_bytes_and_an_unchanged_recipe_is_not_rebuilt() {
-    let first = {
-        let _lock = build_lock();
-        first_build().clone()
-    };
+    let first = the_first_build();
     let second = {
         let _lock = build_lock();
         build_logged(&options(test_dir("second"), true))
@@ -145,10 +148,7 @@ fn boot(
 
 #[test]
 fn bios_boot_needs_the_seed_password_and_keeps_data_across_a_restart() {
-    {
-        let _lock = build_lock();
-        first_build();
-    }
+    the_first_build();
     let work = test_dir("bios");
     let password = bfctl::plan::generate_password();
     let (seed, data) = seed_and_blank_data_disk(&work, &password);
@@ -198,10 +198,7 @@ fn bios_boot_needs_the_seed_password_and_keeps_data_across_a_restart() {
 
 #[test]
 fn uefi_boot_serves_valkey() {
-    {
-        let _lock = build_lock();
-        first_build();
-    }
+    the_first_build();
     let work = test_dir("uefi");
     let password = bfctl::plan::generate_password();
     let (seed, data) = seed_and_blank_data_disk(&work, &password);
@@ -220,10 +217,7 @@ fn the_disk_is_pushed_as_a_containerdisk_and_rendered_by_digest() {
     use bfctl::image::registry::RegistryOptions;
     use support::registry::TestRegistry;
 
-    let built = {
-        let _lock = build_lock();
-        first_build().clone()
-    };
+    let built = the_first_build();
     let registry = TestRegistry::start(None);
     let state = tempfile::tempdir().unwrap();
     let recipe = recipe();

@@ -194,9 +194,7 @@ impl Vm {
 
     /// The last lines the VM printed on its serial console.
     pub fn serial_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.serial_log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        testkit::process::tail_lines(&self.serial_log, lines)
     }
 
     /// Waits until Valkey answers PING after AUTH with `password`; returns
