@@ -21,7 +21,9 @@ use tokio::sync::RwLock;
 pub const FIELD_MANAGER: &str = "bfctl";
 
 /// Names one object: what the user sees in progress lines and errors.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ObjectRef {
     pub api_version: String,
     pub kind: String,
@@ -78,7 +80,7 @@ impl fmt::Display for ObjectRef {
 }
 
 /// What a server-side apply did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ApplyOutcome {
     Created,

@@ -49,6 +49,69 @@ pub struct Config {
     pub operators: Operators,
     #[serde(default)]
     pub images: Images,
+    #[serde(default)]
+    pub local: Local,
+}
+
+/// Where `bfctl up --local` gets its broker and Valkey (see
+/// `bfctl::local::servers`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Local {
+    /// An existing Kafka, `host:port[,host:port]`; empty starts one.
+    #[serde(default)]
+    pub kafka_bootstrap: String,
+    /// An existing Valkey, `redis://HOST:PORT[/DB]`; empty starts one.
+    #[serde(default)]
+    pub valkey_url: String,
+    /// The environment variable holding that Valkey's password.
+    #[serde(default = "default_valkey_password_env")]
+    pub valkey_password_env: String,
+    /// Whether the official container images may be used.
+    #[serde(default)]
+    pub docker: crate::local::container::DockerUse,
+    #[serde(default = "default_kafka_image")]
+    pub kafka_image: String,
+    #[serde(default = "default_valkey_image")]
+    pub valkey_image: String,
+}
+
+fn default_valkey_password_env() -> String {
+    crate::local::servers::DEFAULT_VALKEY_PASSWORD_ENV.into()
+}
+fn default_kafka_image() -> String {
+    crate::local::servers::DEFAULT_KAFKA_IMAGE.into()
+}
+fn default_valkey_image() -> String {
+    crate::local::servers::DEFAULT_VALKEY_IMAGE.into()
+}
+
+impl Default for Local {
+    fn default() -> Local {
+        Local {
+            kafka_bootstrap: String::new(),
+            valkey_url: String::new(),
+            valkey_password_env: default_valkey_password_env(),
+            docker: Default::default(),
+            kafka_image: default_kafka_image(),
+            valkey_image: default_valkey_image(),
+        }
+    }
+}
+
+impl Local {
+    /// The choices `up --local` starts from (flags override them).
+    pub fn server_choices(&self) -> crate::local::servers::ServerChoices {
+        let non_empty = |s: &String| (!s.trim().is_empty()).then(|| s.trim().to_string());
+        crate::local::servers::ServerChoices {
+            kafka_bootstrap: non_empty(&self.kafka_bootstrap),
+            valkey_url: non_empty(&self.valkey_url),
+            valkey_password_env: self.valkey_password_env.clone(),
+            docker: self.docker,
+            kafka_image: self.kafka_image.clone(),
+            valkey_image: self.valkey_image.clone(),
+        }
+    }
 }
 
 /// How `bfctl build` makes the service images.

@@ -57,8 +57,11 @@ impl Default for UpOptions {
     }
 }
 
-/// What the engine tells its observer as it goes.
-#[derive(Debug, Clone)]
+/// What the engine tells its observer as it goes. Serializable, so that the
+/// local pipeline's detached supervisor can hand its events to the `up`
+/// that waits for it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(tag = "event", rename_all = "camelCase")]
 pub enum Event {
     StepStarted {
         step: String,
@@ -71,6 +74,12 @@ pub enum Event {
     Waiting {
         step: String,
         object: ObjectRef,
+        message: String,
+    },
+    /// What a step is doing, when it is not about one object (a local
+    /// process starting, a consumer group settling).
+    Note {
+        step: String,
         message: String,
     },
     StepReady {
@@ -212,16 +221,33 @@ impl UpReport {
     }
 }
 
+/// A node of a dependency graph: a name, and the names it waits for. The
+/// cluster's [`Step`]s and the local pipeline's steps are both run by
+/// [`run_graph`].
+pub trait GraphNode: Clone + Send + Sync + 'static {
+    fn name(&self) -> &str;
+    fn depends_on(&self) -> &[String];
+}
+
+impl GraphNode for Step {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn depends_on(&self) -> &[String] {
+        &self.depends_on
+    }
+}
+
 /// Checks the graph: unique names, known dependencies, no cycles.
-pub fn check_graph(steps: &[Step]) -> anyhow::Result<()> {
-    let names: BTreeSet<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+pub fn check_graph<N: GraphNode>(steps: &[N]) -> anyhow::Result<()> {
+    let names: BTreeSet<&str> = steps.iter().map(|s| s.name()).collect();
     if names.len() != steps.len() {
         bail!("step names must be unique");
     }
     for step in steps {
-        for dependency in &step.depends_on {
+        for dependency in step.depends_on() {
             if !names.contains(dependency.as_str()) {
-                bail!("step {} depends on unknown step {dependency}", step.name);
+                bail!("step {} depends on unknown step {dependency}", step.name());
             }
         }
     }
@@ -229,8 +255,8 @@ pub fn check_graph(steps: &[Step]) -> anyhow::Result<()> {
     while done.len() < steps.len() {
         let before = done.len();
         for step in steps {
-            if step.depends_on.iter().all(|d| done.contains(d.as_str())) {
-                done.insert(&step.name);
+            if step.depends_on().iter().all(|d| done.contains(d.as_str())) {
+                done.insert(step.name());
             }
         }
         if done.len() == before {
@@ -240,23 +266,28 @@ pub fn check_graph(steps: &[Step]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Applies the steps in dependency order and waits for each to be ready;
-/// prunes what is no longer rendered when all succeeded.
-pub async fn up(
-    cluster: &Cluster,
-    steps: Vec<Step>,
-    options: &UpOptions,
+/// How a graph run ended: one report per step, in the steps' order.
+pub struct GraphOutcome {
+    pub steps: Vec<StepReport>,
+    pub interrupted: bool,
+}
+
+/// Runs every step once the steps it depends on are ready, independent
+/// steps in parallel, and tells the observer as each starts and ends. After
+/// a failure the steps already running finish and nothing new starts; the
+/// steps never started are reported as skipped, with what they waited for.
+pub async fn run_graph<N, F, Fut>(
+    steps: &[N],
     observer: Arc<dyn Observer>,
     interrupt: Interrupt,
-) -> anyhow::Result<UpReport> {
-    check_graph(&steps)?;
-    let started = Instant::now();
-    let rendered: BTreeSet<ObjectRef> = steps
-        .iter()
-        .flat_map(|step| step.objects.iter())
-        .map(|object| ObjectRef::of(object).map(|r| with_namespace(r, cluster)))
-        .collect::<anyhow::Result<_>>()?;
-
+    run: F,
+) -> anyhow::Result<GraphOutcome>
+where
+    N: GraphNode,
+    F: Fn(N) -> Fut,
+    Fut: std::future::Future<Output = StepReport> + Send + 'static,
+{
+    check_graph(steps)?;
     let mut reports: BTreeMap<String, StepReport> = BTreeMap::new();
     let mut running = JoinSet::new();
     let mut launched: BTreeSet<String> = BTreeSet::new();
@@ -264,24 +295,15 @@ pub async fn up(
     let mut stop_launching = false;
     loop {
         if !stop_launching && !interrupt.fired() {
-            for step in &steps {
-                if !launched.contains(&step.name)
-                    && step.depends_on.iter().all(|d| ready.contains(d))
+            for step in steps {
+                if !launched.contains(step.name())
+                    && step.depends_on().iter().all(|d| ready.contains(d))
                 {
-                    launched.insert(step.name.clone());
+                    launched.insert(step.name().to_string());
                     observer.event(Event::StepStarted {
-                        step: step.name.clone(),
+                        step: step.name().to_string(),
                     });
-                    let (cluster, step, options, observer, interrupt) = (
-                        cluster.clone(),
-                        step.clone(),
-                        options.clone(),
-                        observer.clone(),
-                        interrupt.clone(),
-                    );
-                    running.spawn(async move {
-                        run_step(&cluster, &step, &options, observer, interrupt).await
-                    });
+                    running.spawn(run(step.clone()));
                 }
             }
         }
@@ -316,13 +338,13 @@ pub async fn up(
     }
 
     let interrupted = interrupt.fired();
-    for step in &steps {
-        if !reports.contains_key(&step.name) {
+    for step in steps {
+        if !reports.contains_key(step.name()) {
             let reason = if interrupted {
                 "interrupted before it started".to_string()
             } else {
                 let blocked: Vec<&str> = step
-                    .depends_on
+                    .depends_on()
                     .iter()
                     .filter(|d| !ready.contains(*d))
                     .map(String::as_str)
@@ -330,13 +352,13 @@ pub async fn up(
                 format!("waits for {}", blocked.join(", "))
             };
             observer.event(Event::StepSkipped {
-                step: step.name.clone(),
+                step: step.name().to_string(),
                 reason: reason.clone(),
             });
             reports.insert(
-                step.name.clone(),
+                step.name().to_string(),
                 StepReport {
-                    name: step.name.clone(),
+                    name: step.name().to_string(),
                     result: StepResult::Skipped(reason),
                     elapsed_ms: 0,
                     objects: Vec::new(),
@@ -344,14 +366,46 @@ pub async fn up(
             );
         }
     }
-    let order: Vec<String> = steps.iter().map(|s| s.name.clone()).collect();
-    let mut report = UpReport {
-        steps: order
+    Ok(GraphOutcome {
+        steps: steps
             .iter()
-            .filter_map(|name| reports.remove(name))
+            .filter_map(|step| reports.remove(step.name()))
             .collect(),
-        pruned: Vec::new(),
         interrupted,
+    })
+}
+
+/// Applies the steps in dependency order and waits for each to be ready;
+/// prunes what is no longer rendered when all succeeded.
+pub async fn up(
+    cluster: &Cluster,
+    steps: Vec<Step>,
+    options: &UpOptions,
+    observer: Arc<dyn Observer>,
+    interrupt: Interrupt,
+) -> anyhow::Result<UpReport> {
+    check_graph(&steps)?;
+    let started = Instant::now();
+    let rendered: BTreeSet<ObjectRef> = steps
+        .iter()
+        .flat_map(|step| step.objects.iter())
+        .map(|object| ObjectRef::of(object).map(|r| with_namespace(r, cluster)))
+        .collect::<anyhow::Result<_>>()?;
+
+    let outcome = run_graph(&steps, observer.clone(), interrupt.clone(), |step| {
+        let (cluster, options, observer, interrupt) = (
+            cluster.clone(),
+            options.clone(),
+            observer.clone(),
+            interrupt.clone(),
+        );
+        async move { run_step(&cluster, &step, &options, observer, interrupt).await }
+    })
+    .await?;
+    let mut report = UpReport {
+        steps: outcome.steps,
+        pruned: Vec::new(),
+        interrupted: outcome.interrupted,
         elapsed_ms: 0,
     };
     if report.succeeded() {

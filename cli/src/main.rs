@@ -86,6 +86,27 @@ enum Command {
         /// With --local: where state, logs and data live.
         #[arg(long, default_value = bfctl::local::DEFAULT_DIR, value_name = "DIR")]
         local_dir: PathBuf,
+        /// With --local: use this existing Kafka (host:port) instead of
+        /// starting one (default: `local.kafkaBootstrap` in bfctl.yaml).
+        #[arg(long, value_name = "HOST:PORT")]
+        kafka_bootstrap: Option<String>,
+        /// With --local: use this existing Valkey (redis://HOST:PORT[/DB])
+        /// instead of starting one; its password comes from the variable
+        /// named by `local.valkeyPasswordEnv` (BFCTL_LOCAL_VALKEY_PASSWORD).
+        #[arg(long, value_name = "URL")]
+        valkey_url: Option<String>,
+        /// With --local: run broker and Valkey from the official images
+        /// through Docker when possible (auto), or never.
+        #[arg(long, value_enum, value_name = "WHEN")]
+        docker: Option<bfctl::local::container::DockerUse>,
+        /// With --local: the Kafka image (default: `local.kafkaImage`,
+        /// apache/kafka:4.2.0).
+        #[arg(long, value_name = "IMAGE")]
+        kafka_image: Option<String>,
+        /// With --local: the Valkey image (default: `local.valkeyImage`,
+        /// valkey/valkey:8.1).
+        #[arg(long, value_name = "IMAGE")]
+        valkey_image: Option<String>,
     },
     /// Show what runs, what is healthy, what lags and where to send traffic.
     Status {
@@ -459,16 +480,13 @@ fn teardown_command(cli: &Cli, keep_data: bool, offline: bool, timeout: u64) -> 
     }
 }
 
-/// The carnet from bfctl.yaml when there is one, else the example's.
-fn local_carnet(cli: &Cli) -> anyhow::Result<String> {
+/// bfctl.yaml when there is one, else the example's values (the carnet,
+/// the `local:` section).
+fn local_config(cli: &Cli) -> anyhow::Result<config::Config> {
     if cli.config.exists() {
-        return Ok(cli.load_config()?.carnet.0.clone());
+        return cli.load_config();
     }
-    Ok(
-        config::Config::parse(config::EXAMPLE, "the example configuration")?
-            .carnet
-            .0,
-    )
+    config::Config::parse(config::EXAMPLE, "the example configuration")
 }
 
 fn up_local_command(
@@ -484,7 +502,13 @@ fn up_local_command(
         options.consumers
     );
     let started = std::time::Instant::now();
-    let state = bfctl::local::up(dir, options, std::time::Duration::from_secs(timeout))?;
+    let progress = bfctl::deploy::progress(cli.verbose > 0);
+    let state = bfctl::local::up(
+        dir,
+        options,
+        std::time::Duration::from_secs(timeout),
+        progress.as_ref(),
+    )?;
     if matches!(cli.output, Output::Json) {
         let mut shown = serde_json::to_value(&state)?;
         shown["valkeyPassword"] = "(in state.json)".into();
@@ -492,8 +516,8 @@ fn up_local_command(
     } else {
         for process in &state.processes {
             println!(
-                "{:<12} pid {:<8} {}",
-                process.name, process.pid, process.address
+                "{:<12} {:<10} pid {:<8} {}",
+                process.name, process.source, process.pid, process.address
             );
         }
         println!(
@@ -546,6 +570,9 @@ fn teardown_local_command(cli: &Cli, dir: &Path, purge: bool) -> anyhow::Result<
         }
         for left in &report.left {
             println!("left: {left}");
+        }
+        for untouched in &report.untouched {
+            println!("not stopped (configured, not started by bfctl): {untouched}");
         }
         if report.purged {
             println!("deleted {}", dir.display());
@@ -648,7 +675,12 @@ fn replicas_command(
             consumers,
             ..state.options.clone()
         };
-        let started = bfctl::local::up(dir, &options, std::time::Duration::from_secs(600))?;
+        let started = bfctl::local::up(
+            dir,
+            &options,
+            std::time::Duration::from_secs(600),
+            bfctl::deploy::progress(cli.verbose > 0).as_ref(),
+        )?;
         let load = bfctl::loadtest::LoadtestOptions {
             target: started.gateway_url.clone(),
             users,
@@ -860,14 +892,37 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             gateway_port,
             local_dir,
             timeout,
+            kafka_bootstrap,
+            valkey_url,
+            docker,
+            kafka_image,
+            valkey_image,
             ..
         } => {
+            let config = local_config(cli)?;
+            let mut servers = config.local.server_choices();
+            if let Some(bootstrap) = kafka_bootstrap {
+                servers.kafka_bootstrap = Some(bootstrap.clone());
+            }
+            if let Some(url) = valkey_url {
+                servers.valkey_url = Some(url.clone());
+            }
+            if let Some(docker) = docker {
+                servers.docker = *docker;
+            }
+            if let Some(image) = kafka_image {
+                servers.kafka_image = image.clone();
+            }
+            if let Some(image) = valkey_image {
+                servers.valkey_image = image.clone();
+            }
             let options = bfctl::local::LocalOptions {
                 producers: *producers,
                 consumers: *consumers,
                 partitions: *partitions,
                 gateway_port: *gateway_port,
-                carnet: local_carnet(cli)?,
+                carnet: config.carnet.0.clone(),
+                servers,
             };
             up_local_command(cli, local_dir, &options, *timeout)
         }
@@ -953,7 +1008,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::LocalSupervise { dir, options } => {
             let options: bfctl::local::LocalOptions =
                 serde_json::from_str(options).context("--options is not LocalOptions JSON")?;
-            bfctl::local::supervise(dir, options)
+            bfctl::local::supervisor::supervise(dir, options)
         }
         Command::Render { out_dir } => render_command(&cli.config, out_dir.as_deref()),
         Command::Disk(DiskCommand::Build { recipe, force }) => {

@@ -111,6 +111,10 @@ impl Observer for Progress {
                     None => self.line(&format!("{step}: {text}")),
                 }
             }
+            Event::Note { step, message } => match self.bar(&step) {
+                Some(bar) => bar.set_message(message),
+                None => self.line(&format!("{step}: {message}")),
+            },
             Event::StepReady {
                 step,
                 elapsed,

@@ -5,63 +5,9 @@
 //! crashed service.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn bfctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bfctl"))
-        .args(args)
-        .current_dir(env!("CARGO_TARGET_TMPDIR"))
-        .output()
-        .expect("bfctl runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(output)))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A successful `loadtest --output json` that accepted more than `minimum`
-/// sales and counted each exactly once; returns the report and the count.
-fn counted_exactly(output: &Output, minimum: i64) -> (serde_json::Value, i64) {
-    assert!(output.status.success(), "{}", text(output));
-    let report = json(output);
-    let accepted = report["salesAccepted"].as_i64().unwrap();
-    assert!(accepted > minimum, "{report}");
-    assert_eq!(
-        report["pipeline"]["salesCounted"].as_i64(),
-        Some(accepted),
-        "{report}"
-    );
-    assert_eq!(report["pipeline"]["lost"], 0, "{report}");
-    assert_eq!(report["pipeline"]["duplicated"], 0, "{report}");
-    (report, accepted)
-}
-
-/// Stops the pipeline even when an assertion fails.
-struct Teardown<'a>(&'a Path);
-
-impl Drop for Teardown<'_> {
-    fn drop(&mut self) {
-        let dir = self.0.to_str().unwrap();
-        let _ = bfctl(&["teardown", "--local", "--local-dir", dir]);
-    }
-}
+mod support;
+use support::local::{Teardown, bfctl, counted_exactly, free_port, json, text};
 
 #[test]
 fn up_status_loadtest_teardown_and_bad_input() {
@@ -106,6 +52,31 @@ fn up_status_loadtest_teardown_and_bad_input() {
         "json",
     ]);
     assert!(up.status.success(), "{}", text(&up));
+    // The progress of the dependency graph, as on a cluster: every step
+    // became ready, the consumer group last, after it owned every partition.
+    let progress = String::from_utf8_lossy(&up.stderr);
+    for step in [
+        "broker",
+        "valkey",
+        "producers",
+        "gateway",
+        "consumers",
+        "consumer-group",
+    ] {
+        assert!(
+            progress.contains(&format!("{step}: ready")),
+            "{step}: {progress}"
+        );
+    }
+    assert!(
+        progress.contains("partitions owned: consumer-0: 6"),
+        "{progress}"
+    );
+    // No image can be pulled here: the fallback to PATH is said, with why.
+    assert!(
+        progress.contains("cannot be had") || progress.contains("no Docker Engine answers"),
+        "{progress}"
+    );
     let state = json(&up);
     assert_eq!(state["phase"], "ready");
     assert_eq!(state["gatewayUrl"], format!("http://127.0.0.1:{port}"));
@@ -136,6 +107,7 @@ fn up_status_loadtest_teardown_and_bad_input() {
     let processes = status["processes"].as_array().unwrap();
     assert_eq!(processes.len(), 5, "{status}");
     for process in processes {
+        assert_eq!(process["source"], "process", "{process}");
         assert_eq!(process["running"], true, "{process}");
         assert_ne!(process["healthy"], false, "{process}");
     }
@@ -154,7 +126,9 @@ fn up_status_loadtest_teardown_and_bad_input() {
         assert!(text(&output).contains(expected), "{}", text(&output));
     }
 
-    // The exact-count check: every accepted sale counted once.
+    // The exact-count check: every accepted sale counted once. By now the
+    // pipeline has run well over 10 s, so this also shows that no process
+    // died with the supervisor's thread that started it.
     let load = bfctl(&[
         "loadtest",
         "--local-dir",

@@ -4,6 +4,7 @@
 
 pub mod fake_apiserver;
 pub mod host_base;
+pub mod local;
 pub mod qemu;
 pub mod registry;
 pub mod release_files;

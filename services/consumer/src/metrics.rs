@@ -25,6 +25,14 @@ pub struct Metrics {
     pub sale_to_valkey_seconds: Histogram,
 }
 
+/// Bucket bounds (seconds) of the sale-to-Valkey histogram: fine around the
+/// 250 ms target, so a percentile read from the buckets says which side of it
+/// the pipeline is on, and coarse out to a minute for stalls.
+pub const SALE_TO_VALKEY_BUCKETS: [f64; 22] = [
+    0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0,
+    2.0, 4.0, 8.0, 16.0, 32.0, 64.0,
+];
+
 impl Metrics {
     pub fn register() -> (Registry, Metrics) {
         let mut registry = Registry::with_prefix("bf_consumer");
@@ -41,7 +49,7 @@ impl Metrics {
             valkey_up: Gauge::default(),
             valkey_keys: Gauge::default(),
             apply_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 16)),
-            sale_to_valkey_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            sale_to_valkey_seconds: Histogram::new(SALE_TO_VALKEY_BUCKETS.iter().copied()),
         };
         let counters = [
             (

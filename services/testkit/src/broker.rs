@@ -19,6 +19,39 @@ use crate::{free_port, wait_for};
 
 pub const TANSU_INSTALL: &str = "cargo install tansu@0.6.0 --locked --features libsql";
 
+/// Waits until the Kafka-protocol broker at `bootstrap` (`host:port`)
+/// answers a metadata request.
+pub fn wait_for_metadata(bootstrap: &str, timeout: Duration) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("creating a metadata client")?;
+    wait_for(
+        &format!("the broker at {bootstrap} to answer metadata"),
+        timeout,
+        || {
+            consumer
+                .fetch_metadata(None, Duration::from_millis(500))
+                .map(|_| Some(()))
+                .map_err(|e| e.to_string())
+        },
+    )
+}
+
+/// Creates `topic` with `partitions` partitions on the broker at `bootstrap`
+/// unless it exists (blocking; not from inside an async runtime).
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    runtime.block_on(blackfriday_proto::topics::ensure_topic(
+        &config, topic, partitions,
+    ))?;
+    Ok(())
+}
+
 pub struct Broker {
     pub port: u16,
     process: ChildProcess,
@@ -69,30 +102,13 @@ impl Broker {
     }
 
     fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
-        let consumer: BaseConsumer = self
-            .client_config()
-            .create()
-            .context("creating a metadata client")?;
-        wait_for("tansu to answer metadata", timeout, || {
-            consumer
-                .fetch_metadata(None, Duration::from_millis(500))
-                .map(|_| Some(()))
-                .map_err(|e| e.to_string())
-        })
-        .with_context(|| format!("tansu log:\n{}", self.process.log_tail(20)))
+        wait_for_metadata(&self.bootstrap(), timeout)
+            .with_context(|| format!("tansu log:\n{}", self.process.log_tail(20)))
     }
 
     /// Creates `topic` with `partitions` partitions if missing.
     pub fn create_topic(&self, topic: &str, partitions: i32) -> anyhow::Result<()> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(blackfriday_proto::topics::ensure_topic(
-            &self.client_config(),
-            topic,
-            partitions,
-        ))?;
-        Ok(())
+        create_topic(&self.bootstrap(), topic, partitions)
     }
 
     /// The sum over partitions of (high watermark − low watermark): records in the topic.

@@ -114,6 +114,145 @@ impl Default for PipelineOptions {
     }
 }
 
+/// Starts the workspace's services against a given broker and Valkey, each
+/// with its log under `dir`, and waits until each answers. Used by
+/// [`Pipeline`] and by `bfctl up --local`, whose broker and Valkey may be
+/// processes, containers or servers named in the configuration.
+#[derive(Clone, Debug)]
+pub struct Launcher {
+    pub dir: PathBuf,
+    /// The broker's `host:port`.
+    pub bootstrap: String,
+    /// `redis://host:port/0`, without the password.
+    pub valkey_url: String,
+    pub valkey_password: String,
+    pub options: PipelineOptions,
+}
+
+impl Launcher {
+    fn log(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.log"))
+    }
+
+    /// Starts one of our service binaries and waits until `ready_path`
+    /// answers 200 on `metrics_port`.
+    fn spawn_service(
+        &self,
+        binary: &str,
+        name: &str,
+        args: &[String],
+        envs: &[(String, String)],
+        (port, metrics_port): (u16, u16),
+        ready_path: &str,
+    ) -> anyhow::Result<Service> {
+        let process =
+            ChildProcess::start(name, &service_binary(binary)?, args, envs, &self.log(name))?;
+        let service = Service {
+            process,
+            port,
+            metrics_port,
+        };
+        service.wait_http_ok(ready_path, Duration::from_secs(30))?;
+        Ok(service)
+    }
+
+    /// Producer number `index` (named `producer-{index}`).
+    pub fn producer(&self, index: usize) -> anyhow::Result<Service> {
+        let (port, metrics_port) = (free_port(), free_port());
+        let args = vec![
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--metrics-listen".into(),
+            format!("127.0.0.1:{metrics_port}"),
+            "--brokers".into(),
+            self.bootstrap.clone(),
+            "--create-topic-partitions".into(),
+            self.options.partitions.to_string(),
+        ];
+        self.spawn_service(
+            "producer",
+            &format!("producer-{index}"),
+            &args,
+            &[],
+            (port, metrics_port),
+            "/metrics",
+        )
+    }
+
+    /// Consumer number `index` (named `consumer-{index}`).
+    pub fn consumer(&self, index: usize) -> anyhow::Result<Service> {
+        let metrics_port = free_port();
+        let mut args = vec![
+            "--brokers".into(),
+            self.bootstrap.clone(),
+            "--valkey-url".into(),
+            self.valkey_url.clone(),
+            "--metrics-listen".into(),
+            format!("127.0.0.1:{metrics_port}"),
+        ];
+        if let Some(carnet) = &self.options.carnet {
+            args.extend(["--carnet".into(), carnet.clone()]);
+        }
+        args.extend(self.options.consumer_args.iter().cloned());
+        let envs = [("VALKEY_PASSWORD".to_string(), self.valkey_password.clone())];
+        self.spawn_service(
+            "consumer",
+            &format!("consumer-{index}"),
+            &args,
+            &envs,
+            (0, metrics_port),
+            "/healthz",
+        )
+    }
+
+    /// The gateway in front of the producers on these gRPC ports (on
+    /// 127.0.0.1), once it answers /readyz.
+    pub fn gateway(&self, producer_ports: &[u16]) -> anyhow::Result<Service> {
+        if producer_ports.is_empty() {
+            bail!("start a producer before the gateway");
+        }
+        let targets: Vec<String> = producer_ports
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
+        let gateway = self.gateway_with(&targets.join(","), &[])?;
+        gateway.wait_http_ok("/readyz", Duration::from_secs(30))?;
+        Ok(gateway)
+    }
+
+    /// A gateway with the given producer targets and extra arguments, once
+    /// it serves /healthz.
+    pub fn gateway_with(
+        &self,
+        producer_targets: &str,
+        extra: &[String],
+    ) -> anyhow::Result<Service> {
+        let port = match self.options.gateway_port {
+            Some(port) => {
+                std::net::TcpListener::bind(("127.0.0.1", port)).with_context(|| {
+                    format!("the gateway's port 127.0.0.1:{port} is taken; choose another")
+                })?;
+                port
+            }
+            None => free_port(),
+        };
+        let mut args = vec![
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--producers".into(),
+            producer_targets.into(),
+            "--resolve-interval-ms".into(),
+            "1000".into(),
+            "--health-interval-ms".into(),
+            "250".into(),
+        ];
+        args.extend(extra.iter().cloned());
+        let name = format!("gateway-{port}");
+        // The gateway serves /metrics on its HTTP port.
+        self.spawn_service("gateway", &name, &args, &[], (port, port), "/healthz")
+    }
+}
+
 pub struct Pipeline {
     // Field order is drop order: services before the servers they use.
     pub gateway: Option<Service>,
@@ -163,99 +302,36 @@ impl Pipeline {
         Ok(pipeline)
     }
 
-    fn log(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.log"))
-    }
-
-    /// Starts one of our service binaries with its log under the pipeline's
-    /// directory and waits until `ready_path` answers 200 on `metrics_port`.
-    fn spawn_service(
-        &self,
-        binary: &str,
-        name: &str,
-        args: &[String],
-        envs: &[(String, String)],
-        (port, metrics_port): (u16, u16),
-        ready_path: &str,
-    ) -> anyhow::Result<Service> {
-        let process =
-            ChildProcess::start(name, &service_binary(binary)?, args, envs, &self.log(name))?;
-        let service = Service {
-            process,
-            port,
-            metrics_port,
-        };
-        service.wait_http_ok(ready_path, Duration::from_secs(30))?;
-        Ok(service)
+    /// What starting a service needs: the addresses of this pipeline's
+    /// broker and Valkey, its options and its directory.
+    pub fn launcher(&self) -> Launcher {
+        Launcher {
+            dir: self.dir.clone(),
+            bootstrap: self.broker.bootstrap(),
+            valkey_url: self.valkey.url(),
+            valkey_password: self.valkey.password.clone(),
+            options: self.options.clone(),
+        }
     }
 
     pub fn add_producer(&mut self) -> anyhow::Result<&Service> {
         let index = self.producers.len();
-        let (port, metrics_port) = (free_port(), free_port());
-        let args = vec![
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--metrics-listen".into(),
-            format!("127.0.0.1:{metrics_port}"),
-            "--brokers".into(),
-            self.broker.bootstrap(),
-            "--create-topic-partitions".into(),
-            self.options.partitions.to_string(),
-        ];
-        let name = format!("producer-{index}");
-        let service = self.spawn_service(
-            "producer",
-            &name,
-            &args,
-            &[],
-            (port, metrics_port),
-            "/metrics",
-        )?;
+        let service = self.launcher().producer(index)?;
         self.producers.push(service);
         Ok(&self.producers[index])
     }
 
     pub fn add_consumer(&mut self) -> anyhow::Result<&Service> {
         let index = self.consumers.len();
-        let metrics_port = free_port();
-        let mut args = vec![
-            "--brokers".into(),
-            self.broker.bootstrap(),
-            "--valkey-url".into(),
-            self.valkey.url(),
-            "--metrics-listen".into(),
-            format!("127.0.0.1:{metrics_port}"),
-        ];
-        if let Some(carnet) = &self.options.carnet {
-            args.extend(["--carnet".into(), carnet.clone()]);
-        }
-        args.extend(self.options.consumer_args.iter().cloned());
-        let envs = [("VALKEY_PASSWORD".to_string(), self.valkey.password.clone())];
-        let name = format!("consumer-{index}");
-        let service = self.spawn_service(
-            "consumer",
-            &name,
-            &args,
-            &envs,
-            (0, metrics_port),
-            "/healthz",
-        )?;
+        let service = self.launcher().consumer(index)?;
         self.consumers.push(service);
         Ok(&self.consumers[index])
     }
 
     /// Starts the gateway in front of every producer and waits for /readyz.
     pub fn start_gateway(&mut self) -> anyhow::Result<&Service> {
-        if self.producers.is_empty() {
-            bail!("start a producer before the gateway");
-        }
-        let targets: Vec<String> = self
-            .producers
-            .iter()
-            .map(|p| format!("127.0.0.1:{}", p.port))
-            .collect();
-        let gateway = self.start_gateway_with(&targets.join(","), &[])?;
-        gateway.wait_http_ok("/readyz", Duration::from_secs(30))?;
+        let ports: Vec<u16> = self.producers.iter().map(|p| p.port).collect();
+        let gateway = self.launcher().gateway(&ports)?;
         self.gateway = Some(gateway);
         self.gateway.as_ref().context("gateway just started")
     }
@@ -267,29 +343,7 @@ impl Pipeline {
         producer_targets: &str,
         extra: &[String],
     ) -> anyhow::Result<Service> {
-        let port = match self.options.gateway_port {
-            Some(port) => {
-                std::net::TcpListener::bind(("127.0.0.1", port)).with_context(|| {
-                    format!("the gateway's port 127.0.0.1:{port} is taken; choose another")
-                })?;
-                port
-            }
-            None => free_port(),
-        };
-        let mut args = vec![
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--producers".into(),
-            producer_targets.into(),
-            "--resolve-interval-ms".into(),
-            "1000".into(),
-            "--health-interval-ms".into(),
-            "250".into(),
-        ];
-        args.extend(extra.iter().cloned());
-        let name = format!("gateway-{port}");
-        // The gateway serves /metrics on its HTTP port.
-        self.spawn_service("gateway", &name, &args, &[], (port, port), "/healthz")
+        self.launcher().gateway_with(producer_targets, extra)
     }
 
     pub fn gateway_url(&self) -> anyhow::Result<String> {

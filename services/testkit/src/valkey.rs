@@ -11,6 +11,32 @@ use crate::{free_port, wait_for};
 
 pub const VALKEY_INSTALL: &str = "apt-get install -t bookworm-backports valkey-server valkey-tools (see ../shared/ENVIRONMENT.md)";
 
+/// A connection to the Valkey at `url` (`redis://host:port/db`, without a
+/// password) with `password` (empty: none).
+pub fn connect(url: &str, password: &str) -> anyhow::Result<redis::Connection> {
+    let address = url.trim_start_matches("redis://");
+    let url = if password.is_empty() {
+        format!("redis://{address}")
+    } else {
+        format!("redis://:{password}@{address}")
+    };
+    let client = redis::Client::open(url)?;
+    let connection = client.get_connection_with_timeout(Duration::from_secs(2))?;
+    connection.set_read_timeout(Some(Duration::from_secs(10)))?;
+    Ok(connection)
+}
+
+/// Waits until the Valkey at `url` answers an authenticated PING.
+pub fn wait_for_ping(url: &str, password: &str, timeout: Duration) -> anyhow::Result<()> {
+    wait_for(&format!("Valkey at {url} to answer PING"), timeout, || {
+        let mut connection = connect(url, password).map_err(|e| format!("{e:#}"))?;
+        redis::cmd("PING")
+            .query::<String>(&mut connection)
+            .map(|_| Some(()))
+            .map_err(|e| e.to_string())
+    })
+}
+
 pub struct Valkey {
     pub port: u16,
     pub password: String,
@@ -70,22 +96,12 @@ impl Valkey {
     }
 
     pub fn connect(&self) -> anyhow::Result<redis::Connection> {
-        let url = format!("redis://:{}@127.0.0.1:{}/0", self.password, self.port);
-        let client = redis::Client::open(url)?;
-        let connection = client.get_connection_with_timeout(Duration::from_secs(2))?;
-        connection.set_read_timeout(Some(Duration::from_secs(10)))?;
-        Ok(connection)
+        connect(&self.url(), &self.password)
     }
 
     fn wait_ready(&self) -> anyhow::Result<()> {
-        wait_for("valkey to answer PING", Duration::from_secs(20), || {
-            let mut connection = self.connect().map_err(|e| e.to_string())?;
-            redis::cmd("PING")
-                .query::<String>(&mut connection)
-                .map(|_| Some(()))
-                .map_err(|e| e.to_string())
-        })
-        .with_context(|| format!("valkey log:\n{}", self.process.log_tail(20)))
+        wait_for_ping(&self.url(), &self.password, Duration::from_secs(20))
+            .with_context(|| format!("valkey log:\n{}", self.process.log_tail(20)))
     }
 
     /// SIGKILL and start again on the same port and files (AOF replay).

@@ -2,17 +2,23 @@
 //! pipeline on this machine, no cluster.
 //!
 //! `up --local` starts a **supervisor**: bfctl itself, re-run detached as
-//! `bfctl local-supervise` in its own session. The supervisor starts the
-//! Kafka-protocol broker (`tansu` with sqlite storage), Valkey (a generated
-//! password, AOF on), the producers, the gateway and the consumers, in that
-//! order, each one waited for (broker metadata, authenticated PING, health
-//! endpoints); it writes what runs where into `state.json` and then watches
-//! the processes. Its children die with it (PR_SET_PDEATHSIG), so nothing
-//! outlives a teardown or a crash of the supervisor. `up --local` returns
-//! once the state says `ready` (or reports the supervisor's error).
+//! `bfctl local-supervise` in its own session ([`supervisor`]). The
+//! supervisor brings up the broker and Valkey ([`servers`]: a configured
+//! address, an official container image, or a binary from PATH), the
+//! producers, the gateway and the consumers, through the same
+//! dependency-graph engine as the cluster path; it writes what runs where
+//! into `state.json` and then watches. Its child processes die with it
+//! (PR_SET_PDEATHSIG) and it removes its containers when it stops, so
+//! nothing outlives a teardown. `up --local` shows the supervisor's progress
+//! with the cluster path's display and returns once the state says `ready`
+//! (or reports the failure).
 //!
 //! Everything lives under one directory (default `.bfctl/local/`): the state
-//! file, every process's log, the broker's and Valkey's data.
+//! file, the event log, every process's log, the broker's and Valkey's data.
+
+pub mod container;
+pub mod servers;
+pub mod supervisor;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,6 +26,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use testkit::process::tail_lines;
+
+use crate::engine::{Event, Observer};
 
 /// Where local mode keeps everything unless told otherwise.
 pub const DEFAULT_DIR: &str = ".bfctl/local";
@@ -34,6 +42,9 @@ pub struct LocalOptions {
     /// The gateway's port on 127.0.0.1.
     pub gateway_port: u16,
     pub carnet: String,
+    /// Where the broker and Valkey come from.
+    #[serde(default)]
+    pub servers: servers::ServerChoices,
 }
 
 /// One process of the local pipeline.
@@ -50,6 +61,17 @@ pub struct LocalProcess {
     /// Set by the supervisor when the process exited.
     #[serde(default)]
     pub exited: bool,
+    /// `process`, `container` or `configured` (an existing server bfctl
+    /// neither started nor stops).
+    #[serde(default = "process_source")]
+    pub source: String,
+    /// The container's id, when it runs in one.
+    #[serde(default)]
+    pub container: Option<String>,
+}
+
+fn process_source() -> String {
+    "process".into()
 }
 
 impl LocalProcess {
@@ -109,14 +131,8 @@ impl LocalState {
 
     /// A Valkey connection with the pipeline's password.
     pub fn valkey(&self) -> anyhow::Result<redis::Connection> {
-        let address = self.valkey_url.trim_start_matches("redis://");
-        let url = format!("redis://:{}@{address}", self.valkey_password);
-        let client = redis::Client::open(url).context("the Valkey URL in state.json")?;
-        let connection = client
-            .get_connection_with_timeout(Duration::from_secs(3))
-            .with_context(|| format!("connecting to Valkey at {}", self.valkey_url))?;
-        connection.set_read_timeout(Some(Duration::from_secs(10)))?;
-        Ok(connection)
+        testkit::valkey::connect(&self.valkey_url, &self.valkey_password)
+            .with_context(|| format!("connecting to Valkey at {}", self.valkey_url))
     }
 }
 
@@ -128,7 +144,12 @@ pub fn is_alive(pid: u32) -> bool {
 
 /// `up --local`: starts the supervisor and waits until the pipeline is
 /// ready (or failed). A pipeline already running in `dir` is an error.
-pub fn up(dir: &Path, options: &LocalOptions, timeout: Duration) -> anyhow::Result<LocalState> {
+pub fn up(
+    dir: &Path,
+    options: &LocalOptions,
+    timeout: Duration,
+    observer: &dyn Observer,
+) -> anyhow::Result<LocalState> {
     if let Some(state) = LocalState::load(dir)? {
         if is_alive(state.supervisor_pid) {
             bail!(
@@ -154,10 +175,21 @@ pub fn up(dir: &Path, options: &LocalOptions, timeout: Duration) -> anyhow::Resu
             options.gateway_port
         )
     })?;
+    if let Some(url) = &options.servers.valkey_url {
+        servers::normalize_valkey_url(url)?;
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir
         .canonicalize()
         .with_context(|| format!("resolving {}", dir.display()))?;
+    // Events of an earlier run must not be shown as this one's.
+    let events_path = supervisor::events_path(&dir);
+    match std::fs::remove_file(&events_path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            return Err(error).with_context(|| format!("removing {}", events_path.display()));
+        }
+        _ => {}
+    }
     let supervisor_log = dir.join("supervisor.log");
     let log = std::fs::File::create(&supervisor_log)
         .with_context(|| format!("creating {}", supervisor_log.display()))?;
@@ -181,14 +213,24 @@ pub fn up(dir: &Path, options: &LocalOptions, timeout: Duration) -> anyhow::Resu
     }
     let mut child = command.spawn().context("starting the local supervisor")?;
     let started = Instant::now();
+    let mut events = EventReader::new(events_path);
     loop {
+        events.forward(observer);
         if let Some(state) = LocalState::load(&dir)? {
             match state.phase.as_str() {
-                "ready" => return Ok(state),
-                "failed" => bail!(
-                    "the local pipeline did not start: {}",
-                    state.error.unwrap_or_default()
-                ),
+                "ready" => {
+                    events.forward(observer);
+                    return Ok(state);
+                }
+                "failed" => {
+                    // Whatever it said before giving up.
+                    let _ = child.wait();
+                    events.forward(observer);
+                    bail!(
+                        "the local pipeline did not start, and nothing of it is left running: {}",
+                        state.error.unwrap_or_default()
+                    )
+                }
                 _ => {}
             }
         }
@@ -208,12 +250,46 @@ pub fn up(dir: &Path, options: &LocalOptions, timeout: Duration) -> anyhow::Resu
     }
 }
 
+/// Reads the supervisor's `events.jsonl` as it grows and hands each whole
+/// line's event to an observer (the progress display).
+struct EventReader {
+    path: PathBuf,
+    offset: usize,
+}
+
+impl EventReader {
+    fn new(path: PathBuf) -> EventReader {
+        EventReader { path, offset: 0 }
+    }
+
+    fn forward(&mut self, observer: &dyn Observer) {
+        let Ok(bytes) = std::fs::read(&self.path) else {
+            return;
+        };
+        let Some(unread) = bytes.get(self.offset..) else {
+            return;
+        };
+        // Only whole lines: the supervisor may be writing the next one.
+        let Some(end) = unread.iter().rposition(|b| *b == b'\n') else {
+            return;
+        };
+        for line in unread[..end].split(|b| *b == b'\n') {
+            if let Ok(event) = serde_json::from_slice::<Event>(line) {
+                observer.event(event);
+            }
+        }
+        self.offset += end + 1;
+    }
+}
+
 /// What `status --local` reports about one process.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProcessStatus {
     pub name: String,
     pub pid: u32,
+    /// `process`, `container` or `configured`.
+    pub source: String,
     pub running: bool,
     /// Its health endpoint answered 200 (`None`: it has none).
     pub healthy: Option<bool>,
@@ -252,7 +328,12 @@ pub fn status(dir: &Path) -> anyhow::Result<LocalStatus> {
         .processes
         .iter()
         .map(|process| {
-            let running = !process.exited && is_alive(process.pid);
+            let running = !process.exited
+                && match (process.source.as_str(), &process.container) {
+                    ("configured", _) => address_answers(&process.address),
+                    (_, Some(id)) => container_running(id),
+                    _ => is_alive(process.pid),
+                };
             let healthy = process.health_url.as_ref().map(|url| {
                 running
                     && http
@@ -271,6 +352,7 @@ pub fn status(dir: &Path) -> anyhow::Result<LocalStatus> {
             ProcessStatus {
                 name: process.name.clone(),
                 pid: process.pid,
+                source: process.source.clone(),
                 running,
                 healthy,
                 address: process.address.clone(),
@@ -296,6 +378,38 @@ pub fn status(dir: &Path) -> anyhow::Result<LocalStatus> {
     })
 }
 
+/// Whether something accepts TCP connections at `host:port`.
+fn address_answers(address: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    address
+        .split(',')
+        .next()
+        .and_then(|first| first.to_socket_addrs().ok())
+        .and_then(|mut addresses| addresses.next())
+        .is_some_and(|address| {
+            std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2)).is_ok()
+        })
+}
+
+/// Runs a little async work (a Docker call) from synchronous code.
+fn block_on<T>(work: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime")?
+        .block_on(work))
+}
+
+fn container_running(id: &str) -> bool {
+    block_on(async {
+        match container::engine().await {
+            Some(docker) => container::is_running(&docker, id).await,
+            None => false,
+        }
+    })
+    .unwrap_or(false)
+}
+
 /// Text for people.
 pub fn status_text(status: &LocalStatus) -> String {
     let mut out = format!(
@@ -308,13 +422,14 @@ pub fn status_text(status: &LocalStatus) -> String {
         }
     );
     out.push_str(&format!(
-        "{:<12} {:>8} {:<9} {:<8} {}\n",
-        "PROCESS", "PID", "STATE", "HEALTH", "ADDRESS"
+        "{:<12} {:<10} {:>8} {:<9} {:<8} {}\n",
+        "PROCESS", "SOURCE", "PID", "STATE", "HEALTH", "ADDRESS"
     ));
     for process in &status.processes {
         out.push_str(&format!(
-            "{:<12} {:>8} {:<9} {:<8} {}\n",
+            "{:<12} {:<10} {:>8} {:<9} {:<8} {}\n",
             process.name,
+            process.source,
             process.pid,
             if process.running { "running" } else { "EXITED" },
             match process.healthy {
@@ -349,6 +464,8 @@ pub struct LocalTeardown {
     pub stopped: Vec<String>,
     /// Processes still alive afterwards (should be none).
     pub left: Vec<String>,
+    /// Configured servers: used, not started, so not stopped either.
+    pub untouched: Vec<String>,
     pub purged: bool,
 }
 
@@ -358,6 +475,7 @@ pub fn teardown(dir: &Path, purge: bool) -> anyhow::Result<LocalTeardown> {
     let mut report = LocalTeardown {
         stopped: Vec::new(),
         left: Vec::new(),
+        untouched: Vec::new(),
         purged: false,
     };
     if let Some(state) = LocalState::load(dir)? {
@@ -377,7 +495,7 @@ pub fn teardown(dir: &Path, purge: bool) -> anyhow::Result<LocalTeardown> {
                 .stopped
                 .push(format!("supervisor (pid {})", state.supervisor_pid));
         }
-        for process in &state.processes {
+        for process in state.processes.iter().filter(|p| p.pid != 0) {
             // Children die with the supervisor; wait briefly for the kernel.
             let deadline = Instant::now() + Duration::from_secs(5);
             while is_alive(process.pid) && Instant::now() < deadline {
@@ -393,168 +511,28 @@ pub fn teardown(dir: &Path, purge: bool) -> anyhow::Result<LocalTeardown> {
                     .push(format!("{} (pid {})", process.name, process.pid));
             }
         }
-        if report.left.is_empty() {
-            std::fs::remove_file(state_path(dir)).ok();
+        for process in state.processes.iter().filter(|p| p.source == "configured") {
+            report
+                .untouched
+                .push(format!("{} at {}", process.name, process.address));
         }
+    }
+    // Containers a killed supervisor could not remove.
+    if let Ok(canonical) = dir.canonicalize() {
+        let removed = block_on(async {
+            match container::engine().await {
+                Some(docker) => container::remove_all_of(&docker, &canonical).await,
+                None => Ok(Vec::new()),
+            }
+        })??;
+        report.stopped.extend(removed);
+    }
+    if report.left.is_empty() {
+        std::fs::remove_file(state_path(dir)).ok();
     }
     if purge && report.left.is_empty() && dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("deleting {}", dir.display()))?;
         report.purged = true;
     }
     Ok(report)
-}
-
-/// Set by SIGTERM/SIGINT in the supervisor.
-static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn request_stop(_: libc::c_int) {
-    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
-}
-
-/// The supervisor (`bfctl local-supervise`, started by [`up`]): starts the
-/// pipeline, records it, watches it until SIGTERM, then stops it.
-pub fn supervise(dir: &Path, options: LocalOptions) -> anyhow::Result<()> {
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        libc::signal(
-            libc::SIGTERM,
-            request_stop as *const () as libc::sighandler_t,
-        );
-        libc::signal(
-            libc::SIGINT,
-            request_stop as *const () as libc::sighandler_t,
-        );
-    }
-    let supervisor_pid = std::process::id();
-    let mut state = LocalState {
-        phase: "starting".into(),
-        error: None,
-        supervisor_pid,
-        options: options.clone(),
-        gateway_url: String::new(),
-        kafka_bootstrap: String::new(),
-        valkey_url: String::new(),
-        valkey_password: String::new(),
-        processes: Vec::new(),
-    };
-    state.save(dir)?;
-    let pipeline_options = testkit::pipeline::PipelineOptions {
-        producers: options.producers,
-        consumers: options.consumers,
-        partitions: options.partitions,
-        carnet: Some(options.carnet.clone()),
-        consumer_args: Vec::new(),
-        start_gateway: true,
-        gateway_port: Some(options.gateway_port),
-    };
-    eprintln!(
-        "supervisor {supervisor_pid}: starting broker, valkey, producers, gateway, consumers"
-    );
-    let mut pipeline = match testkit::pipeline::Pipeline::start_in(dir, pipeline_options) {
-        Ok(pipeline) => pipeline,
-        Err(error) => {
-            state.phase = "failed".into();
-            state.error = Some(format!("{error:#}"));
-            state.save(dir)?;
-            return Err(error);
-        }
-    };
-    state.gateway_url = pipeline.gateway_url()?;
-    state.kafka_bootstrap = pipeline.broker.bootstrap();
-    state.valkey_url = pipeline.valkey.url();
-    state.valkey_password = pipeline.valkey.password.clone();
-    state.processes = processes_of(&pipeline);
-    state.phase = "ready".into();
-    state.save(dir)?;
-    eprintln!(
-        "supervisor {supervisor_pid}: ready, gateway at {}",
-        state.gateway_url
-    );
-
-    while !STOP.load(std::sync::atomic::Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(500));
-        let mut changed = false;
-        let mut check = |name: &str, process: &mut testkit::process::ChildProcess| {
-            if process.is_running() {
-                return;
-            }
-            let entry = state.processes.iter_mut().find(|p| p.name == name);
-            if let Some(entry) = entry.filter(|entry| !entry.exited) {
-                eprintln!("supervisor: {name} exited");
-                entry.exited = true;
-                changed = true;
-            }
-        };
-        check("broker", pipeline.broker.process_mut());
-        check("valkey", pipeline.valkey.process_mut());
-        for service in pipeline
-            .producers
-            .iter_mut()
-            .chain(pipeline.consumers.iter_mut())
-            .chain(pipeline.gateway.iter_mut())
-        {
-            let name = service.process.name().to_string();
-            check(&name, &mut service.process);
-        }
-        if changed {
-            state.save(dir)?;
-        }
-    }
-    eprintln!("supervisor {supervisor_pid}: stopping");
-    // Services first, then the servers they use (the Pipeline's drop order).
-    drop(pipeline);
-    std::fs::remove_file(state_path(dir)).ok();
-    Ok(())
-}
-
-fn processes_of(pipeline: &testkit::pipeline::Pipeline) -> Vec<LocalProcess> {
-    let mut processes = vec![
-        LocalProcess {
-            name: "broker".into(),
-            pid: pipeline.broker.process().pid().unwrap_or(0),
-            address: pipeline.broker.bootstrap(),
-            health_url: None,
-            log: pipeline.broker.process().log_path().to_path_buf(),
-            exited: false,
-        },
-        LocalProcess {
-            name: "valkey".into(),
-            pid: pipeline.valkey.process().pid().unwrap_or(0),
-            address: pipeline
-                .valkey
-                .url()
-                .trim_start_matches("redis://")
-                .trim_end_matches("/0")
-                .into(),
-            health_url: None,
-            log: pipeline.valkey.process().log_path().to_path_buf(),
-            exited: false,
-        },
-    ];
-    for service in pipeline
-        .producers
-        .iter()
-        .chain(&pipeline.gateway)
-        .chain(&pipeline.consumers)
-    {
-        let name = service.process.name().to_string();
-        let health = if name.starts_with("consumer") || name.starts_with("producer") {
-            format!("http://127.0.0.1:{}/healthz", service.metrics_port)
-        } else {
-            format!("http://127.0.0.1:{}/healthz", service.port)
-        };
-        processes.push(LocalProcess {
-            address: if service.port == 0 {
-                String::new()
-            } else {
-                format!("127.0.0.1:{}", service.port)
-            },
-            name,
-            pid: service.process.pid().unwrap_or(0),
-            health_url: Some(health),
-            log: service.process.log_path().to_path_buf(),
-            exited: false,
-        });
-    }
-    processes
 }

@@ -1,0 +1,637 @@
+//! The local pipeline's supervisor (`bfctl local-supervise`, started detached
+//! by `up --local`).
+//!
+//! It brings the pipeline up through the same dependency-graph engine as
+//! the cluster path ([`crate::engine::run_graph`]):
+//!
+//! ```text
+//! broker ──┬─> producers ──> gateway
+//!          └─> consumers ──> consumer-group
+//! valkey ──┘
+//! ```
+//!
+//! Independent steps run in parallel; a step starts once the steps it
+//! depends on are ready; the first failure stops new steps, and everything
+//! started is stopped again, so a failed `up` leaves nothing running. Every
+//! engine event is appended to `events.jsonl`, which the waiting `up` shows
+//! with the same progress display as the cluster path. `consumer-group`
+//! waits until the consumers own every partition between them: until then a
+//! sale can sit in an unowned partition, which is what made the first
+//! seconds of a load test slow.
+//!
+//! Then it records what runs where in `state.json` and watches: a process or
+//! container that exits is marked so in the state, with its log kept, for
+//! `status --local`. On SIGTERM it stops the services, then the servers.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bollard::Docker;
+use testkit::pipeline::{Launcher, PipelineOptions, Service};
+
+use super::container;
+use super::servers::{self, Origin, Server, ValkeyServer};
+use super::{LocalOptions, LocalProcess, LocalState, state_path};
+use crate::cluster::ApplyOutcome;
+use crate::engine::{
+    AppliedObject, Event, GraphNode, Interrupt, Observer, StepReport, StepResult, run_graph,
+};
+
+/// The file the supervisor appends its engine events to, one JSON per line.
+pub fn events_path(dir: &Path) -> PathBuf {
+    dir.join("events.jsonl")
+}
+
+/// What one step of the local graph does.
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    Broker,
+    Valkey,
+    Producers,
+    Gateway,
+    Consumers,
+    ConsumerGroup,
+}
+
+#[derive(Debug, Clone)]
+struct LocalStep {
+    name: String,
+    depends_on: Vec<String>,
+    work: Work,
+}
+
+impl GraphNode for LocalStep {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn depends_on(&self) -> &[String] {
+        &self.depends_on
+    }
+}
+
+/// The graph drawn in the module documentation.
+fn steps() -> Vec<LocalStep> {
+    let step = |name: &str, depends_on: &[&str], work| LocalStep {
+        name: name.into(),
+        depends_on: depends_on.iter().map(|d| d.to_string()).collect(),
+        work,
+    };
+    vec![
+        step("broker", &[], Work::Broker),
+        step("valkey", &[], Work::Valkey),
+        step("producers", &["broker"], Work::Producers),
+        step("gateway", &["producers"], Work::Gateway),
+        step("consumers", &["broker", "valkey"], Work::Consumers),
+        step("consumer-group", &["consumers"], Work::ConsumerGroup),
+    ]
+}
+
+/// What runs; field order is the order things stop in.
+#[derive(Default)]
+struct Running {
+    gateway: Option<Service>,
+    producers: Vec<Service>,
+    consumers: Vec<Service>,
+    valkey: Option<ValkeyServer>,
+    broker: Option<Server<testkit::broker::Broker>>,
+}
+
+impl Running {
+    /// Stops the services, then the servers (removing containers).
+    async fn stop(mut self, docker: Option<&Docker>) {
+        drop(self.gateway.take());
+        self.producers.clear();
+        self.consumers.clear();
+        if let Some(valkey) = self.valkey.take() {
+            valkey.server.stop(docker).await;
+        }
+        if let Some(broker) = self.broker.take() {
+            broker.stop(docker).await;
+        }
+    }
+}
+
+struct Supervisor {
+    dir: PathBuf,
+    options: LocalOptions,
+    docker: Option<Docker>,
+    running: Mutex<Running>,
+    observer: Arc<dyn Observer>,
+}
+
+impl Supervisor {
+    fn running(&self) -> std::sync::MutexGuard<'_, Running> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What starting services needs, once broker and Valkey run.
+    fn launcher(&self) -> anyhow::Result<Launcher> {
+        let running = self.running();
+        let broker = running.broker.as_ref().context("the broker is not up")?;
+        let valkey = running.valkey.as_ref().context("Valkey is not up")?;
+        Ok(Launcher {
+            dir: self.dir.clone(),
+            bootstrap: broker.address.clone(),
+            valkey_url: valkey.url.clone(),
+            valkey_password: valkey.password.clone(),
+            options: PipelineOptions {
+                producers: self.options.producers,
+                consumers: self.options.consumers,
+                partitions: self.options.partitions,
+                carnet: Some(self.options.carnet.clone()),
+                consumer_args: Vec::new(),
+                start_gateway: true,
+                gateway_port: Some(self.options.gateway_port),
+            },
+        })
+    }
+
+    fn note(&self, step: &str, message: String) {
+        self.observer.event(Event::Note {
+            step: step.to_string(),
+            message,
+        });
+    }
+
+    async fn run_step(self: Arc<Self>, step: LocalStep) -> StepReport {
+        let started = Instant::now();
+        let result = self.clone().work(&step).await;
+        let (result, objects) = match result {
+            Ok(objects) => (StepResult::Ready, objects),
+            Err(error) => (StepResult::Failed(format!("{error:#}")), Vec::new()),
+        };
+        StepReport {
+            name: step.name,
+            result,
+            elapsed_ms: started.elapsed().as_millis(),
+            objects,
+        }
+    }
+
+    async fn work(self: Arc<Self>, step: &LocalStep) -> anyhow::Result<Vec<AppliedObject>> {
+        let name = step.name.clone();
+        let note = |message: String| self.note(&name, message);
+        let started = |what: String| AppliedObject {
+            object: what,
+            outcome: ApplyOutcome::Created,
+        };
+        match step.work {
+            Work::Broker => {
+                let broker = servers::start_broker(
+                    &self.dir,
+                    &self.options.servers,
+                    self.options.partitions,
+                    self.docker.as_ref(),
+                    &note,
+                )
+                .await?;
+                let what = format!("broker at {} ({})", broker.address, broker.source());
+                self.running().broker = Some(broker);
+                Ok(vec![started(what)])
+            }
+            Work::Valkey => {
+                let valkey = servers::start_valkey(
+                    &self.dir,
+                    &self.options.servers,
+                    self.docker.as_ref(),
+                    &note,
+                )
+                .await?;
+                let what = format!(
+                    "valkey at {} ({})",
+                    valkey.server.address,
+                    valkey.server.source()
+                );
+                self.running().valkey = Some(valkey);
+                Ok(vec![started(what)])
+            }
+            Work::Producers => {
+                let mut objects = Vec::new();
+                for index in 0..self.options.producers {
+                    let launcher = self.launcher()?;
+                    let producer = blocking(move || launcher.producer(index)).await?;
+                    let what = describe(&producer);
+                    note(format!("{what} answers"));
+                    self.running().producers.push(producer);
+                    objects.push(started(what));
+                }
+                Ok(objects)
+            }
+            Work::Gateway => {
+                let launcher = self.launcher()?;
+                let ports: Vec<u16> = self.running().producers.iter().map(|p| p.port).collect();
+                note(format!(
+                    "starting in front of {} producers, waiting for /readyz",
+                    ports.len()
+                ));
+                let gateway = blocking(move || launcher.gateway(&ports)).await?;
+                let what = describe(&gateway);
+                self.running().gateway = Some(gateway);
+                Ok(vec![started(what)])
+            }
+            Work::Consumers => {
+                let mut objects = Vec::new();
+                for index in 0..self.options.consumers {
+                    let launcher = self.launcher()?;
+                    let consumer = blocking(move || launcher.consumer(index)).await?;
+                    let what = describe(&consumer);
+                    note(format!("{what} answers"));
+                    self.running().consumers.push(consumer);
+                    objects.push(started(what));
+                }
+                Ok(objects)
+            }
+            Work::ConsumerGroup => {
+                let ports: Vec<(String, u16)> = self
+                    .running()
+                    .consumers
+                    .iter()
+                    .map(|c| (c.process.name().to_string(), c.metrics_port))
+                    .collect();
+                let partitions = self.options.partitions;
+                let observer = self.observer.clone();
+                blocking(move || wait_for_stable_group(&ports, partitions, observer.as_ref()))
+                    .await?;
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// What `state.json` lists.
+    fn processes(&self) -> Vec<LocalProcess> {
+        let running = self.running();
+        let mut processes = Vec::new();
+        if let Some(broker) = &running.broker {
+            processes.push(server_entry("broker", broker, broker_pid(broker)));
+        }
+        if let Some(valkey) = &running.valkey {
+            processes.push(server_entry(
+                "valkey",
+                &valkey.server,
+                match &valkey.server.origin {
+                    Origin::Process(process) => process.process().pid().unwrap_or(0),
+                    _ => 0,
+                },
+            ));
+        }
+        for service in running
+            .producers
+            .iter()
+            .chain(&running.gateway)
+            .chain(&running.consumers)
+        {
+            let name = service.process.name().to_string();
+            processes.push(LocalProcess {
+                address: if service.port == 0 {
+                    String::new()
+                } else {
+                    format!("127.0.0.1:{}", service.port)
+                },
+                health_url: Some(format!("http://127.0.0.1:{}/healthz", service.metrics_port)),
+                pid: service.process.pid().unwrap_or(0),
+                log: service.process.log_path().to_path_buf(),
+                exited: false,
+                source: "process".into(),
+                container: None,
+                name,
+            });
+        }
+        processes
+    }
+}
+
+fn broker_pid(broker: &Server<testkit::broker::Broker>) -> u32 {
+    match &broker.origin {
+        Origin::Process(process) => process.process().pid().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn server_entry<P>(name: &str, server: &Server<P>, pid: u32) -> LocalProcess {
+    LocalProcess {
+        name: name.into(),
+        pid,
+        address: server.address.clone(),
+        health_url: None,
+        log: server.log.clone(),
+        exited: false,
+        source: server.source().into(),
+        container: match &server.origin {
+            Origin::Container(container) => Some(container.id.clone()),
+            _ => None,
+        },
+    }
+}
+
+fn describe(service: &Service) -> String {
+    format!(
+        "{} (pid {})",
+        service.process.name(),
+        service.process.pid().unwrap_or(0)
+    )
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .context("a start task panicked")?
+}
+
+/// Waits until the consumers' `bf_consumer_assigned_partitions` add up to
+/// every partition, each consumer owns at least one (when there are enough
+/// partitions), and that has held for a second: the group has settled.
+fn wait_for_stable_group(
+    consumers: &[(String, u16)],
+    partitions: i32,
+    observer: &dyn Observer,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut settled_since: Option<Instant> = None;
+    let mut last = String::new();
+    loop {
+        let owned: Vec<i64> = consumers
+            .iter()
+            .map(|(_, port)| {
+                testkit::pipeline::http_get(*port, "/metrics")
+                    .map(|(_, body)| {
+                        testkit::pipeline::sum_metric(&body, "bf_consumer_assigned_partitions")
+                            as i64
+                    })
+                    .unwrap_or(-1)
+            })
+            .collect();
+        let total: i64 = owned.iter().filter(|n| **n > 0).sum();
+        let everyone = consumers.len() as i64 > partitions as i64 || owned.iter().all(|n| *n > 0);
+        let summary = consumers
+            .iter()
+            .zip(&owned)
+            .map(|((name, _), n)| format!("{name}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if summary != last {
+            observer.event(Event::Note {
+                step: "consumer-group".into(),
+                message: format!("partitions owned: {summary} (of {partitions})"),
+            });
+            last = summary.clone();
+            settled_since = None;
+        }
+        if total == partitions as i64 && everyone {
+            let since = *settled_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_secs(1) {
+                return Ok(());
+            }
+        } else {
+            settled_since = None;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            anyhow::bail!(
+                "the consumer group did not settle within 120 s; partitions owned: {summary} (of {partitions})"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Appends engine events to `events.jsonl` (and to the supervisor's log).
+struct EventLog {
+    file: Mutex<std::fs::File>,
+}
+
+impl Observer for EventLog {
+    fn event(&self, event: Event) {
+        if let Ok(line) = serde_json::to_string(&event) {
+            eprintln!("{line}");
+            let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(file, "{line}");
+            let _ = file.flush();
+        }
+    }
+}
+
+/// Set by SIGTERM/SIGINT.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn request_stop(_: libc::c_int) {
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn stop_requested() -> bool {
+    STOP.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// `bfctl local-supervise`: brings the pipeline up, records it, watches it
+/// until SIGTERM, then stops it.
+pub fn supervise(dir: &Path, options: LocalOptions) -> anyhow::Result<()> {
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(
+            libc::SIGTERM,
+            request_stop as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGINT,
+            request_stop as *const () as libc::sighandler_t,
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        // Processes are started from blocking-pool threads, and the kernel
+        // sends PR_SET_PDEATHSIG when the *thread* that forked a child
+        // exits. Idle blocking threads normally exit after 10 s, which would
+        // kill what they started; they must live as long as the supervisor.
+        .thread_keep_alive(Duration::from_secs(100 * 365 * 24 * 3600))
+        .enable_all()
+        .build()
+        .context("starting the supervisor's runtime")?;
+    runtime.block_on(supervise_async(dir, options))
+}
+
+async fn supervise_async(dir: &Path, options: LocalOptions) -> anyhow::Result<()> {
+    let supervisor_pid = std::process::id();
+    let mut state = LocalState {
+        phase: "starting".into(),
+        error: None,
+        supervisor_pid,
+        options: options.clone(),
+        gateway_url: String::new(),
+        kafka_bootstrap: String::new(),
+        valkey_url: String::new(),
+        valkey_password: String::new(),
+        processes: Vec::new(),
+    };
+    state.save(dir)?;
+    let events = std::fs::File::create(events_path(dir))
+        .with_context(|| format!("creating {}", events_path(dir).display()))?;
+    let observer: Arc<dyn Observer> = Arc::new(EventLog {
+        file: Mutex::new(events),
+    });
+    let docker = servers::docker_for(&options.servers, &|message| {
+        observer.event(Event::Note {
+            step: "broker".into(),
+            message,
+        })
+    })
+    .await;
+    let supervisor = Arc::new(Supervisor {
+        dir: dir.to_path_buf(),
+        options,
+        docker,
+        running: Mutex::new(Running::default()),
+        observer: observer.clone(),
+    });
+
+    // SIGTERM during start-up: stop starting new steps.
+    let (trigger, interrupt) = Interrupt::new();
+    tokio::spawn(async move {
+        while !stop_requested() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = trigger.send(true);
+    });
+    let graph = steps();
+    let outcome = run_graph(&graph, observer.clone(), interrupt, |step| {
+        supervisor.clone().run_step(step)
+    })
+    .await?;
+    let failures: Vec<String> = outcome
+        .steps
+        .iter()
+        .filter_map(|step| match &step.result {
+            StepResult::Failed(error) => Some(format!("{}: {error}", step.name)),
+            _ => None,
+        })
+        .collect();
+    if outcome.interrupted || !failures.is_empty() {
+        let running = std::mem::take(&mut *supervisor.running());
+        running.stop(supervisor.docker.as_ref()).await;
+        state.phase = "failed".into();
+        state.error = Some(if failures.is_empty() {
+            "stopped while starting".into()
+        } else {
+            failures.join("; ")
+        });
+        state.save(dir)?;
+        anyhow::bail!("{}", state.error.clone().unwrap_or_default());
+    }
+
+    {
+        let running = supervisor.running();
+        let gateway = running.gateway.as_ref().context("no gateway after start")?;
+        state.gateway_url = format!("http://127.0.0.1:{}", gateway.port);
+        state.kafka_bootstrap = running
+            .broker
+            .as_ref()
+            .map(|b| b.address.clone())
+            .unwrap_or_default();
+        if let Some(valkey) = &running.valkey {
+            state.valkey_url = valkey.url.clone();
+            state.valkey_password = valkey.password.clone();
+        }
+    }
+    state.processes = supervisor.processes();
+    state.phase = "ready".into();
+    state.save(dir)?;
+    eprintln!(
+        "supervisor {supervisor_pid}: ready, gateway at {}",
+        state.gateway_url
+    );
+
+    while !stop_requested() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if watch(&supervisor, &mut state).await {
+            state.save(dir)?;
+        }
+    }
+    eprintln!("supervisor {supervisor_pid}: stopping");
+    let running = std::mem::take(&mut *supervisor.running());
+    running.stop(supervisor.docker.as_ref()).await;
+    std::fs::remove_file(state_path(dir)).ok();
+    Ok(())
+}
+
+/// Marks what exited since the last look; true when the state changed.
+async fn watch(supervisor: &Supervisor, state: &mut LocalState) -> bool {
+    let mut exited: Vec<String> = Vec::new();
+    let containers: Vec<(String, String)> = state
+        .processes
+        .iter()
+        .filter(|p| !p.exited)
+        .filter_map(|p| p.container.clone().map(|id| (p.name.clone(), id)))
+        .collect();
+    {
+        let mut running = supervisor.running();
+        let running = &mut *running;
+        if let Some(Origin::Process(broker)) = running.broker.as_mut().map(|b| &mut b.origin)
+            && !broker.process_mut().is_running()
+        {
+            exited.push("broker".into());
+        }
+        if let Some(Origin::Process(valkey)) = running.valkey.as_mut().map(|v| &mut v.server.origin)
+            && !valkey.process_mut().is_running()
+        {
+            exited.push("valkey".into());
+        }
+        for service in running
+            .producers
+            .iter_mut()
+            .chain(running.consumers.iter_mut())
+            .chain(running.gateway.iter_mut())
+        {
+            if !service.process.is_running() {
+                exited.push(service.process.name().to_string());
+            }
+        }
+    }
+    if let Some(docker) = &supervisor.docker {
+        for (name, id) in containers {
+            if !container::is_running(docker, &id).await {
+                // Keep its output where status looks for the log.
+                let tail = container::log_tail(docker, &id, 200).await;
+                if let Some(entry) = state.processes.iter().find(|p| p.name == name)
+                    && let Some(parent) = entry.log.parent()
+                {
+                    let _ = std::fs::create_dir_all(parent);
+                    let _ = std::fs::write(&entry.log, tail);
+                }
+                exited.push(name);
+            }
+        }
+    }
+    let mut changed = false;
+    for entry in state.processes.iter_mut() {
+        if !entry.exited && exited.contains(&entry.name) {
+            eprintln!("supervisor: {} exited", entry.name);
+            entry.exited = true;
+            changed = true;
+        }
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_graph_is_valid_and_ordered_as_documented() {
+        let graph = steps();
+        crate::engine::check_graph(&graph).unwrap();
+        let depends = |name: &str| {
+            graph
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.depends_on.clone())
+                .unwrap()
+        };
+        assert!(depends("broker").is_empty() && depends("valkey").is_empty());
+        assert_eq!(depends("consumers"), ["broker", "valkey"]);
+        assert_eq!(depends("gateway"), ["producers"]);
+        assert_eq!(depends("consumer-group"), ["consumers"]);
+    }
+}

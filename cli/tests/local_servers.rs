@@ -1,0 +1,355 @@
+//! Where `up --local` gets its broker and Valkey: servers named in the
+//! configuration (used, checked, never stopped) and Valkey from a container
+//! image through the real Docker Engine. Everything on 127.0.0.1.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+mod support;
+use support::local::{Teardown, bfctl, bfctl_with_env, counted_exactly, free_port, json, text};
+
+const PASSWORD_ENV: &str = "BFCTL_LOCAL_VALKEY_PASSWORD";
+
+#[test]
+fn configured_broker_and_valkey_are_used_and_left_running() {
+    let temp = tempfile::tempdir().unwrap();
+    // "Existing" servers: started here, as someone else's would be.
+    let broker = testkit::broker::Broker::start(&temp.path().join("their-broker")).unwrap();
+    let valkey = testkit::valkey::Valkey::start(&temp.path().join("their-valkey")).unwrap();
+    let dir = temp.path().join("local");
+    let dir_arg = dir.to_str().unwrap();
+    let _teardown = Teardown(&dir);
+    let port = free_port().to_string();
+    let bootstrap = broker.bootstrap();
+    let valkey_url = valkey.url();
+    let envs = [(PASSWORD_ENV, valkey.password.as_str())];
+
+    // A malformed URL is refused before anything starts.
+    let bad = bfctl(&[
+        "up",
+        "--local",
+        "--local-dir",
+        dir_arg,
+        "--valkey-url",
+        "http://127.0.0.1:6379",
+    ]);
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("redis://HOST:PORT"), "{}", text(&bad));
+    assert!(!dir.join("state.json").exists());
+
+    // A configured broker that does not answer: the graph stops, and what
+    // it had started (Valkey, in parallel) is stopped again.
+    let closed = format!("127.0.0.1:{}", free_port());
+    let refused = bfctl(&[
+        "up",
+        "--local",
+        "--local-dir",
+        dir_arg,
+        "--gateway-port",
+        &port,
+        "--docker",
+        "never",
+        "--kafka-bootstrap",
+        &closed,
+    ]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    let shown = text(&refused);
+    assert!(
+        shown.contains(&format!("the configured Kafka at {closed} does not answer")),
+        "{shown}"
+    );
+    assert!(shown.contains("nothing of it is left running"), "{shown}");
+    assert!(shown.contains("producers: not started"), "{shown}");
+    let pids = valkey_pids_under(&dir);
+    assert!(pids.is_empty(), "valkey-server left running: {pids:?}");
+    let _ = bfctl(&["teardown", "--local", "--purge", "--local-dir", dir_arg]);
+
+    let up = bfctl_with_env(
+        &[
+            "up",
+            "--local",
+            "--local-dir",
+            dir_arg,
+            "--gateway-port",
+            &port,
+            "--docker",
+            "never",
+            "--consumers",
+            "1",
+            "--producers",
+            "1",
+            "--kafka-bootstrap",
+            &bootstrap,
+            "--valkey-url",
+            &valkey_url,
+            "--output",
+            "json",
+        ],
+        &envs,
+    );
+    assert!(up.status.success(), "{}", text(&up));
+    let state = json(&up);
+    assert_eq!(state["kafkaBootstrap"], bootstrap.as_str());
+    assert_eq!(state["valkeyUrl"], valkey_url.as_str());
+
+    let status = json(&bfctl(&[
+        "status",
+        "--local",
+        "--local-dir",
+        dir_arg,
+        "--output",
+        "json",
+    ]));
+    for name in ["broker", "valkey"] {
+        let entry = status["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {status}"));
+        assert_eq!(entry["source"], "configured", "{entry}");
+        assert_eq!(entry["running"], true, "{entry}");
+    }
+
+    // The load lands in the configured servers, counted exactly once.
+    let load = bfctl(&[
+        "loadtest",
+        "--local-dir",
+        dir_arg,
+        "--users",
+        "10",
+        "--duration",
+        "2",
+        "--output",
+        "json",
+    ]);
+    let (_, accepted) = counted_exactly(&load, 50);
+    assert!(broker.record_count(blackfriday_proto::SALES_TOPIC).unwrap() >= accepted);
+    let mut connection = valkey.connect().unwrap();
+    let counted: i64 = redis::cmd("HGET")
+        .arg("bf:stats")
+        .arg("ventas")
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(counted, accepted);
+
+    // Teardown stops bfctl's processes, not the configured servers.
+    let down = bfctl(&[
+        "teardown",
+        "--local",
+        "--local-dir",
+        dir_arg,
+        "--output",
+        "json",
+    ]);
+    assert!(down.status.success(), "{}", text(&down));
+    let down = json(&down);
+    assert_eq!(down["untouched"].as_array().unwrap().len(), 2, "{down}");
+    assert_eq!(down["left"].as_array().unwrap().len(), 0, "{down}");
+    testkit::broker::wait_for_metadata(&bootstrap, Duration::from_secs(5)).unwrap();
+    testkit::valkey::wait_for_ping(&valkey_url, &valkey.password, Duration::from_secs(5)).unwrap();
+}
+
+/// valkey-server processes whose command line names `dir`.
+fn valkey_pids_under(dir: &Path) -> Vec<String> {
+    let output = Command::new("pgrep")
+        .args(["-f", &format!("valkey-server.*{}", dir.display())])
+        .output()
+        .expect("pgrep runs");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// A Valkey image made here without a registry: `FROM scratch` with the
+/// host's own valkey-server and the libraries it links. It stands in for
+/// `valkey/valkey`, which cannot be pulled here; bfctl runs it exactly as it
+/// runs the official one (`valkey-server --requirepass … --dir /data`).
+fn build_host_valkey_image(tag: &str, context: &Path) -> Result<(), String> {
+    let server = which("valkey-server").ok_or("valkey-server is not on PATH")?;
+    let rootfs = context.join("rootfs");
+    let mut files = vec![server.clone()];
+    let ldd = Command::new("ldd")
+        .arg(&server)
+        .output()
+        .map_err(|e| format!("ldd: {e}"))?;
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        // "libx.so => /lib/x86_64-linux-gnu/libx.so (0x…)" or "/lib64/ld-linux… (0x…)"
+        if let Some(path) = line.split_whitespace().find(|word| word.starts_with('/')) {
+            files.push(Path::new(path).to_path_buf());
+        }
+    }
+    for file in &files {
+        let target = rootfs.join(file.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        // Copy the file behind a symlink.
+        std::fs::copy(file, &target).map_err(|e| format!("copying {}: {e}", file.display()))?;
+    }
+    let binary = rootfs.join("usr/bin/valkey-server");
+    if !binary.exists() {
+        std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
+        std::fs::copy(&server, &binary).unwrap();
+    }
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/bin\n",
+    )
+    .unwrap();
+    let built = Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(context)
+        .output()
+        .map_err(|e| format!("docker build: {e}"))?;
+    if !built.status.success() {
+        return Err(format!(
+            "docker build failed: {}",
+            String::from_utf8_lossy(&built.stderr)
+        ));
+    }
+    Ok(())
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+fn docker_answers() -> bool {
+    Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+#[test]
+fn valkey_runs_from_a_container_image_and_is_removed_by_teardown() {
+    if !docker_answers() {
+        eprintln!("skipped: no Docker Engine answers here");
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let tag = "bfctl-test/valkey:host";
+    build_host_valkey_image(tag, &temp.path().join("image")).unwrap();
+    let dir = temp.path().join("local");
+    let dir_arg = dir.to_str().unwrap();
+    let _teardown = Teardown(&dir);
+    let port = free_port().to_string();
+    let up_args = [
+        "up",
+        "--local",
+        "--local-dir",
+        dir_arg,
+        "--gateway-port",
+        &port,
+        "--consumers",
+        "1",
+        "--producers",
+        "1",
+        "--docker",
+        "auto",
+        "--valkey-image",
+        tag,
+        "--kafka-image",
+        "bfctl-test/no-such-kafka:none",
+        "--output",
+        "json",
+    ];
+    let up = bfctl(&up_args);
+    assert!(up.status.success(), "{}", text(&up));
+    let progress = String::from_utf8_lossy(&up.stderr);
+    assert!(
+        progress.contains("image bfctl-test/no-such-kafka:none cannot be had"),
+        "{progress}"
+    );
+    assert!(
+        progress.contains("started container bfctl-local-"),
+        "{progress}"
+    );
+
+    let status = json(&bfctl(&[
+        "status",
+        "--local",
+        "--local-dir",
+        dir_arg,
+        "--output",
+        "json",
+    ]));
+    let find = |name: &str| {
+        status["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(find("valkey")["source"], "container", "{status}");
+    assert_eq!(find("valkey")["running"], true, "{status}");
+    assert_eq!(find("broker")["source"], "process", "{status}");
+
+    let load = bfctl(&[
+        "loadtest",
+        "--local-dir",
+        dir_arg,
+        "--users",
+        "10",
+        "--duration",
+        "2",
+        "--output",
+        "json",
+    ]);
+    counted_exactly(&load, 50);
+    // Valkey's AOF is in the local directory, through the bind mount.
+    assert!(
+        dir.join("valkey/data/appendonlydir").is_dir(),
+        "no AOF under {}",
+        dir.display()
+    );
+
+    // A supervisor killed outright cannot remove its container: teardown does.
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    let supervisor = state["supervisorPid"].as_i64().unwrap() as i32;
+    // SAFETY: kill(2) on the supervisor this test started.
+    unsafe { libc::kill(supervisor, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(containers_of(&dir).len(), 1, "the container outlived it");
+    let down = bfctl(&[
+        "teardown",
+        "--local",
+        "--purge",
+        "--local-dir",
+        dir_arg,
+        "--output",
+        "json",
+    ]);
+    assert!(down.status.success(), "{}", text(&down));
+    let down = json(&down);
+    assert!(
+        down["stopped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s.as_str().unwrap().starts_with("container bfctl-local-")),
+        "{down}"
+    );
+    assert!(containers_of(&dir).is_empty(), "container left behind");
+}
+
+/// Ids of containers labelled with this local directory.
+fn containers_of(dir: &Path) -> Vec<String> {
+    let label = format!("label=bfctl.local.dir={}", dir.display());
+    let output = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &label])
+        .output()
+        .expect("docker ps runs");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
