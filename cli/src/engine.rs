@@ -349,7 +349,11 @@ where
                     .filter(|d| !ready.contains(*d))
                     .map(String::as_str)
                     .collect();
-                format!("waits for {}", blocked.join(", "))
+                if blocked.is_empty() {
+                    "an earlier step failed".to_string()
+                } else {
+                    format!("waits for {}", blocked.join(", "))
+                }
             };
             observer.event(Event::StepSkipped {
                 step: step.name().to_string(),

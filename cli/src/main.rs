@@ -71,11 +71,13 @@ enum Command {
         /// by the last `bfctl build --push`.
         #[arg(long)]
         skip_build: bool,
-        /// With --local: producer processes.
-        #[arg(long, default_value_t = 2)]
+        /// With --local: producer processes. One is the fastest on two
+        /// cores (docs/benchmarks.md): every process shares the same cores.
+        #[arg(long, default_value_t = 1)]
         producers: usize,
-        /// With --local: consumer processes.
-        #[arg(long, default_value_t = 2)]
+        /// With --local: consumer processes (one owns every partition;
+        /// `loadtest --consumer-replicas` compares counts).
+        #[arg(long, default_value_t = 1)]
         consumers: usize,
         /// With --local: partitions of the `ventas` topic.
         #[arg(long, default_value_t = 6)]

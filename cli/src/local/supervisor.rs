@@ -127,22 +127,32 @@ impl Supervisor {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// What starting services needs, once broker and Valkey run.
-    fn launcher(&self) -> anyhow::Result<Launcher> {
+    /// What starting services needs: the broker's address, and Valkey's
+    /// for the consumers (`need_valkey`).
+    fn launcher(&self, need_valkey: bool) -> anyhow::Result<Launcher> {
         let running = self.running();
         let broker = running.broker.as_ref().context("the broker is not up")?;
-        let valkey = running.valkey.as_ref().context("Valkey is not up")?;
+        let (valkey_url, valkey_password) = match &running.valkey {
+            Some(valkey) => (valkey.url.clone(), valkey.password.clone()),
+            None if need_valkey => anyhow::bail!("Valkey is not up"),
+            None => (String::new(), String::new()),
+        };
+        // tansu holds every fetch for the full wait: poll it with a short one.
+        let consumer_args = match broker.origin {
+            Origin::Process(_) => testkit::broker::tansu_consumer_args(),
+            _ => Vec::new(),
+        };
         Ok(Launcher {
             dir: self.dir.clone(),
             bootstrap: broker.address.clone(),
-            valkey_url: valkey.url.clone(),
-            valkey_password: valkey.password.clone(),
+            valkey_url,
+            valkey_password,
             options: PipelineOptions {
                 producers: self.options.producers,
                 consumers: self.options.consumers,
                 partitions: self.options.partitions,
                 carnet: Some(self.options.carnet.clone()),
-                consumer_args: Vec::new(),
+                consumer_args,
                 start_gateway: true,
                 gateway_port: Some(self.options.gateway_port),
             },
@@ -211,7 +221,7 @@ impl Supervisor {
             Work::Producers => {
                 let mut objects = Vec::new();
                 for index in 0..self.options.producers {
-                    let launcher = self.launcher()?;
+                    let launcher = self.launcher(false)?;
                     let producer = blocking(move || launcher.producer(index)).await?;
                     let what = describe(&producer);
                     note(format!("{what} answers"));
@@ -221,7 +231,7 @@ impl Supervisor {
                 Ok(objects)
             }
             Work::Gateway => {
-                let launcher = self.launcher()?;
+                let launcher = self.launcher(false)?;
                 let ports: Vec<u16> = self.running().producers.iter().map(|p| p.port).collect();
                 note(format!(
                     "starting in front of {} producers, waiting for /readyz",
@@ -235,7 +245,7 @@ impl Supervisor {
             Work::Consumers => {
                 let mut objects = Vec::new();
                 for index in 0..self.options.consumers {
-                    let launcher = self.launcher()?;
+                    let launcher = self.launcher(true)?;
                     let consumer = blocking(move || launcher.consumer(index)).await?;
                     let what = describe(&consumer);
                     note(format!("{what} answers"));

@@ -107,7 +107,9 @@ impl Default for PipelineOptions {
                 "8000",
             ]
             .map(String::from)
-            .to_vec(),
+            .into_iter()
+            .chain(crate::broker::tansu_consumer_args())
+            .collect(),
             start_gateway: true,
             gateway_port: None,
         }
