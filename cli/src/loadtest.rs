@@ -107,6 +107,9 @@ pub struct PipelineCheck {
     /// for the sales of this test (the consumers' histogram buckets, so
     /// each figure is its bucket's upper bound; local mode only).
     pub sale_to_valkey_ms: Option<SaleToValkey>,
+    /// The most sales accepted but not yet counted in Valkey at any moment
+    /// of the load (sampled four times a second): the pipeline's lag.
+    pub max_lag_sales: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -197,6 +200,9 @@ fn sale_to_valkey(before: &[(f64, f64)], after: &[(f64, f64)]) -> Option<SaleToV
     })
 }
 
+/// How a percentile beyond the consumer's highest bucket (64 s) shows.
+const BEYOND_BUCKETS: &str = "> 64000";
+
 /// Which load generator runs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Engine {
@@ -254,6 +260,9 @@ pub fn run_with(
         Some(connection) => Some(testkit::totals::Totals::read(connection)?),
         None => None,
     };
+    let lag = local
+        .map(|local| LagSampler::start(&options.target, local))
+        .transpose()?;
     let measured = match engine {
         Engine::Builtin => run_builtin(options)?,
         Engine::Locust {
@@ -281,6 +290,7 @@ pub fn run_with(
             measured
         }
     };
+    let max_lag_sales = lag.and_then(LagSampler::finish);
     let mut pipeline = match (valkey.as_mut(), before) {
         (Some(connection), Some(before)) => Some(check_drain(
             connection,
@@ -293,6 +303,7 @@ pub fn run_with(
     };
     if let (Some(check), Some(local), Some(before)) = (pipeline.as_mut(), local, buckets_before) {
         check.sale_to_valkey_ms = sale_to_valkey(&before, &sale_to_valkey_buckets(local));
+        check.max_lag_sales = max_lag_sales;
     }
     let requests: usize = measured.statuses.values().sum();
     Ok(LoadtestReport {
@@ -397,7 +408,54 @@ fn check_drain(
         drain_seconds,
         drained,
         sale_to_valkey_ms: None,
+        max_lag_sales: None,
     })
+}
+
+/// Samples, while the load runs, how many accepted sales Valkey has not
+/// counted yet: the gateway's counter of 202s against Valkey's count, each
+/// relative to its value at the start.
+struct LagSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Option<i64>>,
+}
+
+impl LagSampler {
+    fn start(target: &str, local: &LocalState) -> anyhow::Result<LagSampler> {
+        let mut valkey = local.valkey()?;
+        let target = target.to_string();
+        let counted = |valkey: &mut redis::Connection| {
+            testkit::totals::Totals::read(valkey)
+                .ok()
+                .map(|totals| totals.sales)
+        };
+        let accepted_start = gateway_sales_accepted(&target);
+        let counted_start = counted(&mut valkey);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (accepted_start, counted_start) = (accepted_start?, counted_start?);
+            let mut max_lag = 0;
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(250));
+                // Accepted first: a sale accepted after this read and
+                // counted before the next one cannot make the lag negative.
+                let accepted = gateway_sales_accepted(&target);
+                let now_counted = counted(&mut valkey);
+                if let (Some(accepted), Some(now_counted)) = (accepted, now_counted) {
+                    let lag = (accepted - accepted_start) - (now_counted - counted_start);
+                    max_lag = max_lag.max(lag);
+                }
+            }
+            Some(max_lag)
+        });
+        Ok(LagSampler { stop, thread })
+    }
+
+    fn finish(self) -> Option<i64> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().ok().flatten()
+    }
 }
 
 /// The report as a table for people.
@@ -447,8 +505,14 @@ pub fn to_text(report: &LoadtestReport) -> String {
                 check.drain_seconds,
                 if check.drained { "" } else { " (TIMED OUT)" }
             ));
+            if let Some(lag) = check.max_lag_sales {
+                out.push_str(&format!(
+                    "lag             at most {lag} sales accepted and not yet counted\n"
+                ));
+            }
             if let Some(latency) = &check.sale_to_valkey_ms {
-                let show = |v: Option<f64>| v.map_or("> 32768".to_string(), |v| format!("{v:.0}"));
+                let show =
+                    |v: Option<f64>| v.map_or(BEYOND_BUCKETS.to_string(), |v| format!("{v:.0}"));
                 out.push_str(&format!(
                     "sale to Valkey  p50 <= {} ms  p90 <= {} ms  p99 <= {} ms ({} sales)\n",
                     show(latency.p50),
@@ -567,12 +631,12 @@ impl ReplicaRun {
 /// The replica comparison as a Markdown table.
 pub fn replica_table(runs: &[ReplicaRun]) -> String {
     let mut out = String::from(
-        "| consumers | requests/s | p99 ms | accepted | counted | lost | duplicated | drain s | end-to-end sales/s | sale→Valkey p99 ms |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| consumers | requests/s | p99 ms | accepted | counted | lost | duplicated | drain s | end-to-end sales/s | sale→Valkey p99 ms | max lag (sales) |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for run in runs {
         let check = run.report.pipeline.as_ref();
         out.push_str(&format!(
-            "| {} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {:.0} | {} |\n",
+            "| {} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {:.0} | {} | {} |\n",
             run.consumers,
             run.report.requests_per_second,
             run.report.latency_ms.p99,
@@ -586,7 +650,10 @@ pub fn replica_table(runs: &[ReplicaRun]) -> String {
                 .and_then(|c| c.sale_to_valkey_ms.as_ref())
                 .map_or("-".into(), |l| l
                     .p99
-                    .map_or("> 32768".into(), |v| format!("<= {v:.0}"))),
+                    .map_or(BEYOND_BUCKETS.into(), |v| format!("<= {v:.0}"))),
+            check
+                .and_then(|c| c.max_lag_sales)
+                .map_or("-".into(), |lag| lag.to_string()),
         ));
     }
     out
@@ -698,6 +765,7 @@ mod tests {
                     drain_seconds: drain,
                     drained: true,
                     sale_to_valkey_ms: None,
+                    max_lag_sales: Some(250),
                 }),
             },
         }
@@ -710,7 +778,7 @@ mod tests {
         assert_eq!(runs[1].end_to_end_per_second(), 100.0);
         let table = replica_table(&runs);
         assert!(
-            table.contains("| 1 | 100 | 3.0 | 1000 | 1000 | 0 | 0 | 10.0 | 50 |"),
+            table.contains("| 1 | 100 | 3.0 | 1000 | 1000 | 0 | 0 | 10.0 | 50 | - | 250 |"),
             "{table}"
         );
         let timeline = timeline_chart(&runs[0].report);

@@ -145,6 +145,11 @@ fn up_status_loadtest_teardown_and_bad_input() {
     let latency = &report["pipeline"]["saleToValkeyMs"];
     assert_eq!(latency["sales"].as_i64(), Some(accepted), "{report}");
     assert!(latency["p99"].as_f64().is_some(), "{report}");
+    let max_lag = report["pipeline"]["maxLagSales"].as_i64();
+    assert!(
+        max_lag.is_some_and(|lag| (0..=accepted).contains(&lag)),
+        "{report}"
+    );
 
     // The same check with Locust (headless, its CSV statistics read back).
     let locustfile = Path::new(env!("CARGO_MANIFEST_DIR")).join("../locust/locustfile.py");
@@ -242,6 +247,13 @@ fn up_status_loadtest_teardown_and_bad_input() {
     assert!(compared.status.success(), "{}", text(&compared));
     let table = std::fs::read_to_string(reports.join("replicas.md")).unwrap();
     assert_eq!(table.lines().count(), 4, "{table}");
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("| max lag (sales) |")
+    );
     assert!(
         table.lines().nth(2).unwrap().starts_with("| 1 |"),
         "{table}"
