@@ -451,7 +451,9 @@ pub fn status_text(status: &LocalStatus) -> String {
         out.push_str(&format!("sales counted in Valkey: {sales}\n"));
     }
     if let Some(lag) = status.consumer_lag {
-        out.push_str(&format!("consumer lag: {lag:.0} records\n"));
+        out.push_str(&format!(
+            "consumer lag: {lag:.0} records (as the consumers last reported it; they report every 5 s)\n"
+        ));
     }
     out.push_str(&format!("send traffic to: {}/venta\n", status.gateway_url));
     out
