@@ -235,12 +235,22 @@ pub fn up(
             }
         }
         if let Some(status) = child.try_wait()? {
+            remove_containers(&dir);
             let tail = tail_lines(&supervisor_log, 30);
             bail!("the local supervisor exited ({status}) before the pipeline was ready:\n{tail}");
         }
         if started.elapsed() > timeout {
+            // SIGTERM lets it stop what it started (containers included);
+            // whatever remains after a minute is killed and removed.
+            // SAFETY: kill(2) on our own child, not yet reaped.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while child.try_wait()?.is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(200));
+            }
             let _ = child.kill();
             let _ = child.wait();
+            remove_containers(&dir);
             bail!(
                 "the local pipeline was not ready within {timeout:?}; the supervisor was stopped. Its log:\n{}",
                 tail_lines(&supervisor_log, 30)
@@ -248,6 +258,16 @@ pub fn up(
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Removes the containers of `dir` a supervisor that died could not remove
+/// (best effort: this runs on a path that already reports an error).
+fn remove_containers(dir: &Path) {
+    let _ = block_on(async {
+        if let Some(docker) = container::engine().await {
+            let _ = container::remove_all_of(&docker, dir).await;
+        }
+    });
 }
 
 /// Reads the supervisor's `events.jsonl` as it grows and hands each whole
