@@ -323,6 +323,11 @@ pub struct ProcessStatus {
 #[serde(rename_all = "camelCase")]
 pub struct LocalStatus {
     pub dir: PathBuf,
+    /// `starting`, `ready` or `failed` (as the supervisor last wrote it).
+    pub phase: String,
+    /// Why the last `up --local` failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     pub supervisor_running: bool,
     pub gateway_url: String,
     pub processes: Vec<ProcessStatus>,
@@ -390,6 +395,8 @@ pub fn status(dir: &Path) -> anyhow::Result<LocalStatus> {
     });
     Ok(LocalStatus {
         dir: dir.to_path_buf(),
+        phase: state.phase.clone(),
+        error: state.error.clone(),
         supervisor_running: is_alive(state.supervisor_pid),
         gateway_url: state.gateway_url.clone(),
         processes,
@@ -441,6 +448,15 @@ pub fn status_text(status: &LocalStatus) -> String {
             "NOT running"
         }
     );
+    if status.phase != "ready" {
+        out.push_str(&format!("phase: {}\n", status.phase));
+    }
+    if let Some(error) = &status.error {
+        out.push_str(&format!(
+            "the last `bfctl up --local` failed: {error}\n`bfctl teardown --local` clears it\n"
+        ));
+        return out;
+    }
     out.push_str(&format!(
         "{:<12} {:<10} {:>8} {:<9} {:<8} {}\n",
         "PROCESS", "SOURCE", "PID", "STATE", "HEALTH", "ADDRESS"
@@ -475,7 +491,9 @@ pub fn status_text(status: &LocalStatus) -> String {
             "consumer lag: {lag:.0} records (as the consumers last reported it; they report every 5 s)\n"
         ));
     }
-    out.push_str(&format!("send traffic to: {}/venta\n", status.gateway_url));
+    if !status.gateway_url.is_empty() {
+        out.push_str(&format!("send traffic to: {}/venta\n", status.gateway_url));
+    }
     out
 }
 

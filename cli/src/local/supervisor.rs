@@ -408,7 +408,7 @@ fn wait_for_stable_group(
     }
 }
 
-/// Appends engine events to `events.jsonl` (and to the supervisor's log).
+/// Appends engine events to `events.jsonl`.
 struct EventLog {
     file: Mutex<std::fs::File>,
 }
@@ -416,7 +416,6 @@ struct EventLog {
 impl Observer for EventLog {
     fn event(&self, event: Event) {
         if let Ok(line) = serde_json::to_string(&event) {
-            eprintln!("{line}");
             let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
             let _ = writeln!(file, "{line}");
             let _ = file.flush();
