@@ -188,6 +188,12 @@ enum Command {
         /// The gateway's URL (default: the local pipeline's).
         #[arg(long, value_name = "URL")]
         target: Option<String>,
+        /// Send the load to the cluster's external address, as `bfctl
+        /// status` reports it (the Gateway's or Ingress's). There the
+        /// report has no accepted-vs-counted check: Valkey runs inside the
+        /// cluster's VM.
+        #[arg(long, conflicts_with_all = ["target", "consumer_replicas"])]
+        cluster: bool,
         /// Seconds to wait for the pipeline to drain afterwards.
         #[arg(long, default_value_t = 120, value_name = "SECONDS")]
         drain_timeout: u64,
@@ -595,6 +601,15 @@ fn teardown_local_command(cli: &Cli, dir: &Path, purge: bool) -> anyhow::Result<
     }
 }
 
+/// The cluster's external gateway URL, from `bfctl status`.
+fn cluster_target(cli: &Cli) -> anyhow::Result<String> {
+    let config = cli.load_config()?;
+    let status = runtime()?.block_on(deploy::status(&config, &cli.target(false)))?;
+    status.external_url.context(
+        "the cluster has no external address yet (`bfctl status` shows the Gateway or Ingress)",
+    )
+}
+
 fn loadtest_command(
     cli: &Cli,
     dir: &Path,
@@ -989,8 +1004,13 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             engine,
             locustfile,
             spawn_rate,
+            cluster,
             ..
         } => {
+            let target = match cluster {
+                true => Some(cluster_target(cli)?),
+                false => target.clone(),
+            };
             let engine = match engine {
                 LoadEngine::Builtin => bfctl::loadtest::Engine::Builtin,
                 LoadEngine::Locust => bfctl::loadtest::Engine::Locust {

@@ -69,6 +69,32 @@ async fn up_again_status_and_teardown_through_the_binary() {
     .unwrap();
 
     api.set_pod_metrics("bf_consumer_lag 3\nbf_consumer_lag_other 9\nbf_consumer_valkey_up 1\nbf_consumer_valkey_keys 27\n");
+    // The Gateway's address is a real pipeline's gateway on 127.0.0.1, so
+    // that `loadtest --cluster` has somewhere real (and local) to send load.
+    // Its processes die with the thread that started them
+    // (PR_SET_PDEATHSIG), so one thread starts them and keeps them until
+    // the test says stop (a tokio blocking thread may exit when idle).
+    let (url_sender, url) = std::sync::mpsc::channel();
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let keeper = std::thread::spawn(move || {
+        let started =
+            testkit::pipeline::Pipeline::start(testkit::pipeline::PipelineOptions::default())
+                .and_then(|pipeline| Ok((pipeline.gateway_url()?, pipeline)));
+        match started {
+            Ok((gateway_url, _pipeline)) => {
+                let _ = url_sender.send(Ok(gateway_url));
+                let _ = stopped.recv();
+            }
+            Err(error) => {
+                let _ = url_sender.send(Err(format!("{error:#}")));
+            }
+        }
+    });
+    let gateway_url: String = tokio::task::spawn_blocking(move || url.recv().unwrap())
+        .await
+        .unwrap()
+        .expect("a local pipeline for the Gateway's address");
+    api.set_gateway_address(gateway_url.trim_start_matches("http://"));
     let up = bfctl(
         dir.path(),
         &kubeconfig,
@@ -90,7 +116,7 @@ async fn up_again_status_and_teardown_through_the_binary() {
     let status = bfctl(dir.path(), &kubeconfig, &["status"]).await;
     assert_eq!(status.code, 0);
     assert!(
-        status.stdout.contains("traffic: http://203.0.113.10"),
+        status.stdout.contains(&format!("traffic: {gateway_url}")),
         "{}",
         status.stdout
     );
@@ -117,6 +143,32 @@ async fn up_again_status_and_teardown_through_the_binary() {
         .find(|c| c["name"] == "gateway")
         .unwrap();
     assert_eq!(gateway["objects"][0]["replicas"]["ready"], 1);
+
+    // `loadtest --cluster` sends its load where `status` says traffic goes.
+    let load = bfctl(
+        dir.path(),
+        &kubeconfig,
+        &[
+            "loadtest",
+            "--cluster",
+            "--users",
+            "5",
+            "--duration",
+            "1",
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(load.code, 0, "{}", load.stderr);
+    let report: serde_json::Value = serde_json::from_str(&load.stdout).expect("loadtest JSON");
+    assert_eq!(report["target"], gateway_url.as_str());
+    assert!(report["salesAccepted"].as_i64().unwrap() > 0, "{report}");
+    assert!(report["pipeline"].is_null(), "no Valkey check on a cluster");
+    stop.send(()).unwrap();
+    tokio::task::spawn_blocking(move || keeper.join().unwrap())
+        .await
+        .unwrap();
 
     let teardown = bfctl(dir.path(), &kubeconfig, &["teardown"]).await;
     assert_eq!(teardown.code, 0);

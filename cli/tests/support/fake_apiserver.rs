@@ -66,6 +66,8 @@ struct Inner {
     never_ready: BTreeSet<String>,
     /// What every pod's /metrics answers through the proxy.
     pod_metrics: String,
+    /// The address a Gateway reports once Programmed (empty: 203.0.113.10).
+    gateway_address: String,
 }
 
 /// The server's shared state, also held by the test.
@@ -250,6 +252,12 @@ impl FakeApiServer {
         self.lock().never_ready = names.iter().map(|n| n.to_string()).collect();
     }
 
+    /// The address Gateways report (a test's own server on 127.0.0.1,
+    /// `127.0.0.1:PORT`, so that traffic to it stays on this machine).
+    pub fn set_gateway_address(&self, address: &str) {
+        self.lock().gateway_address = address.to_string();
+    }
+
     /// What the pods' metrics endpoints answer (through the proxy).
     pub fn set_pod_metrics(&self, body: &str) {
         self.lock().pod_metrics = body.to_string();
@@ -372,6 +380,11 @@ fn condition(kind: &str, ready: bool, reason: &str, message: &str, generation: i
 
 /// The simulated controllers: one pass.
 fn reconcile(inner: &mut Inner, delay: Duration) {
+    let gateway_address = if inner.gateway_address.is_empty() {
+        "203.0.113.10".to_string()
+    } else {
+        inner.gateway_address.clone()
+    };
     let now = Instant::now();
     let mut new_resources = Vec::new();
     let mut new_objects = Vec::new();
@@ -498,7 +511,7 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
                 }));
             }
             "Gateway" => {
-                object["status"] = json!({"addresses": [{"type": "IPAddress", "value": "203.0.113.10"}],
+                object["status"] = json!({"addresses": [{"type": "IPAddress", "value": gateway_address}],
                     "conditions": [condition("Programmed", !stuck, "Programmed", "", generation)]});
             }
             _ => {}
