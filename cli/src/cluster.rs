@@ -302,6 +302,30 @@ impl Cluster {
             })
     }
 
+    /// Sets a Deployment's replica count through its `scale` subresource
+    /// (a merge patch of `spec.replicas` only, so no field manager takes
+    /// over the rest of the object).
+    pub async fn scale_deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+        replicas: i32,
+    ) -> anyhow::Result<()> {
+        let api: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(self.client.clone(), namespace);
+        self.trace(format_args!(
+            "PATCH Deployment {namespace}/{name}/scale replicas={replicas}"
+        ));
+        api.patch_scale(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}})),
+        )
+        .await
+        .with_context(|| format!("scaling Deployment {namespace}/{name} to {replicas}"))?;
+        Ok(())
+    }
+
     /// Lists objects of a kind carrying the labels in `selector`, in every
     /// namespace (cluster-scoped kinds: all of them). An unserved kind has none.
     pub async fn list(

@@ -14,7 +14,8 @@
 //! * [`deploy`]: the commands, wired together;
 //! * [`image`]: `bfctl build`: service images built, pushed and recorded by digest.
 //! * [`local`] and [`loadtest`]: the pipeline on this machine, and load
-//!   tests that check every accepted sale was counted;
+//!   tests that check every accepted sale was counted ([`probe`]: where
+//!   they read the count, locally or on a cluster);
 //! * [`disk`]: `bfctl disk`: the Valkey VM disk, built, boot-ready and
 //!   pushed as a containerDisk.
 
@@ -30,6 +31,7 @@ pub mod local;
 pub mod locust;
 pub mod operators;
 pub mod plan;
+pub mod probe;
 pub mod progress;
 pub mod readiness;
 pub mod render;

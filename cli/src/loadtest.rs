@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::local::LocalState;
+use crate::probe::{Counted, PipelineProbe};
 
 #[derive(Debug, Clone)]
 pub struct LoadtestOptions {
@@ -92,8 +92,10 @@ pub struct Percentiles {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineCheck {
-    /// Sales Valkey counted during this test (its count after minus before).
+    /// Sales counted during this test (the count after minus before).
     pub sales_counted: i64,
+    /// Who counted: Valkey (local), or the consumers' counters (cluster).
+    pub counted_by: String,
     pub lost: i64,
     pub duplicated: i64,
     /// Units and amounts agree too (not only the number of sales);
@@ -120,52 +122,6 @@ pub struct SaleToValkey {
     pub p50: Option<f64>,
     pub p90: Option<f64>,
     pub p99: Option<f64>,
-}
-
-/// The consumers' `bf_consumer_sale_to_valkey_seconds` buckets, summed:
-/// upper bound in seconds (`inf` for +Inf) → cumulative count.
-fn sale_to_valkey_buckets(local: &LocalState) -> Vec<(f64, f64)> {
-    let client = match reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-    {
-        Ok(client) => client,
-        Err(_) => return Vec::new(),
-    };
-    let mut sums: Vec<(f64, f64)> = Vec::new();
-    for process in local
-        .processes
-        .iter()
-        .filter(|p| p.name.starts_with("consumer"))
-    {
-        let Some(metrics) = process.metrics_url() else {
-            continue;
-        };
-        let Ok(body) = client.get(metrics).send().and_then(|r| r.text()) else {
-            continue;
-        };
-        for line in body.lines() {
-            let Some(rest) = line.strip_prefix("bf_consumer_sale_to_valkey_seconds_bucket{le=\"")
-            else {
-                continue;
-            };
-            let Some((bound, count)) = rest.split_once("\"} ") else {
-                continue;
-            };
-            let bound = if bound == "+Inf" {
-                f64::INFINITY
-            } else {
-                bound.parse().unwrap_or(f64::NAN)
-            };
-            let count: f64 = count.trim().parse().unwrap_or(0.0);
-            match sums.iter_mut().find(|(b, _)| *b == bound) {
-                Some(entry) => entry.1 += count,
-                None => sums.push((bound, count)),
-            }
-        }
-    }
-    sums.sort_by(|a, b| a.0.total_cmp(&b.0));
-    sums
 }
 
 /// Percentiles of the sales between two bucket readings.
@@ -229,19 +185,19 @@ pub(crate) struct Measured {
     pub(crate) timeline: Vec<testkit::http_load::Second>,
 }
 
-/// Runs the load, then (with `local`) waits for the drain and compares.
+/// Runs the load, then (with a probe) waits for the drain and compares.
 pub fn run(
     options: &LoadtestOptions,
-    local: Option<&LocalState>,
+    probe: Option<&mut dyn PipelineProbe>,
 ) -> anyhow::Result<LoadtestReport> {
-    run_with(options, &Engine::Builtin, local)
+    run_with(options, &Engine::Builtin, probe)
 }
 
 /// [`run`] with a chosen engine.
 pub fn run_with(
     options: &LoadtestOptions,
     engine: &Engine,
-    local: Option<&LocalState>,
+    mut probe: Option<&mut dyn PipelineProbe>,
 ) -> anyhow::Result<LoadtestReport> {
     options.check()?;
     // The gateway must answer before the clock starts.
@@ -254,15 +210,15 @@ pub fn run_with(
         .and_then(|r| r.error_for_status())
         .with_context(|| format!("the gateway at {} is not reachable", options.target))?;
 
-    let mut valkey = local.map(LocalState::valkey).transpose()?;
-    let buckets_before = local.map(sale_to_valkey_buckets);
-    let before = match valkey.as_mut() {
-        Some(connection) => Some(testkit::totals::Totals::read(connection)?),
+    let buckets_before = probe.as_mut().map(|p| p.sale_to_valkey_buckets());
+    let before = match probe.as_mut() {
+        Some(probe) => Some(probe.counted()?),
         None => None,
     };
-    let lag = local
-        .map(|local| LagSampler::start(&options.target, local))
-        .transpose()?;
+    let lag = match probe.as_ref() {
+        Some(probe) => Some(LagSampler::start(&options.target, probe.another()?)),
+        None => None,
+    };
     let measured = match engine {
         Engine::Builtin => run_builtin(options)?,
         Engine::Locust {
@@ -291,9 +247,9 @@ pub fn run_with(
         }
     };
     let max_lag_sales = lag.and_then(LagSampler::finish);
-    let mut pipeline = match (valkey.as_mut(), before) {
-        (Some(connection), Some(before)) => Some(check_drain(
-            connection,
+    let mut pipeline = match (probe.as_mut(), before) {
+        (Some(probe), Some(before)) => Some(check_drain(
+            &mut **probe,
             &before,
             measured.accepted_sales,
             measured.accepted_totals.as_ref(),
@@ -301,8 +257,8 @@ pub fn run_with(
         )?),
         _ => None,
     };
-    if let (Some(check), Some(local), Some(before)) = (pipeline.as_mut(), local, buckets_before) {
-        check.sale_to_valkey_ms = sale_to_valkey(&before, &sale_to_valkey_buckets(local));
+    if let (Some(check), Some(probe), Some(before)) = (pipeline.as_mut(), probe, buckets_before) {
+        check.sale_to_valkey_ms = sale_to_valkey(&before, &probe.sale_to_valkey_buckets());
         check.max_lag_sales = max_lag_sales;
     }
     let requests: usize = measured.statuses.values().sum();
@@ -376,8 +332,8 @@ fn run_builtin(options: &LoadtestOptions) -> anyhow::Result<Measured> {
 /// accepted (then one more second, so that duplicates would show), and
 /// compares sales, units and amounts.
 fn check_drain(
-    valkey: &mut redis::Connection,
-    before: &testkit::totals::Totals,
+    probe: &mut dyn PipelineProbe,
+    before: &Counted,
     accepted_sales: i64,
     accepted: Option<&testkit::totals::Totals>,
     timeout: Duration,
@@ -386,7 +342,7 @@ fn check_drain(
     let target = before.sales + accepted_sales;
     let mut drained = false;
     while started.elapsed() < timeout {
-        let now = testkit::totals::Totals::read(valkey)?;
+        let now = probe.counted()?;
         if now.sales >= target {
             drained = true;
             break;
@@ -395,16 +351,32 @@ fn check_drain(
     }
     let drain_seconds = started.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(1));
-    let after = testkit::totals::Totals::read(valkey)?;
+    let after = probe.counted()?;
     let counted = after.sales - before.sales;
     Ok(PipelineCheck {
         sales_counted: counted,
+        counted_by: probe.source().to_string(),
         lost: (accepted_sales - counted).max(0),
         duplicated: (counted - accepted_sales).max(0),
-        aggregates_match: accepted.map(|accepted| {
-            after.units - before.units == accepted.units
-                && after.amount_cents - before.amount_cents == accepted.amount_cents
-        }),
+        aggregates_match: match (
+            accepted,
+            after.units,
+            before.units,
+            after.amount_cents,
+            before.amount_cents,
+        ) {
+            (
+                Some(accepted),
+                Some(units),
+                Some(units_before),
+                Some(amount),
+                Some(amount_before),
+            ) => Some(
+                units - units_before == accepted.units
+                    && amount - amount_before == accepted.amount_cents,
+            ),
+            _ => None,
+        },
         drain_seconds,
         drained,
         sale_to_valkey_ms: None,
@@ -421,16 +393,12 @@ struct LagSampler {
 }
 
 impl LagSampler {
-    fn start(target: &str, local: &LocalState) -> anyhow::Result<LagSampler> {
-        let mut valkey = local.valkey()?;
+    fn start(target: &str, mut probe: Box<dyn PipelineProbe>) -> LagSampler {
         let target = target.to_string();
-        let counted = |valkey: &mut redis::Connection| {
-            testkit::totals::Totals::read(valkey)
-                .ok()
-                .map(|totals| totals.sales)
-        };
+        let counted =
+            |probe: &mut Box<dyn PipelineProbe>| probe.counted().ok().map(|counted| counted.sales);
         let accepted_start = gateway_sales_accepted(&target);
-        let counted_start = counted(&mut valkey);
+        let counted_start = counted(&mut probe);
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = stop.clone();
         let thread = std::thread::spawn(move || {
@@ -441,7 +409,7 @@ impl LagSampler {
                 // Accepted first: a sale accepted after this read and
                 // counted before the next one cannot make the lag negative.
                 let accepted = gateway_sales_accepted(&target);
-                let now_counted = counted(&mut valkey);
+                let now_counted = counted(&mut probe);
                 if let (Some(accepted), Some(now_counted)) = (accepted, now_counted) {
                     let lag = (accepted - accepted_start) - (now_counted - counted_start);
                     max_lag = max_lag.max(lag);
@@ -449,7 +417,7 @@ impl LagSampler {
             }
             Some(max_lag)
         });
-        Ok(LagSampler { stop, thread })
+        LagSampler { stop, thread }
     }
 
     fn finish(self) -> Option<i64> {
@@ -489,7 +457,10 @@ pub fn to_text(report: &LoadtestReport) -> String {
     out.push_str(&format!("sales accepted  {}\n", report.sales_accepted));
     match &report.pipeline {
         Some(check) => {
-            out.push_str(&format!("sales counted   {}\n", check.sales_counted));
+            out.push_str(&format!(
+                "sales counted   {} (by {})\n",
+                check.sales_counted, check.counted_by
+            ));
             out.push_str(&format!("lost            {}\n", check.lost));
             out.push_str(&format!("duplicated      {}\n", check.duplicated));
             out.push_str(&format!(
@@ -497,7 +468,7 @@ pub fn to_text(report: &LoadtestReport) -> String {
                 match check.aggregates_match {
                     Some(true) => "units and amounts match",
                     Some(false) => "units or amounts DIFFER",
-                    None => "not checked (the engine does not know the payloads)",
+                    None => "not checked (the engine does not know the payloads, or the count is not Valkey's)",
                 }
             ));
             out.push_str(&format!(
@@ -759,6 +730,7 @@ mod tests {
                 ],
                 pipeline: Some(PipelineCheck {
                     sales_counted: counted,
+                    counted_by: "Valkey".into(),
                     lost: 1000 - counted,
                     duplicated: 0,
                     aggregates_match: Some(counted == 1000),

@@ -189,10 +189,11 @@ enum Command {
         #[arg(long, value_name = "URL")]
         target: Option<String>,
         /// Send the load to the cluster's external address, as `bfctl
-        /// status` reports it (the Gateway's or Ingress's). There the
-        /// report has no accepted-vs-counted check: Valkey runs inside the
-        /// cluster's VM.
-        #[arg(long, conflicts_with_all = ["target", "consumer_replicas"])]
+        /// status` reports it (the Gateway's or Ingress's). With
+        /// --consumer-replicas: scale the consumer Deployment for each
+        /// count, and count sales by the consumers' own counters (Valkey
+        /// runs inside the cluster's VM).
+        #[arg(long, conflicts_with = "target")]
         cluster: bool,
         /// Seconds to wait for the pipeline to drain afterwards.
         #[arg(long, default_value_t = 120, value_name = "SECONDS")]
@@ -643,7 +644,17 @@ fn loadtest_command(
         "loadtest: {} users for {} s against {}",
         users, duration, options.target
     );
-    let report = bfctl::loadtest::run_with(&options, engine, local.as_ref())?;
+    let mut probe = local
+        .as_ref()
+        .map(bfctl::probe::LocalProbe::new)
+        .transpose()?;
+    let report = bfctl::loadtest::run_with(
+        &options,
+        engine,
+        probe
+            .as_mut()
+            .map(|p| p as &mut dyn bfctl::probe::PipelineProbe),
+    )?;
     if let Some(parent) = chart.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
@@ -706,20 +717,98 @@ fn replicas_command(
             seed: 2026,
             rate: None,
         };
-        let report = bfctl::loadtest::run(&load, Some(&started))?;
+        let mut probe = bfctl::probe::LocalProbe::new(&started)?;
+        let report = bfctl::loadtest::run(&load, Some(&mut probe))?;
         eprint!("{}", bfctl::loadtest::to_text(&report));
         runs.push(ReplicaRun { consumers, report });
     }
+    write_replica_report(cli, report_dir, &runs)
+}
+
+/// `loadtest --consumer-replicas LIST --cluster`: for each count, scale the
+/// consumer Deployment, wait until it is ready and the group has settled,
+/// and load the cluster's external address the same way; the count comes
+/// from the consumers' own counters (see `bfctl::probe`). The Deployment is
+/// put back to `consumer.replicas` from bfctl.yaml afterwards.
+fn replicas_cluster_command(
+    cli: &Cli,
+    list: &str,
+    report_dir: &Path,
+    users: usize,
+    duration: u64,
+    drain_timeout: u64,
+) -> anyhow::Result<()> {
+    use bfctl::loadtest::{self, ReplicaRun};
+    let counts = loadtest::parse_replicas(list)?;
+    let config = cli.load_config()?;
+    let target = cluster_target(cli)?;
+    let runtime = std::sync::Arc::new(runtime()?);
+    let cluster = runtime.block_on(deploy::connect(&config, &cli.target(false)))?;
+    let partitions = config.kafka.partitions.0;
+    let settle = std::time::Duration::from_secs(600);
+    let note = |message: String| eprintln!("replicas: {message}");
+    let mut runs = Vec::new();
+    let mut outcome = Ok(());
+    for consumers in counts {
+        note(format!("scaling the consumers to {consumers}"));
+        let replicas = i32::try_from(consumers).context("replica count")?;
+        if let Err(error) = runtime.block_on(bfctl::probe::scale_consumers(
+            &cluster, replicas, partitions, settle, &note,
+        )) {
+            outcome = Err(error);
+            break;
+        }
+        let load = bfctl::loadtest::LoadtestOptions {
+            target: target.clone(),
+            users,
+            duration: std::time::Duration::from_secs(duration),
+            drain_timeout: std::time::Duration::from_secs(drain_timeout),
+            seed: 2026,
+            rate: None,
+        };
+        let mut probe = bfctl::probe::ClusterProbe::new(runtime.clone(), cluster.clone());
+        match bfctl::loadtest::run(&load, Some(&mut probe)) {
+            Ok(report) => {
+                eprint!("{}", bfctl::loadtest::to_text(&report));
+                runs.push(ReplicaRun { consumers, report });
+            }
+            Err(error) => {
+                outcome = Err(error);
+                break;
+            }
+        }
+    }
+    let configured = i32::try_from(config.consumer.replicas.0).context("consumer.replicas")?;
+    note(format!(
+        "putting the consumers back to {configured} (consumer.replicas)"
+    ));
+    runtime.block_on(cluster.scale_deployment(
+        cluster.default_namespace(),
+        "consumer",
+        configured,
+    ))?;
+    outcome?;
+    write_replica_report(cli, report_dir, &runs)
+}
+
+/// Writes replicas.md and replicas.svg, prints them (or JSON), and fails
+/// when a run lost or duplicated sales.
+fn write_replica_report(
+    cli: &Cli,
+    report_dir: &Path,
+    runs: &[bfctl::loadtest::ReplicaRun],
+) -> anyhow::Result<()> {
+    use bfctl::loadtest;
     std::fs::create_dir_all(report_dir)
         .with_context(|| format!("creating {}", report_dir.display()))?;
-    let table = loadtest::replica_table(&runs);
+    let table = loadtest::replica_table(runs);
     std::fs::write(report_dir.join("replicas.md"), &table)?;
     std::fs::write(
         report_dir.join("replicas.svg"),
-        loadtest::replica_chart(&runs),
+        loadtest::replica_chart(runs),
     )?;
     if matches!(cli.output, Output::Json) {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
+        println!("{}", serde_json::to_string_pretty(runs)?);
     } else {
         print!("{table}");
         println!(
@@ -979,9 +1068,19 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             users,
             duration,
             drain_timeout,
+            consumer_replicas: Some(list),
+            report_dir,
+            cluster: true,
+            ..
+        } => replicas_cluster_command(cli, list, report_dir, *users, *duration, *drain_timeout),
+        Command::Loadtest {
+            users,
+            duration,
+            drain_timeout,
             local_dir,
             consumer_replicas: Some(list),
             report_dir,
+            cluster: false,
             ..
         } => replicas_command(
             cli,

@@ -49,8 +49,7 @@ pub struct ConsumerHealth {
     pub error: Option<String>,
 }
 
-/// The consumer's metrics port (consumer.yaml, METRICS_LISTEN).
-const CONSUMER_METRICS_PORT: u16 = 9090;
+use crate::probe::CONSUMER_METRICS_PORT;
 
 /// Reads lag and Valkey health from every running consumer pod.
 pub async fn pipeline_health(cluster: &Cluster) -> anyhow::Result<PipelineHealth> {

@@ -188,6 +188,144 @@ async fn up_again_status_and_teardown_through_the_binary() {
     api.stop();
 }
 
+/// Keeps real consumer processes in step with the fake `consumer`
+/// Deployment's replica count and shows each one's metrics as its pod's,
+/// so that scaling the Deployment scales a real consumer group.
+fn follow_the_consumer_deployment(
+    api: FakeApiServer,
+    stop: std::sync::mpsc::Receiver<()>,
+    gateway: std::sync::mpsc::Sender<Result<String, String>>,
+) {
+    // The processes die with the thread that started them: this one.
+    let mut pipeline =
+        match testkit::pipeline::Pipeline::start(testkit::pipeline::PipelineOptions {
+            consumers: 1,
+            ..Default::default()
+        }) {
+            Ok(pipeline) => pipeline,
+            Err(error) => {
+                let _ = gateway.send(Err(format!("{error:#}")));
+                return;
+            }
+        };
+    let _ = gateway.send(pipeline.gateway_url().map_err(|e| e.to_string()));
+    while stop.try_recv().is_err() {
+        let wanted = api
+            .get("Deployment", "blackfriday", "consumer")
+            .and_then(|d| d["spec"]["replicas"].as_u64())
+            .unwrap_or(1) as usize;
+        while pipeline.consumers.len() < wanted {
+            if pipeline.add_consumer().is_err() {
+                break;
+            }
+        }
+        pipeline.consumers.truncate(wanted);
+        for (index, consumer) in pipeline.consumers.iter().enumerate() {
+            if let Ok((_, body)) = testkit::pipeline::http_get(consumer.metrics_port, "/metrics") {
+                api.set_pod_metrics_for(&format!("consumer-{index}"), &body);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_replicas_scale_the_deployment_and_count_by_the_consumers() {
+    let files = release_files();
+    let pins: String = files
+        .iter()
+        .map(|(name, bytes)| format!("    {name}: {}\n", sha256_hex(bytes)))
+        .collect();
+    let (mirror, _) = serve_files(files).await;
+    let api =
+        FakeApiServer::start(Duration::from_millis(100), "gke-l7-global-external-managed").await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(dir.path());
+    std::fs::write(
+        dir.path().join("bfctl.yaml"),
+        format!(
+            "registry:\n  url: zot.example.com/bf\ncarnet: \"201900006\"\nconsumer:\n  replicas: 1\noperators:\n  mirror: {mirror}\n  sha256:\n{pins}"
+        ),
+    )
+    .unwrap();
+    let (gateway_sender, gateway) = std::sync::mpsc::channel();
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let follower = {
+        let api = api.clone();
+        std::thread::spawn(move || follow_the_consumer_deployment(api, stopped, gateway_sender))
+    };
+    let gateway_url = tokio::task::spawn_blocking(move || gateway.recv().unwrap())
+        .await
+        .unwrap()
+        .expect("a local pipeline behind the fake cluster");
+    api.set_gateway_address(gateway_url.trim_start_matches("http://"));
+    let up = bfctl(
+        dir.path(),
+        &kubeconfig,
+        &["up", "--skip-build", "--timeout", "30"],
+    )
+    .await;
+    assert_eq!(up.code, 0, "{}", up.stderr);
+
+    let reports = dir.path().join("reports");
+    let compared = bfctl(
+        dir.path(),
+        &kubeconfig,
+        &[
+            "loadtest",
+            "--cluster",
+            "--consumer-replicas",
+            "1,2",
+            "--users",
+            "5",
+            "--duration",
+            "2",
+            "--report-dir",
+            reports.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(compared.code, 0, "{}", compared.stderr);
+    assert!(
+        compared
+            .stderr
+            .contains("partitions owned: consumer-0: 3, consumer-1: 3 (of 6)")
+            || compared.stderr.contains("consumer-1: 3, consumer-0: 3"),
+        "{}",
+        compared.stderr
+    );
+    let scaled: Vec<String> = api
+        .log()
+        .into_iter()
+        .filter(|line| line.starts_with("SCALE"))
+        .collect();
+    assert_eq!(
+        scaled,
+        [
+            "SCALE Deployment blackfriday/consumer 1",
+            "SCALE Deployment blackfriday/consumer 2",
+            "SCALE Deployment blackfriday/consumer 1",
+        ],
+        "scaled per count, then back to consumer.replicas"
+    );
+    let table = std::fs::read_to_string(reports.join("replicas.md")).unwrap();
+    assert_eq!(table.lines().count(), 4, "{table}");
+    for row in table.lines().skip(2) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert!(cells[4].parse::<i64>().unwrap() > 0, "{row}");
+        assert_eq!(
+            cells[4], cells[5],
+            "accepted = counted by the consumers: {row}"
+        );
+        assert_eq!((cells[6], cells[7]), ("0", "0"), "{row}");
+    }
+    stop.send(()).unwrap();
+    tokio::task::spawn_blocking(move || follower.join().unwrap())
+        .await
+        .unwrap();
+    api.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_cluster_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

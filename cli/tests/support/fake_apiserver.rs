@@ -68,6 +68,8 @@ struct Inner {
     pod_metrics: String,
     /// The address a Gateway reports once Programmed (empty: 203.0.113.10).
     gateway_address: String,
+    /// Per-pod metrics, overriding `pod_metrics` for that pod.
+    pod_metrics_by_pod: BTreeMap<String, String>,
 }
 
 /// The server's shared state, also held by the test.
@@ -258,6 +260,13 @@ impl FakeApiServer {
         self.lock().gateway_address = address.to_string();
     }
 
+    /// What one pod's metrics endpoint answers (through the proxy).
+    pub fn set_pod_metrics_for(&self, pod: &str, body: &str) {
+        self.lock()
+            .pod_metrics_by_pod
+            .insert(pod.to_string(), body.to_string());
+    }
+
     /// What the pods' metrics endpoints answer (through the proxy).
     pub fn set_pod_metrics(&self, body: &str) {
         self.lock().pod_metrics = body.to_string();
@@ -376,6 +385,47 @@ fn describe(object: &Value) -> String {
 fn condition(kind: &str, ready: bool, reason: &str, message: &str, generation: i64) -> Value {
     json!({"type": kind, "status": if ready { "True" } else { "False" },
            "reason": reason, "message": message, "observedGeneration": generation})
+}
+
+/// `PATCH deployments/NAME/scale` (a merge patch of `spec.replicas`): the
+/// Deployment's replicas change and its controller catches up.
+fn scale(inner: &mut Inner, namespace: &str, name: &str, body: &Bytes) -> Response {
+    let Some(replicas) = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|patch| patch["spec"]["replicas"].as_i64())
+    else {
+        return status_response(StatusCode::BAD_REQUEST, "BadRequest", "no spec.replicas");
+    };
+    let key = (
+        "apps".to_string(),
+        "deployments".to_string(),
+        namespace.to_string(),
+        name.to_string(),
+    );
+    inner.resource_version += 1;
+    let resource_version = inner.resource_version;
+    let Some(stored) = inner.objects.get_mut(&key) else {
+        return status_response(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("deployments.apps \"{name}\" not found"),
+        );
+    };
+    stored.object["spec"]["replicas"] = replicas.into();
+    let generation = stored.object["metadata"]["generation"]
+        .as_i64()
+        .unwrap_or(1)
+        + 1;
+    stored.object["metadata"]["generation"] = generation.into();
+    stored.object["metadata"]["resourceVersion"] = resource_version.to_string().into();
+    stored.changed = Instant::now();
+    inner
+        .log
+        .push(format!("SCALE Deployment {namespace}/{name} {replicas}"));
+    axum::Json(json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"replicas": replicas}, "status": {"replicas": replicas}}))
+    .into_response()
 }
 
 /// The simulated controllers: one pass.
@@ -547,18 +597,30 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
             }
         }
     }
-    // Pods go with their Deployment.
-    let deployments: BTreeSet<(String, String)> = inner
+    // Pods go with their Deployment, and those beyond its replica count
+    // (pod `NAME-INDEX`) go when it is scaled down.
+    let deployments: BTreeMap<(String, String), i64> = inner
         .objects
-        .keys()
-        .filter(|k| k.1 == "deployments")
-        .map(|k| (k.2.clone(), k.3.clone()))
+        .iter()
+        .filter(|(k, _)| k.1 == "deployments")
+        .map(|(k, s)| {
+            let replicas = s.object["spec"]["replicas"].as_i64().unwrap_or(1);
+            ((k.2.clone(), k.3.clone()), replicas)
+        })
         .collect();
     inner.objects.retain(|k, s| {
-        k.1 != "pods"
-            || s.object["metadata"]["ownerReferences"][0]["name"]
-                .as_str()
-                .is_some_and(|owner| deployments.contains(&(k.2.clone(), owner.to_string())))
+        if k.1 != "pods" {
+            return true;
+        }
+        let Some(owner) = s.object["metadata"]["ownerReferences"][0]["name"].as_str() else {
+            return false;
+        };
+        let Some(replicas) = deployments.get(&(k.2.clone(), owner.to_string())) else {
+            return false;
+        };
+        k.3.strip_prefix(&format!("{owner}-"))
+            .and_then(|index| index.parse::<i64>().ok())
+            .is_none_or(|index| index < *replicas)
     });
     for resource in new_resources {
         if !inner.resources.iter().any(|r| {
@@ -678,7 +740,12 @@ fn objects(
                 .keys()
                 .any(|k| k.1 == "pods" && k.2 == *ns && k.3 == pod);
             return if exists {
-                inner.pod_metrics.clone().into_response()
+                inner
+                    .pod_metrics_by_pod
+                    .get(pod)
+                    .unwrap_or(&inner.pod_metrics)
+                    .clone()
+                    .into_response()
             } else {
                 status_response(
                     StatusCode::NOT_FOUND,
@@ -686,6 +753,9 @@ fn objects(
                     &format!("pods \"{pod}\" not found"),
                 )
             };
+        }
+        ["namespaces", ns, "deployments", name, "scale"] if method == Method::PATCH => {
+            return scale(inner, ns, name, body);
         }
         ["namespaces", ns, plural] => (Some(ns.to_string()), plural.to_string(), None),
         ["namespaces", ns, plural, name] => (

@@ -1,0 +1,300 @@
+//! Where a load test reads what the pipeline did with the sales it sent:
+//! how many were counted, and how long each took to reach Valkey.
+//!
+//! * [`LocalProbe`]: the local pipeline. Valkey itself (`bf:stats`: sales,
+//!   units and amounts) and the consumers' metrics endpoints.
+//! * [`ClusterProbe`]: a cluster. Valkey runs inside a KubeVirt VM that
+//!   nothing outside reaches, so the count is the consumers' own
+//!   `bf_consumer_sales_applied_total` (sales applied to Valkey, in atomic
+//!   batches fenced by offset), summed over the running consumer pods and
+//!   read through the API server's pod proxy. Units and amounts are not
+//!   known there.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::cluster::Cluster;
+use crate::local::LocalState;
+
+/// What has been counted so far (monotonic while nothing restarts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counted {
+    pub sales: i64,
+    /// Units and amounts, when the probe sees Valkey's aggregates.
+    pub units: Option<i64>,
+    pub amount_cents: Option<i64>,
+}
+
+/// Reads what the pipeline counted.
+pub trait PipelineProbe: Send {
+    /// Where the count comes from, for the report.
+    fn source(&self) -> &'static str;
+    fn counted(&mut self) -> anyhow::Result<Counted>;
+    /// The consumers' `bf_consumer_sale_to_valkey_seconds` buckets, summed:
+    /// upper bound in seconds (`inf` for +Inf) → cumulative count.
+    fn sale_to_valkey_buckets(&mut self) -> Vec<(f64, f64)>;
+    /// A second probe of the same pipeline (for a sampling thread).
+    fn another(&self) -> anyhow::Result<Box<dyn PipelineProbe>>;
+}
+
+/// The local pipeline's Valkey and consumers.
+pub struct LocalProbe {
+    state: LocalState,
+    valkey: redis::Connection,
+}
+
+impl LocalProbe {
+    pub fn new(state: &LocalState) -> anyhow::Result<LocalProbe> {
+        Ok(LocalProbe {
+            valkey: state.valkey()?,
+            state: state.clone(),
+        })
+    }
+}
+
+impl PipelineProbe for LocalProbe {
+    fn source(&self) -> &'static str {
+        "Valkey"
+    }
+
+    fn counted(&mut self) -> anyhow::Result<Counted> {
+        let totals = testkit::totals::Totals::read(&mut self.valkey)?;
+        Ok(Counted {
+            sales: totals.sales,
+            units: Some(totals.units),
+            amount_cents: Some(totals.amount_cents),
+        })
+    }
+
+    fn sale_to_valkey_buckets(&mut self) -> Vec<(f64, f64)> {
+        let Ok(client) = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+        else {
+            return Vec::new();
+        };
+        let bodies: Vec<String> = self
+            .state
+            .processes
+            .iter()
+            .filter(|p| p.name.starts_with("consumer"))
+            .filter_map(|p| p.metrics_url())
+            .filter_map(|url| client.get(url).send().and_then(|r| r.text()).ok())
+            .collect();
+        sum_buckets(&bodies)
+    }
+
+    fn another(&self) -> anyhow::Result<Box<dyn PipelineProbe>> {
+        Ok(Box::new(LocalProbe::new(&self.state)?))
+    }
+}
+
+/// A cluster's consumer pods, through the API server.
+pub struct ClusterProbe {
+    runtime: Arc<tokio::runtime::Runtime>,
+    cluster: Cluster,
+}
+
+/// The consumer's metrics port (consumer.yaml, METRICS_LISTEN).
+pub const CONSUMER_METRICS_PORT: u16 = 9090;
+
+impl ClusterProbe {
+    /// Blocking calls go through `runtime` (never call from inside it).
+    pub fn new(runtime: Arc<tokio::runtime::Runtime>, cluster: Cluster) -> ClusterProbe {
+        ClusterProbe { runtime, cluster }
+    }
+
+    /// Each running consumer pod's name and /metrics body (pods that do not
+    /// answer are skipped).
+    pub fn consumer_metrics(&self) -> anyhow::Result<Vec<(String, String)>> {
+        self.runtime.block_on(consumer_metrics(&self.cluster))
+    }
+}
+
+/// Each running consumer pod's name and /metrics body, in the cluster's
+/// default namespace.
+pub async fn consumer_metrics(cluster: &Cluster) -> anyhow::Result<Vec<(String, String)>> {
+    let namespace = cluster.default_namespace().to_string();
+    let pods = cluster
+        .list("v1", "Pod", "app.kubernetes.io/name=consumer")
+        .await
+        .context("listing the consumer pods")?;
+    let mut bodies = Vec::new();
+    for pod in pods {
+        if pod.pointer("/metadata/namespace").and_then(Value::as_str) != Some(&namespace)
+            || pod.pointer("/status/phase").and_then(Value::as_str) != Some("Running")
+            || pod.pointer("/metadata/deletionTimestamp").is_some()
+        {
+            continue;
+        }
+        let Some(name) = pod.pointer("/metadata/name").and_then(Value::as_str) else {
+            continue;
+        };
+        if let Ok(body) = cluster
+            .pod_proxy_get(&namespace, name, CONSUMER_METRICS_PORT, "metrics")
+            .await
+        {
+            bodies.push((name.to_string(), body));
+        }
+    }
+    Ok(bodies)
+}
+
+impl PipelineProbe for ClusterProbe {
+    fn source(&self) -> &'static str {
+        "the consumers' applied-sales counters"
+    }
+
+    fn counted(&mut self) -> anyhow::Result<Counted> {
+        let bodies = self.consumer_metrics()?;
+        Ok(Counted {
+            sales: bodies
+                .iter()
+                .map(|(_, body)| {
+                    testkit::pipeline::sum_metric(body, "bf_consumer_sales_applied_total") as i64
+                })
+                .sum(),
+            units: None,
+            amount_cents: None,
+        })
+    }
+
+    fn sale_to_valkey_buckets(&mut self) -> Vec<(f64, f64)> {
+        let bodies: Vec<String> = self
+            .consumer_metrics()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, body)| body)
+            .collect();
+        sum_buckets(&bodies)
+    }
+
+    fn another(&self) -> anyhow::Result<Box<dyn PipelineProbe>> {
+        Ok(Box::new(ClusterProbe {
+            runtime: self.runtime.clone(),
+            cluster: self.cluster.clone(),
+        }))
+    }
+}
+
+/// Scales the `consumer` Deployment to `replicas`, waits until it is ready
+/// (the same rule as `bfctl up`), then until the running consumer pods are
+/// exactly `replicas` and own every one of `partitions` between them, each
+/// at least one (when there are enough partitions), for a second: the group
+/// has settled and a load test measures the pipeline, not a rebalance.
+pub async fn scale_consumers(
+    cluster: &Cluster,
+    replicas: i32,
+    partitions: i64,
+    timeout: Duration,
+    note: &dyn Fn(String),
+) -> anyhow::Result<()> {
+    let namespace = cluster.default_namespace().to_string();
+    cluster
+        .scale_deployment(&namespace, "consumer", replicas)
+        .await?;
+    let deployment = crate::cluster::ObjectRef {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        namespace: Some(namespace.clone()),
+        name: "consumer".into(),
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let state = match cluster.get(&deployment).await? {
+            Some(live) => crate::readiness::assess(&deployment, &live),
+            None => crate::readiness::Readiness::Failed(format!("{deployment} does not exist")),
+        };
+        match state {
+            crate::readiness::Readiness::Ready => break,
+            crate::readiness::Readiness::Failed(message) => anyhow::bail!("{message}"),
+            crate::readiness::Readiness::Waiting(message) => last = message,
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{deployment} not ready after {}s: {last}",
+            timeout.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    note(format!("{deployment} has {replicas} ready replicas"));
+    let mut settled_since: Option<std::time::Instant> = None;
+    loop {
+        let owned: Vec<(String, i64)> = consumer_metrics(cluster)
+            .await?
+            .into_iter()
+            .map(|(pod, body)| {
+                let owned =
+                    testkit::pipeline::sum_metric(&body, "bf_consumer_assigned_partitions") as i64;
+                (pod, owned)
+            })
+            .collect();
+        let summary = owned
+            .iter()
+            .map(|(pod, n)| format!("{pod}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if summary != last {
+            note(format!("partitions owned: {summary} (of {partitions})"));
+            last = summary.clone();
+        }
+        let total: i64 = owned.iter().map(|(_, n)| n).sum();
+        let everyone = i64::from(replicas) > partitions || owned.iter().all(|(_, n)| *n > 0);
+        if owned.len() == replicas as usize && total == partitions && everyone {
+            let since = *settled_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() >= Duration::from_secs(1) {
+                return Ok(());
+            }
+        } else {
+            settled_since = None;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the consumer group did not settle within {}s; partitions owned: {summary} (of {partitions})",
+            timeout.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Sums the sale-to-Valkey histogram buckets of several consumers' bodies.
+pub fn sum_buckets(bodies: &[String]) -> Vec<(f64, f64)> {
+    let mut sums: Vec<(f64, f64)> = Vec::new();
+    for line in bodies.iter().flat_map(|body| body.lines()) {
+        let Some(rest) = line.strip_prefix("bf_consumer_sale_to_valkey_seconds_bucket{le=\"")
+        else {
+            continue;
+        };
+        let Some((bound, count)) = rest.split_once("\"} ") else {
+            continue;
+        };
+        let bound = if bound == "+Inf" {
+            f64::INFINITY
+        } else {
+            bound.parse().unwrap_or(f64::NAN)
+        };
+        let count: f64 = count.trim().parse().unwrap_or(0.0);
+        match sums.iter_mut().find(|(b, _)| *b == bound) {
+            Some(entry) => entry.1 += count,
+            None => sums.push((bound, count)),
+        }
+    }
+    sums.sort_by(|a, b| a.0.total_cmp(&b.0));
+    sums
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_of_several_consumers_add_up() {
+        let a = "bf_consumer_sale_to_valkey_seconds_bucket{le=\"0.1\"} 3\nbf_consumer_sale_to_valkey_seconds_bucket{le=\"+Inf\"} 4\n".to_string();
+        let b = "# HELP x\nbf_consumer_sale_to_valkey_seconds_bucket{le=\"0.1\"} 1\nbf_consumer_sale_to_valkey_seconds_bucket{le=\"+Inf\"} 1\n".to_string();
+        assert_eq!(sum_buckets(&[a, b]), vec![(0.1, 4.0), (f64::INFINITY, 5.0)]);
+    }
+}
