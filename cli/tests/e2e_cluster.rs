@@ -4,7 +4,8 @@
 //! default test command runs.
 //!
 //! It runs `bfctl up`, a second `up` that must change nothing, `status
-//! --output json` that must be healthy, and `teardown` (skipped with
+//! --output json` that must be healthy, a short `loadtest --cluster
+//! --consumer-replicas 1,2`, and `teardown` (skipped with
 //! `BFCTL_E2E_KEEP=1`). It creates real cloud resources (load balancers,
 //! volumes): point it at a throwaway cluster.
 
@@ -58,6 +59,27 @@ fn up_status_teardown_on_a_real_cluster() {
         status["externalUrl"].is_string(),
         "no external URL: {stdout}"
     );
+    // A short replica comparison: the Deployment scaled to 1, then 2
+    // consumers, each loaded through the external address, every accepted
+    // sale counted by the consumers (then back to consumer.replicas).
+    let reports = std::env::temp_dir().join("bfctl-e2e-reports");
+    let (ok, _) = bfctl(
+        &kubeconfig,
+        &config,
+        &[
+            "loadtest",
+            "--cluster",
+            "--consumer-replicas",
+            "1,2",
+            "--users",
+            "20",
+            "--duration",
+            "10",
+            "--report-dir",
+            reports.to_str().expect("a UTF-8 temporary directory"),
+        ],
+    );
+    assert!(ok, "the replica comparison on the cluster failed");
     if std::env::var("BFCTL_E2E_KEEP").as_deref() != Ok("1") {
         let (ok, stdout) = bfctl(&kubeconfig, &config, &["teardown", "--timeout", "1800"]);
         assert!(ok, "teardown left objects: {stdout}");
