@@ -1,6 +1,7 @@
 //! Where `up --local` gets its broker and Valkey: servers named in the
-//! configuration (used, checked, never stopped) and Valkey from a container
-//! image through the real Docker Engine. Everything on 127.0.0.1.
+//! configuration (used, checked, never stopped), and container images run
+//! through the real Docker Engine (images built here, since none can be
+//! pulled). Everything on 127.0.0.1.
 
 use std::path::Path;
 use std::process::Command;
@@ -163,40 +164,51 @@ fn valkey_pids_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// A Valkey image made here without a registry: `FROM scratch` with the
-/// host's own valkey-server and the libraries it links. It stands in for
-/// `valkey/valkey`, which cannot be pulled here; bfctl runs it exactly as it
-/// runs the official one (`valkey-server --requirepass … --dir /data`).
-fn build_host_valkey_image(tag: &str, context: &Path) -> Result<(), String> {
-    let server = which("valkey-server").ok_or("valkey-server is not on PATH")?;
+/// An image made here without a registry: `FROM scratch` with host
+/// programs (found on PATH) and the libraries they link, under the same
+/// paths, plus `files` (path in the image, contents; made executable), with
+/// `entrypoint` if given.
+fn build_host_image(
+    tag: &str,
+    context: &Path,
+    programs: &[&str],
+    files: &[(&str, &str)],
+    entrypoint: Option<&str>,
+) -> Result<(), String> {
     let rootfs = context.join("rootfs");
-    let mut files = vec![server.clone()];
-    let ldd = Command::new("ldd")
-        .arg(&server)
-        .output()
-        .map_err(|e| format!("ldd: {e}"))?;
-    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
-        // "libx.so => /lib/x86_64-linux-gnu/libx.so (0x…)" or "/lib64/ld-linux… (0x…)"
-        if let Some(path) = line.split_whitespace().find(|word| word.starts_with('/')) {
-            files.push(Path::new(path).to_path_buf());
+    for program in programs {
+        let binary = which(program).ok_or(format!("{program} is not on PATH"))?;
+        let ldd = Command::new("ldd")
+            .arg(&binary)
+            .output()
+            .map_err(|e| format!("ldd: {e}"))?;
+        let mut copies = vec![(binary.clone(), Path::new("/usr/bin").join(program))];
+        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+            // "libx.so => /lib/x86_64-linux-gnu/libx.so (0x…)" or "/lib64/ld-linux… (0x…)"
+            if let Some(path) = line.split_whitespace().find(|word| word.starts_with('/')) {
+                copies.push((Path::new(path).to_path_buf(), Path::new(path).to_path_buf()));
+            }
+        }
+        for (from, to) in copies {
+            let target = rootfs.join(to.strip_prefix("/").unwrap());
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            // Copies the file behind a symlink.
+            std::fs::copy(&from, &target)
+                .map_err(|e| format!("copying {}: {e}", from.display()))?;
         }
     }
-    for file in &files {
-        let target = rootfs.join(file.strip_prefix("/").unwrap());
+    for (path, contents) in files {
+        let target = rootfs.join(path.trim_start_matches('/'));
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        // Copy the file behind a symlink.
-        std::fs::copy(file, &target).map_err(|e| format!("copying {}: {e}", file.display()))?;
+        std::fs::write(&target, contents).unwrap();
+        std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
     }
-    let binary = rootfs.join("usr/bin/valkey-server");
-    if !binary.exists() {
-        std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
-        std::fs::copy(&server, &binary).unwrap();
+    let mut dockerfile = String::from("FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/bin\n");
+    if let Some(entrypoint) = entrypoint {
+        dockerfile.push_str(&format!("ENTRYPOINT [\"{entrypoint}\"]\n"));
     }
-    std::fs::write(
-        context.join("Dockerfile"),
-        "FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/bin\n",
-    )
-    .unwrap();
+    std::fs::write(context.join("Dockerfile"), dockerfile).unwrap();
     let built = Command::new("docker")
         .args(["build", "-q", "-t", tag])
         .arg(context)
@@ -209,6 +221,38 @@ fn build_host_valkey_image(tag: &str, context: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Stands in for `valkey/valkey`, which cannot be pulled here: the host's
+/// valkey-server. bfctl runs it exactly as it runs the official one
+/// (`valkey-server --requirepass … --dir /data`).
+fn build_valkey_image(tag: &str, context: &Path) -> Result<(), String> {
+    build_host_image(tag, context, &["valkey-server"], &[], None)
+}
+
+/// Stands in for `apache/kafka`: the part of its environment contract that
+/// bfctl relies on (`KAFKA_LISTENERS`, `KAFKA_ADVERTISED_LISTENERS`,
+/// `KAFKA_LOG_DIRS` in a bind mount, KRaft combined roles), served by the
+/// host's tansu. What it cannot show is that Apache Kafka itself accepts
+/// the rest of bfctl's settings.
+fn build_kafka_image(tag: &str, context: &Path) -> Result<(), String> {
+    let entrypoint = r#"#!/usr/bin/bash
+set -eu
+advertised=${KAFKA_ADVERTISED_LISTENERS#PLAINTEXT://}
+listener=${KAFKA_LISTENERS%%,*}
+port=${listener##*:}
+[ "$KAFKA_PROCESS_ROLES" = "broker,controller" ] || { echo "KRaft combined mode expected"; exit 1; }
+exec tansu broker --listener-url "tcp://0.0.0.0:$port" \
+  --advertised-listener-url "tcp://$advertised" \
+  --storage-engine "sqlite:///$KAFKA_LOG_DIRS/tansu.db"
+"#;
+    build_host_image(
+        tag,
+        context,
+        &["bash", "tansu"],
+        &[("/etc/kafka/docker/run", entrypoint)],
+        Some("/etc/kafka/docker/run"),
+    )
 }
 
 fn which(program: &str) -> Option<std::path::PathBuf> {
@@ -227,14 +271,15 @@ fn docker_answers() -> bool {
 }
 
 #[test]
-fn valkey_runs_from_a_container_image_and_is_removed_by_teardown() {
+fn broker_and_valkey_run_from_container_images_and_are_removed_by_teardown() {
     if !docker_answers() {
         eprintln!("skipped: no Docker Engine answers here");
         return;
     }
     let temp = tempfile::tempdir().unwrap();
-    let tag = "bfctl-test/valkey:host";
-    build_host_valkey_image(tag, &temp.path().join("image")).unwrap();
+    let (valkey_tag, kafka_tag) = ("bfctl-test/valkey:host", "bfctl-test/kafka:tansu");
+    build_valkey_image(valkey_tag, &temp.path().join("valkey-image")).unwrap();
+    build_kafka_image(kafka_tag, &temp.path().join("kafka-image")).unwrap();
     let dir = temp.path().join("local");
     let dir_arg = dir.to_str().unwrap();
     let _teardown = Teardown(&dir);
@@ -253,21 +298,18 @@ fn valkey_runs_from_a_container_image_and_is_removed_by_teardown() {
         "--docker",
         "auto",
         "--valkey-image",
-        tag,
+        valkey_tag,
         "--kafka-image",
-        "bfctl-test/no-such-kafka:none",
+        kafka_tag,
         "--output",
         "json",
     ];
     let up = bfctl(&up_args);
     assert!(up.status.success(), "{}", text(&up));
     let progress = String::from_utf8_lossy(&up.stderr);
-    assert!(
-        progress.contains("image bfctl-test/no-such-kafka:none cannot be had"),
-        "{progress}"
-    );
-    assert!(
-        progress.contains("started container bfctl-local-"),
+    assert_eq!(
+        progress.matches("started container bfctl-local-").count(),
+        2,
         "{progress}"
     );
 
@@ -288,9 +330,10 @@ fn valkey_runs_from_a_container_image_and_is_removed_by_teardown() {
             .cloned()
             .unwrap()
     };
-    assert_eq!(find("valkey")["source"], "container", "{status}");
-    assert_eq!(find("valkey")["running"], true, "{status}");
-    assert_eq!(find("broker")["source"], "process", "{status}");
+    for server in ["broker", "valkey"] {
+        assert_eq!(find(server)["source"], "container", "{status}");
+        assert_eq!(find(server)["running"], true, "{status}");
+    }
 
     let load = bfctl(&[
         "loadtest",
@@ -304,12 +347,13 @@ fn valkey_runs_from_a_container_image_and_is_removed_by_teardown() {
         "json",
     ]);
     counted_exactly(&load, 50);
-    // Valkey's AOF is in the local directory, through the bind mount.
+    // The data is in the local directory, through the bind mounts.
     assert!(
         dir.join("valkey/data/appendonlydir").is_dir(),
         "no AOF under {}",
         dir.display()
     );
+    assert!(dir.join("broker/data/tansu.db").is_file());
 
     // A supervisor killed outright cannot remove its container: teardown does.
     let state: serde_json::Value =
@@ -318,7 +362,7 @@ fn valkey_runs_from_a_container_image_and_is_removed_by_teardown() {
     // SAFETY: kill(2) on the supervisor this test started.
     unsafe { libc::kill(supervisor, libc::SIGKILL) };
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(containers_of(&dir).len(), 1, "the container outlived it");
+    assert_eq!(containers_of(&dir).len(), 2, "the containers outlived it");
     let down = bfctl(&[
         "teardown",
         "--local",
@@ -330,14 +374,13 @@ fn valkey_runs_from_a_container_image_and_is_removed_by_teardown() {
     ]);
     assert!(down.status.success(), "{}", text(&down));
     let down = json(&down);
-    assert!(
-        down["stopped"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s.as_str().unwrap().starts_with("container bfctl-local-")),
-        "{down}"
-    );
+    let removed = down["stopped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s.as_str().unwrap().starts_with("container bfctl-local-"))
+        .count();
+    assert_eq!(removed, 2, "{down}");
     assert!(containers_of(&dir).is_empty(), "container left behind");
 }
 
