@@ -382,6 +382,46 @@ fn broker_and_valkey_run_from_container_images_and_are_removed_by_teardown() {
         .count();
     assert_eq!(removed, 2, "{down}");
     assert!(containers_of(&dir).is_empty(), "container left behind");
+
+    // A container that does not come up: said, removed, and the binary used.
+    let broken = "bfctl-test/kafka:broken";
+    build_host_image(
+        broken,
+        &temp.path().join("broken-image"),
+        &["bash"],
+        &[(
+            "/run",
+            "#!/usr/bin/bash\necho 'this broker refuses to start'\nexit 1\n",
+        )],
+        Some("/run"),
+    )
+    .unwrap();
+    let up = bfctl(&[
+        "up",
+        "--local",
+        "--local-dir",
+        dir_arg,
+        "--gateway-port",
+        &port,
+        "--docker",
+        "auto",
+        "--valkey-image",
+        valkey_tag,
+        "--kafka-image",
+        broken,
+    ]);
+    assert!(up.status.success(), "{}", text(&up));
+    let progress = String::from_utf8_lossy(&up.stderr);
+    assert!(
+        progress.contains("the bfctl-test/kafka:broken container did not come up")
+            && progress.contains("this broker refuses to start")
+            && progress.contains("started tansu"),
+        "{progress}"
+    );
+    assert_eq!(containers_of(&dir).len(), 1, "only Valkey's container runs");
+    let down = bfctl(&["teardown", "--local", "--purge", "--local-dir", dir_arg]);
+    assert!(down.status.success(), "{}", text(&down));
+    assert!(containers_of(&dir).is_empty(), "container left behind");
 }
 
 /// Ids of containers labelled with this local directory.

@@ -9,8 +9,9 @@
 //!    or can be pulled (see [`super::container`]).
 //! 3. **A binary from PATH**: `tansu` with sqlite storage, `valkey-server`.
 //!
-//! Each fallback is said as a note on the step, with the reason. A Valkey
-//! that bfctl starts always gets a generated password and AOF.
+//! Each fallback is said as a note on the step, with the reason: no engine,
+//! an image that cannot be had, or a container that does not come up. A
+//! Valkey that bfctl starts always gets a generated password and AOF.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -148,6 +149,39 @@ async fn usable_image(
     }
 }
 
+/// Runs `spec` and waits until `ready` (blocking) succeeds. A container
+/// that does not come up is removed, and the error carries its last output.
+async fn run_container(
+    docker: &Docker,
+    dir: &Path,
+    spec: &container::ContainerSpec,
+    note: &(dyn Fn(String) + Sync),
+    ready: impl FnOnce() -> anyhow::Result<()> + Send + 'static,
+) -> anyhow::Result<Container> {
+    let started = container::run(docker, dir, spec).await?;
+    note(format!(
+        "started container {} ({})",
+        started.name, started.image
+    ));
+    let exited = async {
+        // A container that stops is not going to answer: fail at once
+        // rather than at the end of the wait.
+        while container::is_running(docker, &started.id).await {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = blocking(ready) => outcome,
+        () = exited => Err(anyhow::anyhow!("the container exited")),
+    };
+    if let Err(error) = outcome {
+        let tail = container::log_tail(docker, &started.id, 30).await;
+        container::remove(docker, &started.id).await;
+        return Err(error.context(format!("container {} log:\n{tail}", started.name)));
+    }
+    Ok(started)
+}
+
 /// The broker, with the `ventas` topic of `partitions` partitions.
 pub async fn start_broker(
     dir: &Path,
@@ -157,7 +191,8 @@ pub async fn start_broker(
     note: &(dyn Fn(String) + Sync),
 ) -> anyhow::Result<Server<Broker>> {
     let log = dir.join("broker").join("broker.log");
-    let server = if let Some(bootstrap) = &choices.kafka_bootstrap {
+    let mut server = None;
+    if let Some(bootstrap) = &choices.kafka_bootstrap {
         note(format!("using the configured Kafka at {bootstrap}"));
         let check = bootstrap.clone();
         blocking(move || {
@@ -165,11 +200,11 @@ pub async fn start_broker(
                 .with_context(|| format!("the configured Kafka at {check} does not answer"))
         })
         .await?;
-        Server {
+        server = Some(Server {
             address: bootstrap.clone(),
             origin: Origin::Configured,
-            log,
-        }
+            log: log.clone(),
+        });
     } else if usable_image(docker, &choices.kafka_image, "tansu from PATH", note).await
         && let Some(docker) = docker
     {
@@ -180,37 +215,37 @@ pub async fn start_broker(
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777))
             .with_context(|| format!("opening {} to the container", data.display()))?;
         let spec = container::kafka_spec(&choices.kafka_image, port, partitions, data);
-        let started = container::run(docker, dir, &spec).await?;
-        note(format!(
-            "started container {} ({})",
-            started.name, started.image
-        ));
         let address = format!("127.0.0.1:{port}");
         let check = address.clone();
-        let ready =
-            blocking(move || testkit::broker::wait_for_metadata(&check, Duration::from_secs(120)))
-                .await;
-        if let Err(error) = ready {
-            let tail = container::log_tail(docker, &started.id, 30).await;
-            container::remove(docker, &started.id).await;
-            return Err(error.context(format!("container {} log:\n{tail}", started.name)));
+        let ready = move || testkit::broker::wait_for_metadata(&check, Duration::from_secs(120));
+        match run_container(docker, dir, &spec, note, ready).await {
+            Ok(started) => {
+                server = Some(Server {
+                    address,
+                    origin: Origin::Container(started),
+                    log: log.clone(),
+                })
+            }
+            Err(error) => note(format!(
+                "the {} container did not come up ({error:#}); using tansu from PATH",
+                choices.kafka_image
+            )),
         }
-        Server {
-            address,
-            origin: Origin::Container(started),
-            log,
-        }
-    } else {
-        let broker_dir = dir.join("broker");
-        let broker = blocking(move || Broker::start(&broker_dir)).await?;
-        note(format!(
-            "started tansu (pid {})",
-            broker.process().pid().unwrap_or(0)
-        ));
-        Server {
-            address: broker.bootstrap(),
-            log: broker.process().log_path().to_path_buf(),
-            origin: Origin::Process(broker),
+    }
+    let server = match server {
+        Some(server) => server,
+        None => {
+            let broker_dir = dir.join("broker");
+            let broker = blocking(move || Broker::start(&broker_dir)).await?;
+            note(format!(
+                "started tansu (pid {})",
+                broker.process().pid().unwrap_or(0)
+            ));
+            Server {
+                address: broker.bootstrap(),
+                log: broker.process().log_path().to_path_buf(),
+                origin: Origin::Process(broker),
+            }
         }
     };
     let bootstrap = server.address.clone();
@@ -279,31 +314,27 @@ pub async fn start_valkey(
             &password,
             dir.join("valkey").join("data"),
         );
-        let started = container::run(docker, dir, &spec).await?;
-        note(format!(
-            "started container {} ({})",
-            started.name, started.image
-        ));
         let url = format!("redis://127.0.0.1:{port}/0");
         let (check, secret) = (url.clone(), password.clone());
-        let ready = blocking(move || {
-            testkit::valkey::wait_for_ping(&check, &secret, Duration::from_secs(60))
-        })
-        .await;
-        if let Err(error) = ready {
-            let tail = container::log_tail(docker, &started.id, 30).await;
-            container::remove(docker, &started.id).await;
-            return Err(error.context(format!("container {} log:\n{tail}", started.name)));
+        let ready =
+            move || testkit::valkey::wait_for_ping(&check, &secret, Duration::from_secs(60));
+        match run_container(docker, dir, &spec, note, ready).await {
+            Ok(started) => {
+                return Ok(ValkeyServer {
+                    server: Server {
+                        address: format!("127.0.0.1:{port}"),
+                        origin: Origin::Container(started),
+                        log,
+                    },
+                    url,
+                    password,
+                });
+            }
+            Err(error) => note(format!(
+                "the {} container did not come up ({error:#}); using valkey-server from PATH",
+                choices.valkey_image
+            )),
         }
-        return Ok(ValkeyServer {
-            server: Server {
-                address: format!("127.0.0.1:{port}"),
-                origin: Origin::Container(started),
-                log,
-            },
-            url,
-            password,
-        });
     }
     let valkey_dir = dir.join("valkey");
     let valkey = blocking(move || Valkey::start(&valkey_dir)).await?;
