@@ -709,14 +709,7 @@ fn replicas_command(
             std::time::Duration::from_secs(600),
             bfctl::deploy::progress(cli.verbose > 0).as_ref(),
         )?;
-        let load = bfctl::loadtest::LoadtestOptions {
-            target: started.gateway_url.clone(),
-            users,
-            duration: std::time::Duration::from_secs(duration),
-            drain_timeout: std::time::Duration::from_secs(drain_timeout),
-            seed: 2026,
-            rate: None,
-        };
+        let load = replica_load(&started.gateway_url, users, duration, drain_timeout);
         let mut probe = bfctl::probe::LocalProbe::new(&started)?;
         let report = bfctl::loadtest::run(&load, Some(&mut probe))?;
         eprint!("{}", bfctl::loadtest::to_text(&report));
@@ -758,14 +751,7 @@ fn replicas_cluster_command(
             outcome = Err(error);
             break;
         }
-        let load = bfctl::loadtest::LoadtestOptions {
-            target: target.clone(),
-            users,
-            duration: std::time::Duration::from_secs(duration),
-            drain_timeout: std::time::Duration::from_secs(drain_timeout),
-            seed: 2026,
-            rate: None,
-        };
+        let load = replica_load(&target, users, duration, drain_timeout);
         let mut probe = bfctl::probe::ClusterProbe::new(runtime.clone(), cluster.clone());
         match bfctl::loadtest::run(&load, Some(&mut probe)) {
             Ok(report) => {
@@ -789,6 +775,24 @@ fn replicas_cluster_command(
     ))?;
     outcome?;
     write_replica_report(cli, report_dir, &runs)
+}
+
+/// The load every count of a replica comparison gets: closed loop, the
+/// same seed, so that the runs differ only in the consumers.
+fn replica_load(
+    target: &str,
+    users: usize,
+    duration: u64,
+    drain_timeout: u64,
+) -> bfctl::loadtest::LoadtestOptions {
+    bfctl::loadtest::LoadtestOptions {
+        target: target.to_string(),
+        users,
+        duration: std::time::Duration::from_secs(duration),
+        drain_timeout: std::time::Duration::from_secs(drain_timeout),
+        seed: 2026,
+        rate: None,
+    }
 }
 
 /// Writes replicas.md and replicas.svg, prints them (or JSON), and fails

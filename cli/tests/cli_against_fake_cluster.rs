@@ -48,8 +48,10 @@ async fn bfctl(dir: &Path, kubeconfig: &Path, args: &[&str]) -> Run {
     run
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn up_again_status_and_teardown_through_the_binary() {
+/// A fake API server, the operator release files served with their pins,
+/// and a directory holding its kubeconfig and a bfctl.yaml (plus `extra`
+/// configuration lines).
+async fn fake_cluster(extra: &str) -> (FakeApiServer, tempfile::TempDir, std::path::PathBuf) {
     let files = release_files();
     let pins: String = files
         .iter()
@@ -63,10 +65,16 @@ async fn up_again_status_and_teardown_through_the_binary() {
     std::fs::write(
         dir.path().join("bfctl.yaml"),
         format!(
-            "registry:\n  url: zot.example.com/bf\ncarnet: \"201900006\"\noperators:\n  mirror: {mirror}\n  sha256:\n{pins}"
+            "registry:\n  url: zot.example.com/bf\ncarnet: \"201900006\"\n{extra}operators:\n  mirror: {mirror}\n  sha256:\n{pins}"
         ),
     )
     .unwrap();
+    (api, dir, kubeconfig)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_again_status_and_teardown_through_the_binary() {
+    let (api, dir, kubeconfig) = fake_cluster("").await;
 
     api.set_pod_metrics("bf_consumer_lag 3\nbf_consumer_lag_other 9\nbf_consumer_valkey_up 1\nbf_consumer_valkey_keys 27\n");
     // The Gateway's address is a real pipeline's gateway on 127.0.0.1, so
@@ -231,23 +239,7 @@ fn follow_the_consumer_deployment(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_replicas_scale_the_deployment_and_count_by_the_consumers() {
-    let files = release_files();
-    let pins: String = files
-        .iter()
-        .map(|(name, bytes)| format!("    {name}: {}\n", sha256_hex(bytes)))
-        .collect();
-    let (mirror, _) = serve_files(files).await;
-    let api =
-        FakeApiServer::start(Duration::from_millis(100), "gke-l7-global-external-managed").await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.kubeconfig(dir.path());
-    std::fs::write(
-        dir.path().join("bfctl.yaml"),
-        format!(
-            "registry:\n  url: zot.example.com/bf\ncarnet: \"201900006\"\nconsumer:\n  replicas: 1\noperators:\n  mirror: {mirror}\n  sha256:\n{pins}"
-        ),
-    )
-    .unwrap();
+    let (api, dir, kubeconfig) = fake_cluster("consumer:\n  replicas: 1\n").await;
     let (gateway_sender, gateway) = std::sync::mpsc::channel();
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let follower = {

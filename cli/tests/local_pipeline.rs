@@ -7,7 +7,8 @@
 use std::path::Path;
 
 mod support;
-use support::local::{Teardown, bfctl, counted_exactly, free_port, json, text};
+use support::local::{Teardown, bfctl, counted_exactly, json, text};
+use testkit::free_port;
 
 #[test]
 fn up_status_loadtest_teardown_and_bad_input() {

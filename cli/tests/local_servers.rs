@@ -8,7 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 mod support;
-use support::local::{Teardown, bfctl, bfctl_with_env, counted_exactly, free_port, json, text};
+use support::local::{Teardown, bfctl, bfctl_with_env, counted_exactly, json, text};
+use testkit::free_port;
 
 const PASSWORD_ENV: &str = "BFCTL_LOCAL_VALKEY_PASSWORD";
 

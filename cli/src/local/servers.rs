@@ -109,7 +109,7 @@ pub struct ValkeyServer {
 }
 
 /// Runs a blocking start-and-wait off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
     tokio::task::spawn_blocking(work)

@@ -33,7 +33,7 @@ use bollard::Docker;
 use testkit::pipeline::{Launcher, PipelineOptions, Service};
 
 use super::container;
-use super::servers::{self, Origin, Server, ValkeyServer};
+use super::servers::{self, Origin, Server, ValkeyServer, blocking};
 use super::{LocalOptions, LocalProcess, LocalState, state_path};
 use crate::cluster::ApplyOutcome;
 use crate::engine::{
@@ -342,14 +342,6 @@ fn describe(service: &Service) -> String {
         service.process.name(),
         service.process.pid().unwrap_or(0)
     )
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .context("a start task panicked")?
 }
 
 /// Waits until the consumers' `bf_consumer_assigned_partitions` add up to

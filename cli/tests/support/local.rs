@@ -32,14 +32,6 @@ pub fn json(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(output)))
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A successful `loadtest --output json` that accepted more than `minimum`
 /// sales and counted each exactly once; returns the report and the count.
 pub fn counted_exactly(output: &Output, minimum: i64) -> (serde_json::Value, i64) {
