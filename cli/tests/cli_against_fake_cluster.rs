@@ -72,6 +72,81 @@ async fn fake_cluster(extra: &str) -> (FakeApiServer, tempfile::TempDir, std::pa
     (api, dir, kubeconfig)
 }
 
+/// A real local pipeline on 127.0.0.1 whose gateway is the fake Gateway's
+/// address, so that `loadtest --cluster` sends real load that stays on this
+/// machine. Its processes die with the thread that started them
+/// (PR_SET_PDEATHSIG), so one thread starts them and keeps them until
+/// [`PipelineBehindTheGateway::stop`] (a tokio blocking thread may exit
+/// when idle).
+struct PipelineBehindTheGateway {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl PipelineBehindTheGateway {
+    /// With `follow_consumers`, the pipeline keeps as many consumer processes as the fake `consumer` Deployment
+    /// has replicas, each one's metrics shown as its pod's: scaling the
+    /// Deployment scales a real consumer group. Returns the gateway's URL.
+    async fn start(api: &FakeApiServer, follow_consumers: bool) -> (Self, String) {
+        let (url_sender, url) = std::sync::mpsc::channel::<Result<String, String>>();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let follower_api = api.clone();
+        let thread = std::thread::spawn(move || {
+            // One consumer (the default): following starts from there.
+            let options = testkit::pipeline::PipelineOptions::default();
+            let mut pipeline = match testkit::pipeline::Pipeline::start(options) {
+                Ok(pipeline) => pipeline,
+                Err(error) => {
+                    let _ = url_sender.send(Err(format!("{error:#}")));
+                    return;
+                }
+            };
+            let _ = url_sender.send(pipeline.gateway_url().map_err(|e| e.to_string()));
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_millis(100))
+            {
+                if follow_consumers {
+                    follow_the_consumer_deployment(&follower_api, &mut pipeline);
+                }
+            }
+        });
+        let gateway_url = tokio::task::spawn_blocking(move || url.recv().unwrap())
+            .await
+            .unwrap()
+            .expect("a local pipeline behind the fake Gateway");
+        api.set_gateway_address(gateway_url.trim_start_matches("http://"));
+        (PipelineBehindTheGateway { stop, thread }, gateway_url)
+    }
+
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap();
+    }
+}
+
+/// One step of keeping the pipeline's consumers equal to the fake
+/// Deployment's replicas, and their metrics shown as the pods'.
+fn follow_the_consumer_deployment(api: &FakeApiServer, pipeline: &mut testkit::pipeline::Pipeline) {
+    let wanted = api
+        .get("Deployment", "blackfriday", "consumer")
+        .and_then(|d| d["spec"]["replicas"].as_u64())
+        .unwrap_or(1) as usize;
+    while pipeline.consumers.len() < wanted {
+        if pipeline.add_consumer().is_err() {
+            break;
+        }
+    }
+    pipeline.consumers.truncate(wanted);
+    for (index, consumer) in pipeline.consumers.iter().enumerate() {
+        if let Ok((_, body)) = testkit::pipeline::http_get(consumer.metrics_port, "/metrics") {
+            api.set_pod_metrics_for(&format!("consumer-{index}"), &body);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_again_status_and_teardown_through_the_binary() {
     let (api, dir, kubeconfig) = fake_cluster("").await;
@@ -79,30 +154,7 @@ async fn up_again_status_and_teardown_through_the_binary() {
     api.set_pod_metrics("bf_consumer_lag 3\nbf_consumer_lag_other 9\nbf_consumer_valkey_up 1\nbf_consumer_valkey_keys 27\n");
     // The Gateway's address is a real pipeline's gateway on 127.0.0.1, so
     // that `loadtest --cluster` has somewhere real (and local) to send load.
-    // Its processes die with the thread that started them
-    // (PR_SET_PDEATHSIG), so one thread starts them and keeps them until
-    // the test says stop (a tokio blocking thread may exit when idle).
-    let (url_sender, url) = std::sync::mpsc::channel();
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    let keeper = std::thread::spawn(move || {
-        let started =
-            testkit::pipeline::Pipeline::start(testkit::pipeline::PipelineOptions::default())
-                .and_then(|pipeline| Ok((pipeline.gateway_url()?, pipeline)));
-        match started {
-            Ok((gateway_url, _pipeline)) => {
-                let _ = url_sender.send(Ok(gateway_url));
-                let _ = stopped.recv();
-            }
-            Err(error) => {
-                let _ = url_sender.send(Err(format!("{error:#}")));
-            }
-        }
-    });
-    let gateway_url: String = tokio::task::spawn_blocking(move || url.recv().unwrap())
-        .await
-        .unwrap()
-        .expect("a local pipeline for the Gateway's address");
-    api.set_gateway_address(gateway_url.trim_start_matches("http://"));
+    let (pipeline, gateway_url) = PipelineBehindTheGateway::start(&api, false).await;
     let up = bfctl(
         dir.path(),
         &kubeconfig,
@@ -173,10 +225,7 @@ async fn up_again_status_and_teardown_through_the_binary() {
     assert_eq!(report["target"], gateway_url.as_str());
     assert!(report["salesAccepted"].as_i64().unwrap() > 0, "{report}");
     assert!(report["pipeline"].is_null(), "no Valkey check on a cluster");
-    stop.send(()).unwrap();
-    tokio::task::spawn_blocking(move || keeper.join().unwrap())
-        .await
-        .unwrap();
+    pipeline.stop().await;
 
     let teardown = bfctl(dir.path(), &kubeconfig, &["teardown"]).await;
     assert_eq!(teardown.code, 0);
@@ -196,61 +245,10 @@ async fn up_again_status_and_teardown_through_the_binary() {
     api.stop();
 }
 
-/// Keeps real consumer processes in step with the fake `consumer`
-/// Deployment's replica count and shows each one's metrics as its pod's,
-/// so that scaling the Deployment scales a real consumer group.
-fn follow_the_consumer_deployment(
-    api: FakeApiServer,
-    stop: std::sync::mpsc::Receiver<()>,
-    gateway: std::sync::mpsc::Sender<Result<String, String>>,
-) {
-    // The processes die with the thread that started them: this one.
-    let mut pipeline =
-        match testkit::pipeline::Pipeline::start(testkit::pipeline::PipelineOptions {
-            consumers: 1,
-            ..Default::default()
-        }) {
-            Ok(pipeline) => pipeline,
-            Err(error) => {
-                let _ = gateway.send(Err(format!("{error:#}")));
-                return;
-            }
-        };
-    let _ = gateway.send(pipeline.gateway_url().map_err(|e| e.to_string()));
-    while stop.try_recv().is_err() {
-        let wanted = api
-            .get("Deployment", "blackfriday", "consumer")
-            .and_then(|d| d["spec"]["replicas"].as_u64())
-            .unwrap_or(1) as usize;
-        while pipeline.consumers.len() < wanted {
-            if pipeline.add_consumer().is_err() {
-                break;
-            }
-        }
-        pipeline.consumers.truncate(wanted);
-        for (index, consumer) in pipeline.consumers.iter().enumerate() {
-            if let Ok((_, body)) = testkit::pipeline::http_get(consumer.metrics_port, "/metrics") {
-                api.set_pod_metrics_for(&format!("consumer-{index}"), &body);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_replicas_scale_the_deployment_and_count_by_the_consumers() {
     let (api, dir, kubeconfig) = fake_cluster("consumer:\n  replicas: 1\n").await;
-    let (gateway_sender, gateway) = std::sync::mpsc::channel();
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    let follower = {
-        let api = api.clone();
-        std::thread::spawn(move || follow_the_consumer_deployment(api, stopped, gateway_sender))
-    };
-    let gateway_url = tokio::task::spawn_blocking(move || gateway.recv().unwrap())
-        .await
-        .unwrap()
-        .expect("a local pipeline behind the fake cluster");
-    api.set_gateway_address(gateway_url.trim_start_matches("http://"));
+    let (pipeline, _) = PipelineBehindTheGateway::start(&api, true).await;
     let up = bfctl(
         dir.path(),
         &kubeconfig,
@@ -311,10 +309,7 @@ async fn consumer_replicas_scale_the_deployment_and_count_by_the_consumers() {
         );
         assert_eq!((cells[6], cells[7]), ("0", "0"), "{row}");
     }
-    stop.send(()).unwrap();
-    tokio::task::spawn_blocking(move || follower.join().unwrap())
-        .await
-        .unwrap();
+    pipeline.stop().await;
     api.stop();
 }
 

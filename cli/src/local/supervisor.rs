@@ -181,6 +181,31 @@ impl Supervisor {
         }
     }
 
+    /// Starts `count` services one after another (`start` makes number
+    /// `i`), notes each as it answers and keeps it in `running` (`keep`).
+    async fn start_services(
+        &self,
+        step: &str,
+        count: usize,
+        need_valkey: bool,
+        start: fn(&Launcher, usize) -> anyhow::Result<Service>,
+        keep: fn(&mut Running) -> &mut Vec<Service>,
+    ) -> anyhow::Result<Vec<AppliedObject>> {
+        let mut objects = Vec::new();
+        for index in 0..count {
+            let launcher = self.launcher(need_valkey)?;
+            let service = blocking(move || start(&launcher, index)).await?;
+            let what = describe(&service);
+            self.note(step, format!("{what} answers"));
+            keep(&mut self.running()).push(service);
+            objects.push(AppliedObject {
+                object: what,
+                outcome: ApplyOutcome::Created,
+            });
+        }
+        Ok(objects)
+    }
+
     async fn work(self: Arc<Self>, step: &LocalStep) -> anyhow::Result<Vec<AppliedObject>> {
         let name = step.name.clone();
         let note = |message: String| self.note(&name, message);
@@ -219,16 +244,11 @@ impl Supervisor {
                 Ok(vec![started(what)])
             }
             Work::Producers => {
-                let mut objects = Vec::new();
-                for index in 0..self.options.producers {
-                    let launcher = self.launcher(false)?;
-                    let producer = blocking(move || launcher.producer(index)).await?;
-                    let what = describe(&producer);
-                    note(format!("{what} answers"));
-                    self.running().producers.push(producer);
-                    objects.push(started(what));
-                }
-                Ok(objects)
+                let count = self.options.producers;
+                self.start_services(&name, count, false, Launcher::producer, |r| {
+                    &mut r.producers
+                })
+                .await
             }
             Work::Gateway => {
                 let launcher = self.launcher(false)?;
@@ -243,16 +263,9 @@ impl Supervisor {
                 Ok(vec![started(what)])
             }
             Work::Consumers => {
-                let mut objects = Vec::new();
-                for index in 0..self.options.consumers {
-                    let launcher = self.launcher(true)?;
-                    let consumer = blocking(move || launcher.consumer(index)).await?;
-                    let what = describe(&consumer);
-                    note(format!("{what} answers"));
-                    self.running().consumers.push(consumer);
-                    objects.push(started(what));
-                }
-                Ok(objects)
+                let count = self.options.consumers;
+                self.start_services(&name, count, true, Launcher::consumer, |r| &mut r.consumers)
+                    .await
             }
             Work::ConsumerGroup => {
                 let ports: Vec<(String, u16)> = self
