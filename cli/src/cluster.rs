@@ -20,6 +20,38 @@ use tokio::sync::RwLock;
 /// The field manager bfctl's server-side applies use.
 pub const FIELD_MANAGER: &str = "bfctl";
 
+/// The User-Agent of every request bfctl sends to the API server.
+pub const USER_AGENT: &str = concat!("bfctl/", env!("CARGO_PKG_VERSION"));
+
+/// One readable line for a failed API call: `HTTP 400 BadRequest: address
+/// not allowed`, never a debug dump. A plain-text answer (`404 page not
+/// found`, which a real API server sends for a resource type it does not
+/// serve) is shown as its text.
+pub fn readable(error: kube::Error) -> anyhow::Error {
+    match error {
+        kube::Error::Api(status) => {
+            let reason = if status.reason == "Failed to parse error data" {
+                ""
+            } else {
+                status.reason.as_str()
+            };
+            let message = status.message.trim();
+            match (reason.is_empty(), message.is_empty()) {
+                (true, true) => anyhow::anyhow!("HTTP {}", status.code),
+                (true, false) => anyhow::anyhow!("HTTP {}: {message}", status.code),
+                (false, true) => anyhow::anyhow!("HTTP {} {reason}", status.code),
+                (false, false) => anyhow::anyhow!("HTTP {} {reason}: {message}", status.code),
+            }
+        }
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+/// True for a 404: the object, or its whole resource type, is not there.
+pub fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
 /// Names one object: what the user sees in progress lines and errors.
 #[derive(
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
@@ -86,6 +118,26 @@ pub enum ApplyOutcome {
     Created,
     Configured,
     Unchanged,
+    /// Not this install's: used as it is (see [`crate::inventory`]).
+    #[serde(rename = "not-owned")]
+    NotOwned,
+}
+
+impl ApplyOutcome {
+    /// Whether the apply changed what the object says.
+    pub fn changed(self) -> bool {
+        matches!(self, ApplyOutcome::Created | ApplyOutcome::Configured)
+    }
+
+    /// The word a person reads.
+    pub fn word(self) -> &'static str {
+        match self {
+            ApplyOutcome::Created => "created",
+            ApplyOutcome::Configured => "configured",
+            ApplyOutcome::Unchanged => "unchanged",
+            ApplyOutcome::NotOwned => "used as it is (not this install's)",
+        }
+    }
 }
 
 /// A failed operation on one object. Conflicts are their own kind because
@@ -147,6 +199,12 @@ impl Cluster {
             None => kube::Config::from_kubeconfig(&options).await,
         }
         .context("loading the kubeconfig (set KUBECONFIG or --kubeconfig)")?;
+        let mut config = config;
+        // The API server's audit log and rate limits name clients by it.
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(USER_AGENT),
+        ));
         let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
         Ok(Cluster {
             client,
@@ -194,6 +252,7 @@ impl Cluster {
         let discovery = discovery
             .run()
             .await
+            .map_err(readable)
             .context("discovering the cluster's API resources")?;
         *self.discovery.write().await = Some(discovery);
         Ok(())
@@ -238,19 +297,22 @@ impl Cluster {
         })
     }
 
-    /// Server-side apply as field manager `bfctl`.
-    pub async fn apply(&self, manifest: &Value, force: bool) -> Result<ApplyOutcome, ObjectError> {
+    /// Server-side apply as field manager `bfctl`; `before` is the object as
+    /// read just before (None: absent). "Changed" is decided by content, not
+    /// by resourceVersion: a real API server bumps a PersistentVolumeClaim's
+    /// resourceVersion on its first no-op apply (it writes back the
+    /// defaulted `status.phase`), and that is not a change.
+    pub async fn apply(
+        &self,
+        manifest: &Value,
+        force: bool,
+        before: Option<&Value>,
+    ) -> Result<ApplyOutcome, ObjectError> {
         let object = ObjectRef::of(manifest).map_err(|source| ObjectError::Api {
             object: unnamed(),
             source,
         })?;
         let api = self.api(&object).await?;
-        let api_error = |source: kube::Error| ObjectError::Api {
-            object: object.clone(),
-            source: source.into(),
-        };
-        self.trace(format_args!("GET {object}"));
-        let before = api.get_opt(&object.name).await.map_err(api_error)?;
         let mut params = PatchParams::apply(FIELD_MANAGER);
         if force {
             params = params.force();
@@ -267,13 +329,18 @@ impl Cluster {
                     object: object.clone(),
                     message: status.message.clone(),
                 },
-                other => api_error(other),
+                other => ObjectError::Api {
+                    object: object.clone(),
+                    source: readable(other),
+                },
             })?;
+        let after = serde_json::to_value(after).map_err(|source| ObjectError::Api {
+            object: object.clone(),
+            source: source.into(),
+        })?;
         Ok(match before {
             None => ApplyOutcome::Created,
-            Some(before) if before.metadata.resource_version == after.metadata.resource_version => {
-                ApplyOutcome::Unchanged
-            }
+            Some(before) if content(before) == content(&after) => ApplyOutcome::Unchanged,
             Some(_) => ApplyOutcome::Configured,
         })
     }
@@ -291,7 +358,7 @@ impl Cluster {
             .await
             .map_err(|source| ObjectError::Api {
                 object: object.clone(),
-                source: source.into(),
+                source: readable(source),
             })?;
         found
             .map(serde_json::to_value)
@@ -322,12 +389,15 @@ impl Cluster {
             &Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}})),
         )
         .await
+        .map_err(readable)
         .with_context(|| format!("scaling Deployment {namespace}/{name} to {replicas}"))?;
         Ok(())
     }
 
-    /// Lists objects of a kind carrying the labels in `selector`, in every
-    /// namespace (cluster-scoped kinds: all of them). An unserved kind has none.
+    /// Lists objects of a kind carrying the labels in `selector` (empty: all),
+    /// in every namespace (cluster-scoped kinds: all of them). A kind the
+    /// server does not serve has none: neither one discovery does not know
+    /// nor one whose CRD went away since (its LIST answers 404).
     pub async fn list(
         &self,
         api_version: &str,
@@ -348,17 +418,80 @@ impl Cluster {
             }
             Err(other) => return Err(other.into()),
         };
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
-        self.trace(format_args!("LIST {kind} -l {selector}"));
-        let listed = api
-            .list(&ListParams::default().labels(selector))
-            .await
-            .with_context(|| format!("listing {kind} with labels {selector}"))?;
+        self.list_resource(&resource, selector).await
+    }
+
+    /// [`Cluster::list`] of a resource named directly (a CRD's kind, known
+    /// from the CRD itself rather than from discovery).
+    pub async fn list_resource(
+        &self,
+        resource: &ApiResource,
+        selector: &str,
+    ) -> anyhow::Result<Vec<Value>> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), resource);
+        self.trace(format_args!("LIST {} -l {selector}", resource.plural));
+        let mut params = ListParams::default();
+        if !selector.is_empty() {
+            params = params.labels(selector);
+        }
+        let listed = match api.list(&params).await {
+            Ok(listed) => listed,
+            Err(error) if is_not_found(&error) => {
+                self.trace(format_args!("LIST {}: not served (404)", resource.plural));
+                return Ok(Vec::new());
+            }
+            Err(error) => {
+                return Err(readable(error)).with_context(|| {
+                    if selector.is_empty() {
+                        format!("listing {}", resource.plural)
+                    } else {
+                        format!("listing {} with labels {selector}", resource.plural)
+                    }
+                });
+            }
+        };
         listed
             .items
             .into_iter()
-            .map(|item| Ok(serde_json::to_value(item)?))
+            .map(|item| {
+                let mut value = serde_json::to_value(item)?;
+                // List items may come without apiVersion/kind.
+                if let Some(map) = value.as_object_mut() {
+                    map.entry("apiVersion")
+                        .or_insert_with(|| resource.api_version.clone().into());
+                    map.entry("kind")
+                        .or_insert_with(|| resource.kind.clone().into());
+                }
+                Ok(value)
+            })
             .collect()
+    }
+
+    /// Removes every finalizer of an object (a JSON merge patch setting
+    /// `metadata.finalizers` to null): the way out for an object whose
+    /// controller is gone. Returns whether it existed.
+    pub async fn remove_finalizers(&self, object: &ObjectRef) -> Result<bool, ObjectError> {
+        let api = match self.api(object).await {
+            Ok(api) => api,
+            Err(ObjectError::UnknownKind { .. }) => return Ok(false),
+            Err(other) => return Err(other),
+        };
+        self.trace(format_args!("PATCH (merge) {object} finalizers=null"));
+        match api
+            .patch(
+                &object.name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(error) if is_not_found(&error) => Ok(false),
+            Err(source) => Err(ObjectError::Api {
+                object: object.clone(),
+                source: readable(source),
+            }),
+        }
     }
 
     /// Deletes an object (foreground, so dependants go first). Returns
@@ -372,10 +505,10 @@ impl Cluster {
         self.trace(format_args!("DELETE {object}"));
         match api.delete(&object.name, &DeleteParams::foreground()).await {
             Ok(_) => Ok(true),
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(error) if is_not_found(&error) => Ok(false),
             Err(source) => Err(ObjectError::Api {
                 object: object.clone(),
-                source: source.into(),
+                source: readable(source),
             }),
         }
     }
@@ -400,6 +533,7 @@ impl Cluster {
         self.client
             .request_text(request)
             .await
+            .map_err(readable)
             .with_context(|| format!("GET {url}"))
     }
 
@@ -410,12 +544,28 @@ impl Cluster {
             .client
             .apiserver_version()
             .await
+            .map_err(readable)
             .context("the Kubernetes API server did not answer")?;
         if version.major.is_empty() {
             bail!("the Kubernetes API server sent an empty version");
         }
         Ok(())
     }
+}
+
+/// What an object says, without what the server changes on its own: the
+/// resourceVersion and the managedFields bookkeeping, and the status
+/// (controllers write it; an apply never does).
+pub fn content(object: &Value) -> Value {
+    let mut copy = object.clone();
+    if let Some(map) = copy.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(metadata) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("resourceVersion");
+        metadata.remove("managedFields");
+    }
+    copy
 }
 
 fn unnamed() -> ObjectRef {

@@ -25,6 +25,11 @@ pub const SUPPORTED_KAFKA: &[&str] = &["4.2.0", "4.2.1"];
 pub struct Config {
     #[serde(default = "default_namespace")]
     pub namespace: DnsLabel,
+    /// The install's name: every object bfctl applies is labelled with it,
+    /// and prune and teardown touch only objects that carry it. Empty: the
+    /// namespace's name.
+    #[serde(default)]
+    pub install: String,
     #[serde(default)]
     pub kube_context: String,
     pub registry: Registry,
@@ -600,6 +605,12 @@ impl Config {
                 self.kafka.partitions
             );
         }
+        if !self.install.is_empty() && DnsLabel::try_from(self.install.clone()).is_err() {
+            bail!(
+                "install {:?}: expected a DNS label (lower-case letters, digits and '-', at most 63), or empty for the namespace's name",
+                self.install
+            );
+        }
         if self.registry.url.trim().is_empty() || self.registry.url.contains("://") {
             bail!(
                 "registry.url {:?}: expected host[:port][/path], without a scheme",
@@ -635,8 +646,17 @@ impl Config {
         Ok(())
     }
 
-    /// Warnings a user should see but that do not stop anything.
-    pub fn warnings(&self) -> Vec<String> {
+    /// The install's name (`install`, or the namespace when empty).
+    pub fn install_name(&self) -> &str {
+        if self.install.is_empty() {
+            &self.namespace.0
+        } else {
+            &self.install
+        }
+    }
+
+    /// Warnings about what `bfctl up` deploys (the ingress it installs).
+    pub fn deploy_warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         if self.ingress.mode == IngressMode::Nginx {
             warnings.push(format!(
@@ -644,12 +664,26 @@ impl Config {
                 self.versions.ingress_nginx
             ));
         }
+        warnings
+    }
+
+    /// Warnings about pushing to the registry (`build --push`, `disk push`,
+    /// `up` when it builds).
+    pub fn registry_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
         if self.registry.insecure {
             warnings.push(format!(
                 "registry.insecure: images for {} travel over plain HTTP",
                 self.registry.url
             ));
         }
+        warnings
+    }
+
+    /// Every warning (`bfctl config check`).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = self.deploy_warnings();
+        warnings.extend(self.registry_warnings());
         warnings
     }
 }

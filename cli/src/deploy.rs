@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use crate::cluster::{Cluster, ObjectRef};
 use crate::config::{Config, IngressMode};
@@ -54,20 +54,28 @@ fn groups_of(plan: &Plan) -> BTreeSet<String> {
         .filter_map(|object| ObjectRef::of(object).ok())
         .map(|object| object.group().to_string())
         .collect();
-    for (api_version, _) in crate::inventory::KINDS {
-        let group = api_version.split_once('/').map_or("", |(group, _)| group);
-        groups.insert(group.to_string());
-    }
-    groups.insert("apiextensions.k8s.io".into());
+    groups.extend(inventory_groups());
     groups
 }
 
+/// The plan and what a person should be told about it.
+pub struct PlannedCluster {
+    pub plan: Plan,
+    pub cluster: Cluster,
+    /// Notes for the user (images without a recorded digest, operator
+    /// files not in the cache).
+    pub notes: Vec<String>,
+}
+
 /// Builds the full plan: operator bundles fetched, Secrets generated or kept.
+/// With `operators_optional` (status), operator files that cannot be had
+/// (offline, empty cache) are replaced by what the install applied of them.
 pub async fn full_plan(
     config: &Config,
     cluster: &Cluster,
     target: &Target,
-) -> anyhow::Result<(Plan, Cluster)> {
+    operators_optional: bool,
+) -> anyhow::Result<PlannedCluster> {
     let fetcher = Fetcher::new(
         target
             .cache_dir
@@ -75,9 +83,17 @@ pub async fn full_plan(
             .unwrap_or_else(Fetcher::default_cache_dir),
         target.offline,
     )?;
-    let operator_steps = operators::steps(config, &fetcher)
-        .await
-        .context("fetching operator manifests")?;
+    let mut notes = Vec::new();
+    let operator_steps = match operators::steps(config, &fetcher).await {
+        Ok(steps) => steps,
+        Err(error) if operators_optional => {
+            notes.push(format!(
+                "operator files not available ({error:#}); their objects are shown as this install applied them"
+            ));
+            operator_steps_from_inventory(cluster, config.install_name()).await?
+        }
+        Err(error) => return Err(error.context("fetching operator manifests")),
+    };
     let secrets = plan::valkey_secrets(cluster, config).await?;
     let state_dir = target
         .state_dir
@@ -86,14 +102,46 @@ pub async fn full_plan(
     let (images, missing) =
         ImageRefs::resolve(config, &crate::image::ImageState::load(&state_dir)?);
     if !missing.is_empty() {
-        eprintln!(
-            "note: no pushed digest recorded for {} (run `bfctl build --push` and `bfctl disk push`); using :latest tags",
+        notes.push(format!(
+            "no pushed digest recorded for {} (run `bfctl build --push` and `bfctl disk push`); using :latest tags",
             missing.join(", ")
-        );
+        ));
     }
     let plan = plan::build(config, &images, operator_steps, secrets)?;
     let cluster = cluster.clone().with_groups(groups_of(&plan));
-    Ok((plan, cluster))
+    Ok(PlannedCluster {
+        plan,
+        cluster,
+        notes,
+    })
+}
+
+/// The operator steps as the install applied them (its labelled objects,
+/// grouped by step): what `status` shows when the operator files cannot be
+/// read.
+async fn operator_steps_from_inventory(
+    cluster: &Cluster,
+    install: &str,
+) -> anyhow::Result<Vec<crate::engine::Step>> {
+    let mut steps: Vec<crate::engine::Step> = Vec::new();
+    for owned in crate::inventory::list(cluster, install).await? {
+        if !operators::is_operator_step(owned.component()) {
+            continue;
+        }
+        let name = owned.component().to_string();
+        let mut manifest = owned.live.clone();
+        manifest["apiVersion"] = owned.object.api_version.clone().into();
+        manifest["kind"] = owned.object.kind.clone().into();
+        match steps.iter_mut().find(|s| s.name == name) {
+            Some(step) => step.objects.push(manifest),
+            None => steps.push(crate::engine::Step {
+                name,
+                depends_on: Vec::new(),
+                objects: vec![manifest],
+            }),
+        }
+    }
+    Ok(steps)
 }
 
 /// In gateway-api mode the cluster must already have the GatewayClass (GKE
@@ -117,80 +165,57 @@ pub async fn check_ingress(config: &Config, cluster: &Cluster) -> anyhow::Result
     Ok(())
 }
 
-/// `bfctl up` on a cluster.
+/// `bfctl up` on a cluster; the notes (images without a digest) come with
+/// the report.
 pub async fn up(
     config: &Config,
     target: &Target,
     options: &UpOptions,
     observer: Arc<dyn Observer>,
     interrupt: Interrupt,
-) -> anyhow::Result<UpReport> {
+) -> anyhow::Result<(UpReport, Vec<String>)> {
     let cluster = connect(config, target).await?;
     check_ingress(config, &cluster).await?;
-    let (plan, cluster) = full_plan(config, &cluster, target).await?;
-    engine::up(&cluster, plan.steps, options, observer, interrupt).await
-}
-
-/// Prints the outcome of `up` and turns failures into an error.
-pub fn report_up(report: &UpReport, json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
-    } else if report.unchanged() {
-        let objects: usize = report.steps.iter().map(|s| s.objects.len()).sum();
-        println!(
-            "everything is unchanged: {objects} objects in {} steps, all ready ({:.1}s)",
-            report.steps.len(),
-            report.elapsed_ms as f64 / 1000.0
-        );
-    } else if report.succeeded() {
-        let changed: usize = report
-            .steps
-            .iter()
-            .flat_map(|s| s.objects.iter())
-            .filter(|o| o.outcome != crate::cluster::ApplyOutcome::Unchanged)
-            .count();
-        println!(
-            "up: {changed} objects created or changed, {} pruned, every step ready ({:.1}s)",
-            report.pruned.len(),
-            report.elapsed_ms as f64 / 1000.0
-        );
-    }
-    if report.interrupted {
-        bail!("interrupted: nothing is half-applied; run `bfctl up` again to finish");
-    }
-    let failures = report.failures();
-    if !failures.is_empty() {
-        bail!(
-            "{} step(s) failed:\n  {}\nfix the cause and run `bfctl up` again: it continues where this run stopped",
-            failures.len(),
-            failures.join("\n  ")
-        );
-    }
-    Ok(())
+    let planned = full_plan(config, &cluster, target, false).await?;
+    let options = UpOptions {
+        install: config.install_name().to_string(),
+        ..options.clone()
+    };
+    let report = engine::up(
+        &planned.cluster,
+        planned.plan.steps,
+        &options,
+        observer,
+        interrupt,
+    )
+    .await?;
+    Ok((report, planned.notes))
 }
 
 /// `bfctl status` once.
 pub async fn status(config: &Config, target: &Target) -> anyhow::Result<Status> {
     let cluster = connect(config, target).await?;
-    let (plan, cluster) = full_plan(config, &cluster, target).await?;
-    status::collect(&cluster, &plan.steps).await
+    let planned = full_plan(config, &cluster, target, true).await?;
+    let mut status = status::collect(&planned.cluster, &planned.plan.steps).await?;
+    status.notes = planned.notes;
+    Ok(status)
 }
 
-/// `bfctl status --watch`: prints whenever something changes, until Ctrl-C.
-pub async fn watch_status(config: &Config, target: &Target, json: bool) -> anyhow::Result<()> {
+/// `bfctl status --watch`: the status whenever it changes, until Ctrl-C.
+pub async fn watch_status(
+    config: &Config,
+    target: &Target,
+    mut show: impl FnMut(&Status),
+) -> anyhow::Result<()> {
     let cluster = connect(config, target).await?;
-    let (plan, cluster) = full_plan(config, &cluster, target).await?;
-    let mut last = String::new();
+    let planned = full_plan(config, &cluster, target, true).await?;
+    let mut last = None;
     loop {
-        let current = status::collect(&cluster, &plan.steps).await?;
-        let text = if json {
-            serde_json::to_string(&current)?
-        } else {
-            status::to_text(&current)
-        };
-        if text != last {
-            println!("{text}");
-            last = text;
+        let current = status::collect(&planned.cluster, &planned.plan.steps).await?;
+        let text = status::to_text(&current);
+        if last.as_ref() != Some(&text) {
+            show(&current);
+            last = Some(text);
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
@@ -199,23 +224,34 @@ pub async fn watch_status(config: &Config, target: &Target, json: bool) -> anyho
     }
 }
 
-/// `bfctl teardown` on a cluster.
+/// `bfctl teardown` on a cluster: one install, from its inventory alone
+/// (no operator files, no plan). `install` overrides the configuration's.
 pub async fn teardown(
     config: &Config,
     target: &Target,
     options: &TeardownOptions,
     observer: &dyn Observer,
+    confirm: &(dyn Fn(&[String]) -> bool + Sync),
 ) -> anyhow::Result<TeardownReport> {
-    let cluster = connect(config, target).await?;
-    let (plan, cluster) = full_plan(config, &cluster, target).await?;
-    teardown::teardown(
-        &cluster,
-        &plan.steps,
-        &plan.operator_steps,
-        options,
-        observer,
-    )
-    .await
+    let cluster = connect(config, target)
+        .await?
+        .with_groups(inventory_groups());
+    teardown::teardown(&cluster, options, observer, confirm).await
+}
+
+/// The API groups of every kind in the inventory.
+fn inventory_groups() -> BTreeSet<String> {
+    let mut groups: BTreeSet<String> = crate::inventory::KINDS
+        .iter()
+        .map(|(api_version, _)| {
+            api_version
+                .split_once('/')
+                .map_or("", |(group, _)| group)
+                .to_string()
+        })
+        .collect();
+    groups.insert("apiextensions.k8s.io".into());
+    groups
 }
 
 /// A progress display for the commands above.

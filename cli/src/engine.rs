@@ -4,7 +4,12 @@
 //!
 //! * Every object goes through server-side apply as field manager `bfctl`;
 //!   a conflict with another manager stops the step and names the object
-//!   (`--force` takes ownership).
+//!   (`--force` takes ownership of the fields). An object that already says
+//!   exactly what bfctl would apply is not applied again. One that is not
+//!   this install's is never taken: see [`crate::inventory`].
+//! * An object being deleted (a leftover of a teardown, or held by a
+//!   finalizer) is waited out, then created again; if its finalizer's
+//!   controller is gone the failure names it and the way out.
 //! * After a CustomResourceDefinition is applied the step waits for it to be
 //!   Established and refreshes discovery, so the kinds it defines can be
 //!   applied next.
@@ -13,8 +18,10 @@
 //! * An interrupt (Ctrl-C) is honoured between objects: an apply request is
 //!   never cut in half, no new object is started, and because every apply is
 //!   idempotent a rerun of `bfctl up` finishes the job.
-//! * When every step succeeded, objects bfctl labelled in an earlier run that
-//!   are no longer rendered are pruned (see [`crate::inventory`]).
+//! * When every step succeeded, objects this install applied in an earlier
+//!   run that are no longer rendered are pruned, with the same safety rules
+//!   as a teardown (see [`crate::teardown::why_keep`]); other installs are
+//!   named, never touched.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -27,6 +34,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cluster::{ApplyOutcome, Cluster, ObjectError, ObjectRef};
+use crate::inventory::{self, Owner};
 use crate::readiness::{self, Readiness};
 
 /// One node of the graph: objects applied together and waited on together.
@@ -39,6 +47,8 @@ pub struct Step {
 
 #[derive(Debug, Clone)]
 pub struct UpOptions {
+    /// The install the objects belong to (see [`crate::inventory`]).
+    pub install: String,
     /// Take ownership of fields another manager owns.
     pub force: bool,
     /// How long each object may take to become ready.
@@ -50,6 +60,7 @@ pub struct UpOptions {
 impl Default for UpOptions {
     fn default() -> Self {
         UpOptions {
+            install: "blackfriday".into(),
             force: false,
             timeout: Duration::from_secs(600),
             poll: Duration::from_secs(2),
@@ -94,6 +105,10 @@ pub enum Event {
     StepSkipped {
         step: String,
         reason: String,
+    },
+    /// Stopped by Ctrl-C while it ran.
+    StepInterrupted {
+        step: String,
     },
     Deleted {
         object: ObjectRef,
@@ -168,6 +183,9 @@ pub struct StepReport {
 pub struct AppliedObject {
     pub object: String,
     pub outcome: ApplyOutcome,
+    /// Why an object that is not this install's was used as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -183,10 +201,21 @@ pub enum StepResult {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpReport {
+    pub install: String,
     pub steps: Vec<StepReport>,
     pub pruned: Vec<String>,
+    /// Objects prune left in place, with why (another install uses them).
+    pub kept: Vec<String>,
+    /// Other bfctl installs in the cluster, left alone: name → objects.
+    pub other_installs: BTreeMap<String, OtherInstall>,
     pub interrupted: bool,
     pub elapsed_ms: u128,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OtherInstall {
+    pub objects: usize,
+    pub namespaces: Vec<String>,
 }
 
 impl UpReport {
@@ -202,11 +231,28 @@ impl UpReport {
     pub fn unchanged(&self) -> bool {
         self.succeeded()
             && self.pruned.is_empty()
-            && self.steps.iter().all(|step| {
-                step.objects
-                    .iter()
-                    .all(|o| o.outcome == ApplyOutcome::Unchanged)
-            })
+            && self
+                .steps
+                .iter()
+                .all(|step| step.objects.iter().all(|o| !o.outcome.changed()))
+    }
+
+    /// Steps Ctrl-C stopped while they ran.
+    pub fn interrupted_steps(&self) -> Vec<&str> {
+        self.steps
+            .iter()
+            .filter(|step| matches!(step.result, StepResult::Interrupted))
+            .map(|step| step.name.as_str())
+            .collect()
+    }
+
+    /// Objects used as they are because they are not this install's.
+    pub fn used_not_owned(&self) -> Vec<&AppliedObject> {
+        self.steps
+            .iter()
+            .flat_map(|step| step.objects.iter())
+            .filter(|o| o.outcome == ApplyOutcome::NotOwned)
+            .collect()
     }
 
     /// The failures, one line each, for the final error.
@@ -319,7 +365,7 @@ where
                     changed: report
                         .objects
                         .iter()
-                        .filter(|o| o.outcome != ApplyOutcome::Unchanged)
+                        .filter(|o| o.outcome.changed())
                         .count(),
                 });
                 ready.insert(report.name.clone());
@@ -332,7 +378,13 @@ where
                 // Steps already running finish; nothing new starts.
                 stop_launching = true;
             }
-            StepResult::Skipped(_) | StepResult::Interrupted => stop_launching = true,
+            StepResult::Interrupted => {
+                observer.event(Event::StepInterrupted {
+                    step: report.name.clone(),
+                });
+                stop_launching = true;
+            }
+            StepResult::Skipped(_) => stop_launching = true,
         }
         reports.insert(report.name.clone(), report);
     }
@@ -380,7 +432,8 @@ where
 }
 
 /// Applies the steps in dependency order and waits for each to be ready;
-/// prunes what is no longer rendered when all succeeded.
+/// prunes what this install no longer renders when all succeeded, and names
+/// the other installs it found (never touching them).
 pub async fn up(
     cluster: &Cluster,
     steps: Vec<Step>,
@@ -407,17 +460,46 @@ pub async fn up(
     })
     .await?;
     let mut report = UpReport {
+        install: options.install.clone(),
         steps: outcome.steps,
         pruned: Vec::new(),
+        kept: Vec::new(),
+        other_installs: BTreeMap::new(),
         interrupted: outcome.interrupted,
         elapsed_ms: 0,
     };
     if report.succeeded() {
-        for object in crate::inventory::prune(cluster, &rendered).await? {
-            observer.event(Event::Deleted {
-                object: object.clone(),
-            });
-            report.pruned.push(object.to_string());
+        let scanned = inventory::scan(cluster).await?;
+        let rendered_keys: BTreeSet<_> = rendered.iter().map(inventory::key).collect();
+        for owned in &scanned {
+            if owned.install() != options.install
+                || rendered_keys.contains(&inventory::key(&owned.object))
+                || owned.terminating()
+            {
+                continue;
+            }
+            if let Some(reason) =
+                crate::teardown::why_keep(cluster, &owned.object, &owned.live, &options.install)
+                    .await?
+            {
+                report.kept.push(format!("{}: {reason}", owned.object));
+                continue;
+            }
+            if cluster.delete(&owned.object).await? {
+                observer.event(Event::Deleted {
+                    object: owned.object.clone(),
+                });
+                report.pruned.push(owned.object.to_string());
+            }
+        }
+        for (name, (objects, namespaces)) in inventory::other_installs(&scanned, &options.install) {
+            report.other_installs.insert(
+                name,
+                OtherInstall {
+                    objects,
+                    namespaces: namespaces.into_iter().collect(),
+                },
+            );
         }
     }
     report.elapsed_ms = started.elapsed().as_millis();
@@ -468,6 +550,7 @@ async fn run_step(
         objects: Vec::new(),
     };
     let mut to_wait: Vec<ObjectRef> = Vec::new();
+    let mut crd_note_said = false;
     for manifest in &step.objects {
         if interrupt.fired() {
             report.result = StepResult::Interrupted;
@@ -480,55 +563,50 @@ async fn run_step(
                 break;
             }
         };
-        let applied = match cluster.apply(manifest, options.force).await {
-            Err(ObjectError::UnknownKind { .. }) => {
-                // A CRD applied by another step may have become Established
-                // since the last discovery.
-                match cluster.refresh_discovery().await {
-                    Ok(()) => cluster.apply(manifest, options.force).await,
-                    Err(error) => Err(ObjectError::Api {
-                        object: object.clone(),
-                        source: error,
-                    }),
-                }
-            }
-            other => other,
-        };
-        let outcome = match applied {
-            Ok(outcome) => outcome,
-            Err(error) => {
-                report.result = StepResult::Failed(error.to_string());
+        let applied = match apply_object(
+            cluster,
+            step,
+            &object,
+            manifest,
+            options,
+            observer.as_ref(),
+            &mut interrupt,
+        )
+        .await
+        {
+            Ok(applied) => applied,
+            Err(result) => {
+                report.result = result;
                 break;
             }
         };
+        let outcome = applied.outcome;
         observer.event(Event::Applied {
             step: step.name.clone(),
             object: object.clone(),
             outcome,
         });
-        report.objects.push(AppliedObject {
-            object: object.to_string(),
-            outcome,
-        });
+        report.objects.push(applied);
         if object.kind == "CustomResourceDefinition" {
             // Later objects (here or in dependants) may be of this kind: wait
             // until it is Established, then make discovery learn it. An
             // unchanged CRD is usually established already (one GET), and
-            // discovery is refreshed anyway if a kind turns out unknown.
-            if let Err(error) = wait_ready(
-                cluster,
-                step,
-                &object,
-                options,
-                observer.as_ref(),
-                &mut interrupt,
-            )
-            .await
+            // discovery is refreshed anyway if a kind turns out unknown. The
+            // waits of a step's CRDs are said once, not per CRD.
+            if !crd_note_said {
+                crd_note_said = true;
+                observer.event(Event::Note {
+                    step: step.name.clone(),
+                    message: "waiting for its CustomResourceDefinitions to be Established".into(),
+                });
+            }
+            if let Err(error) =
+                wait_ready(cluster, step, &object, options, None, &mut interrupt).await
             {
                 report.result = error;
                 break;
             }
-            if outcome != ApplyOutcome::Unchanged
+            if outcome.changed()
                 && let Err(error) = cluster.refresh_discovery().await
             {
                 report.result = StepResult::Failed(format!("{error:#}"));
@@ -555,7 +633,7 @@ async fn run_step(
                     &step,
                     &object,
                     &options,
-                    observer.as_ref(),
+                    Some(observer.as_ref()),
                     &mut interrupt,
                 )
                 .await
@@ -575,14 +653,156 @@ async fn run_step(
     report
 }
 
-/// Polls one object until its rule says ready, it fails, the timeout passes
-/// or the user interrupts.
-async fn wait_ready(
+/// Reads the object, decides by its ownership what to do (see
+/// [`crate::inventory`]), waits out a deletion in progress, and applies.
+async fn apply_object(
+    cluster: &Cluster,
+    step: &Step,
+    object: &ObjectRef,
+    manifest: &Value,
+    options: &UpOptions,
+    observer: &dyn Observer,
+    interrupt: &mut Interrupt,
+) -> Result<AppliedObject, StepResult> {
+    let failed = |error: ObjectError| StepResult::Failed(error.to_string());
+    let mut live = match cluster.get(object).await {
+        Ok(live) => live,
+        Err(ObjectError::UnknownKind { .. }) => {
+            // A CRD applied by another step may have become Established
+            // since the last discovery.
+            cluster
+                .refresh_discovery()
+                .await
+                .map_err(|error| StepResult::Failed(format!("{object}: {error:#}")))?;
+            cluster.get(object).await.map_err(failed)?
+        }
+        Err(error) => return Err(failed(error)),
+    };
+    if live
+        .as_ref()
+        .is_some_and(|l| l.pointer("/metadata/deletionTimestamp").is_some())
+    {
+        wait_deleted(cluster, step, object, options, observer, interrupt).await?;
+        live = None;
+    }
+    let done = |outcome: ApplyOutcome, note: Option<String>| AppliedObject {
+        object: object.to_string(),
+        outcome,
+        note,
+    };
+    let annotated = inventory::with_digest(manifest);
+    let Some(live) = live else {
+        let outcome = cluster
+            .apply(&annotated, options.force, None)
+            .await
+            .map_err(failed)?;
+        return Ok(done(outcome, None));
+    };
+    match inventory::owner(&live, &options.install) {
+        Owner::ThisInstall => {
+            let digest = inventory::manifest_digest(manifest);
+            let recorded = live
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(inventory::APPLIED_ANNOTATION))
+                .and_then(Value::as_str);
+            if recorded == Some(digest.as_str())
+                && inventory::first_difference(&annotated, &live).is_none()
+            {
+                return Ok(done(ApplyOutcome::Unchanged, None));
+            }
+            let outcome = cluster
+                .apply(&annotated, options.force, Some(&live))
+                .await
+                .map_err(failed)?;
+            Ok(done(outcome, None))
+        }
+        owner => {
+            let whose = owner.describe();
+            if object.kind == "CustomResourceDefinition" {
+                inventory::crd_compatible(object, manifest, &live).map_err(StepResult::Failed)?;
+                return Ok(done(
+                    ApplyOutcome::NotOwned,
+                    Some(format!(
+                        "{whose}; it serves the versions bfctl needs, so it is used as it is"
+                    )),
+                ));
+            }
+            let bare = inventory::without_bfctl_marks(manifest);
+            match inventory::first_difference(&bare, &live) {
+                None => Ok(done(
+                    ApplyOutcome::NotOwned,
+                    Some(format!("{whose}; it already holds what bfctl renders")),
+                )),
+                Some(_) if options.force => {
+                    cluster
+                        .apply(&bare, true, Some(&live))
+                        .await
+                        .map_err(failed)?;
+                    Ok(done(
+                        ApplyOutcome::NotOwned,
+                        Some(format!(
+                            "{whose}; --force took the fields bfctl sets, and it stays not this install's (teardown leaves it)"
+                        )),
+                    ))
+                }
+                Some(path) => Err(StepResult::Failed(format!(
+                    "{object} exists and is not this install's ({whose}); it differs from what bfctl renders at {path}. bfctl will not change it: delete it, change its name, or rerun with --force to take the fields bfctl sets (it then stays not this install's: teardown leaves it)"
+                ))),
+            }
+        }
+    }
+}
+
+/// Waits until an object that is being deleted is gone, so that it can be
+/// created again. A deletion that does not finish names what holds it.
+async fn wait_deleted(
     cluster: &Cluster,
     step: &Step,
     object: &ObjectRef,
     options: &UpOptions,
     observer: &dyn Observer,
+    interrupt: &mut Interrupt,
+) -> Result<(), StepResult> {
+    let deadline = Instant::now() + options.timeout;
+    let mut interval = backoff_start(options.poll);
+    let mut last = String::new();
+    loop {
+        let live = match cluster.get(object).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(live)) => live,
+            Err(error) => return Err(StepResult::Failed(error.to_string())),
+        };
+        let blocker = readiness::deletion_blocker(object, &live);
+        if blocker != last {
+            observer.event(Event::Waiting {
+                step: step.name.clone(),
+                object: object.clone(),
+                message: format!("being deleted ({blocker}); it is created again once gone"),
+            });
+            last = blocker;
+        }
+        if Instant::now() >= deadline {
+            return Err(StepResult::Failed(format!(
+                "{object} is still being deleted after {}s, so it cannot be created again: {last}",
+                options.timeout.as_secs_f64()
+            )));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = interrupt.wait() => return Err(StepResult::Interrupted),
+        }
+        interval = (interval * 2).min(options.poll);
+    }
+}
+
+/// Polls one object until its rule says ready, it fails, the timeout passes
+/// or the user interrupts. Without an observer it waits silently.
+async fn wait_ready(
+    cluster: &Cluster,
+    step: &Step,
+    object: &ObjectRef,
+    options: &UpOptions,
+    observer: Option<&dyn Observer>,
     interrupt: &mut Interrupt,
 ) -> Result<(), StepResult> {
     let target = readiness::wait_target(object);
@@ -602,11 +822,13 @@ async fn wait_ready(
             }
             Readiness::Waiting(message) => {
                 if message != last {
-                    observer.event(Event::Waiting {
-                        step: step.name.clone(),
-                        object: object.clone(),
-                        message: message.clone(),
-                    });
+                    if let Some(observer) = observer {
+                        observer.event(Event::Waiting {
+                            step: step.name.clone(),
+                            object: object.clone(),
+                            message: message.clone(),
+                        });
+                    }
                     last = message;
                 }
             }

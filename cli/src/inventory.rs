@@ -1,25 +1,49 @@
-//! What bfctl owns in a cluster, found by label.
+//! What an install owns in a cluster, and what bfctl may change or delete.
 //!
-//! Every object bfctl applies carries `app.kubernetes.io/managed-by=bfctl`
-//! and `app.kubernetes.io/part-of=blackfriday` (see [`crate::render`]). That
-//! pair is the inventory: listing it across the kinds bfctl ever applies
-//! finds what an earlier run left, so objects dropped from the templates can
-//! be pruned and a teardown can say what is left.
+//! **An install** is one `bfctl up` target: a name (`install:` in
+//! bfctl.yaml, by default the namespace). Every object bfctl applies carries
+//! `app.kubernetes.io/managed-by=bfctl` and `bfctl.io/install=<name>`,
+//! cluster-scoped ones included (see [`crate::render`]). Those labels are the
+//! inventory: listing them across the kinds bfctl ever applies finds what
+//! the install owns, so prune and teardown work from the cluster alone
+//! (no plan, no operator files) and never reach another install's objects.
+//!
+//! **Ownership** of an object bfctl is about to apply ([`owner`]):
+//! * this install's (its label): applied; skipped when it already says
+//!   exactly what bfctl would apply ([`APPLIED_ANNOTATION`]);
+//! * another install's, or not bfctl's at all (it existed before): never
+//!   taken silently. If it already holds what bfctl renders, it is used as
+//!   it is and never deleted; a CRD is used when it serves the versions bfctl
+//!   needs. Anything else is an error that says whose it is; `--force` then
+//!   takes the fields bfctl sets but leaves the object unlabelled, so a
+//!   teardown never deletes it.
 //!
 //! Objects with an owner reference are never pruned: controllers copy labels
 //! onto what they create (Strimzi copies the `Kafka` labels onto its Services
 //! and pods), and those belong to the controller, not to bfctl.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::cluster::{Cluster, ObjectRef};
-use crate::render::{MANAGED_BY_LABEL, PART_OF_LABEL};
+use crate::render::{COMPONENT_LABEL, INSTALL_LABEL, MANAGED_BY_LABEL, PART_OF_LABEL};
 
-/// The label selector of bfctl's inventory.
-pub fn selector() -> String {
-    format!("{MANAGED_BY_LABEL}=bfctl,{PART_OF_LABEL}=blackfriday")
+/// A digest of the manifest bfctl last applied to an object. When the live
+/// object carries the digest of the manifest about to be applied and still
+/// holds all of it, the apply is skipped: nothing would change.
+pub const APPLIED_ANNOTATION: &str = "bfctl.io/applied";
+
+/// Labels every bfctl object carries: an object whose install label is
+/// missing was not applied by an install bfctl knows.
+pub fn any_install_selector() -> String {
+    format!("{MANAGED_BY_LABEL}=bfctl")
+}
+
+/// The label selector of one install's inventory.
+pub fn selector(install: &str) -> String {
+    format!("{MANAGED_BY_LABEL}=bfctl,{INSTALL_LABEL}={install}")
 }
 
 /// Every kind bfctl renders or installs, in apply order of their category:
@@ -63,7 +87,185 @@ pub const KINDS: &[(&str, &str)] = &[
     ("kubevirt.io/v1", "VirtualMachine"),
 ];
 
-/// An object found in the inventory.
+/// Whose an object is, from the point of view of one install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    ThisInstall,
+    /// Applied by another bfctl install (its name; empty for a bfctl from
+    /// before installs had names).
+    OtherInstall(String),
+    /// Not applied by bfctl: it existed before, or another tool made it.
+    NotBfctl,
+}
+
+impl Owner {
+    /// For messages: "bfctl install 'bf2'", "not made by bfctl".
+    pub fn describe(&self) -> String {
+        match self {
+            Owner::ThisInstall => "this install's".into(),
+            Owner::OtherInstall(name) if name.is_empty() => {
+                "applied by an older bfctl, with no install label".into()
+            }
+            Owner::OtherInstall(name) => format!("bfctl install '{name}'"),
+            Owner::NotBfctl => "not made by bfctl (it existed before)".into(),
+        }
+    }
+}
+
+fn label<'a>(live: &'a Value, key: &str) -> Option<&'a str> {
+    live.pointer("/metadata/labels")
+        .and_then(|labels| labels.get(key))
+        .and_then(Value::as_str)
+}
+
+/// Whose `live` is.
+pub fn owner(live: &Value, install: &str) -> Owner {
+    if label(live, MANAGED_BY_LABEL) != Some("bfctl") {
+        return Owner::NotBfctl;
+    }
+    match label(live, INSTALL_LABEL) {
+        Some(name) if name == install => Owner::ThisInstall,
+        Some(name) => Owner::OtherInstall(name.to_string()),
+        None => Owner::OtherInstall(String::new()),
+    }
+}
+
+/// The digest [`APPLIED_ANNOTATION`] holds for a manifest (its canonical
+/// JSON: serde_json keeps map keys sorted).
+pub fn manifest_digest(manifest: &Value) -> String {
+    let digest = Sha256::digest(manifest.to_string().as_bytes());
+    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The manifest with its digest recorded in [`APPLIED_ANNOTATION`].
+pub fn with_digest(manifest: &Value) -> Value {
+    let digest = manifest_digest(manifest);
+    let mut annotated = manifest.clone();
+    if let Some(metadata) = annotated.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = metadata
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if !annotations.is_object() {
+            *annotations = Value::Object(Default::default());
+        }
+        annotations[APPLIED_ANNOTATION] = digest.into();
+    }
+    annotated
+}
+
+/// The manifest without bfctl's labels and annotation: what bfctl applies
+/// to an object that is not this install's (`--force`), so that it never
+/// becomes part of the inventory.
+pub fn without_bfctl_marks(manifest: &Value) -> Value {
+    let mut copy = manifest.clone();
+    if let Some(labels) = copy
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        for key in [
+            MANAGED_BY_LABEL,
+            PART_OF_LABEL,
+            COMPONENT_LABEL,
+            INSTALL_LABEL,
+        ] {
+            labels.remove(key);
+        }
+    }
+    if let Some(annotations) = copy
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.remove(APPLIED_ANNOTATION);
+    }
+    copy
+}
+
+/// Where `live` does not hold what `wanted` says, as a field path; `None`
+/// when every field of `wanted` is in `live` with the same value. An empty
+/// map in `wanted` matches a missing one (the API server drops empty maps,
+/// e.g. `properties: {}` in Strimzi's kafkas CRD); numbers compare by value.
+pub fn first_difference(wanted: &Value, live: &Value) -> Option<String> {
+    fn walk(wanted: &Value, live: Option<&Value>, path: &mut String) -> bool {
+        match (wanted, live) {
+            (Value::Object(map), None) if map.is_empty() => true,
+            (Value::Object(map), Some(Value::Object(live))) => map.iter().all(|(key, value)| {
+                let length = path.len();
+                path.push('.');
+                path.push_str(key);
+                let same = walk(value, live.get(key), path);
+                if same {
+                    path.truncate(length);
+                }
+                same
+            }),
+            (Value::Array(items), Some(Value::Array(live))) => {
+                if items.len() != live.len() {
+                    return false;
+                }
+                items.iter().zip(live).enumerate().all(|(index, (a, b))| {
+                    let length = path.len();
+                    path.push_str(&format!("[{index}]"));
+                    let same = walk(a, Some(b), path);
+                    if same {
+                        path.truncate(length);
+                    }
+                    same
+                })
+            }
+            (Value::Number(a), Some(Value::Number(b))) => a.as_f64() == b.as_f64(),
+            (wanted, Some(live)) => wanted == live,
+            (_, None) => false,
+        }
+    }
+    let mut path = String::new();
+    (!walk(wanted, Some(live), &mut path)).then(|| if path.is_empty() { ".".into() } else { path })
+}
+
+/// The versions a CRD serves.
+pub fn served_versions(crd: &Value) -> Vec<String> {
+    crd.pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|version| version.get("served").and_then(Value::as_bool) == Some(true))
+        .filter_map(|version| version.get("name").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether a CRD that is not this install's serves every version the
+/// manifest bfctl would apply serves: then it is used as it is. The error
+/// names the versions.
+pub fn crd_compatible(object: &ObjectRef, manifest: &Value, live: &Value) -> Result<(), String> {
+    let needed = served_versions(manifest);
+    let served = served_versions(live);
+    let missing: Vec<&String> = needed.iter().filter(|v| !served.contains(v)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{object} exists and is not this install's ({}); it serves {}, and bfctl needs {} ({} missing). Upgrade it to a release that serves {}, or remove it if nothing uses it; bfctl will not replace it",
+        owner(live, "").describe(),
+        list_or_none(&served),
+        needed.join(", "),
+        missing
+            .iter()
+            .map(|v| v.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        needed.join(", ")
+    ))
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "no version".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// An object carrying bfctl's labels, as listed.
 #[derive(Debug, Clone)]
 pub struct Owned {
     pub object: ObjectRef,
@@ -82,19 +284,37 @@ impl Owned {
     pub fn terminating(&self) -> bool {
         self.live.pointer("/metadata/deletionTimestamp").is_some()
     }
+
+    /// The install label ("" when missing).
+    pub fn install(&self) -> &str {
+        label(&self.live, INSTALL_LABEL).unwrap_or("")
+    }
+
+    /// The step (component or operator bundle) it was applied by.
+    pub fn component(&self) -> &str {
+        label(&self.live, COMPONENT_LABEL).unwrap_or("")
+    }
 }
 
-/// Everything in the cluster that carries bfctl's inventory labels and that
-/// bfctl itself applied (no owner references).
-pub async fn list(cluster: &Cluster) -> anyhow::Result<Vec<Owned>> {
-    let selector = selector();
+/// Every object in the cluster that carries bfctl's labels (all installs)
+/// and that bfctl itself applied (no owner references).
+pub async fn scan(cluster: &Cluster) -> anyhow::Result<Vec<Owned>> {
+    list_with(cluster, &any_install_selector()).await
+}
+
+/// One install's objects.
+pub async fn list(cluster: &Cluster, install: &str) -> anyhow::Result<Vec<Owned>> {
+    list_with(cluster, &selector(install)).await
+}
+
+async fn list_with(cluster: &Cluster, selector: &str) -> anyhow::Result<Vec<Owned>> {
     let mut found = Vec::new();
     for (api_version, kind) in KINDS {
-        for live in cluster.list(api_version, kind, &selector).await? {
-            // A listed object's apiVersion/kind may be empty in some servers'
-            // list items; the kind we asked for is authoritative.
-            let mut object = ObjectRef::of(&with_type(live.clone(), api_version, kind))?;
+        for live in cluster.list(api_version, kind, selector).await? {
+            let mut object = ObjectRef::of(&live)?;
+            // The version asked for is the one bfctl addresses it by.
             object.api_version = api_version.to_string();
+            object.kind = kind.to_string();
             let owned = Owned { object, live };
             if !owned.has_owner() {
                 found.push(owned);
@@ -104,42 +324,97 @@ pub async fn list(cluster: &Cluster) -> anyhow::Result<Vec<Owned>> {
     Ok(found)
 }
 
-fn with_type(mut live: Value, api_version: &str, kind: &str) -> Value {
-    if let Some(map) = live.as_object_mut() {
-        map.entry("apiVersion")
-            .or_insert_with(|| api_version.into());
-        map.entry("kind").or_insert_with(|| kind.into());
-    }
-    live
-}
-
-/// Deletes inventory objects that are not in `rendered`. Returns what it
-/// deleted.
-pub async fn prune(
-    cluster: &Cluster,
-    rendered: &BTreeSet<ObjectRef>,
-) -> anyhow::Result<Vec<ObjectRef>> {
-    let rendered_keys: BTreeSet<(String, String, Option<String>, String)> =
-        rendered.iter().map(key).collect();
-    let mut pruned = Vec::new();
-    for owned in list(cluster).await? {
-        if rendered_keys.contains(&key(&owned.object)) || owned.terminating() {
-            continue;
-        }
-        if cluster.delete(&owned.object).await? {
-            pruned.push(owned.object);
+/// Other installs found in a scan: name → (objects, namespaces).
+pub fn other_installs(
+    scanned: &[Owned],
+    install: &str,
+) -> BTreeMap<String, (usize, BTreeSet<String>)> {
+    let mut others: BTreeMap<String, (usize, BTreeSet<String>)> = BTreeMap::new();
+    for owned in scanned.iter().filter(|o| o.install() != install) {
+        let entry = others.entry(owned.install().to_string()).or_default();
+        entry.0 += 1;
+        if let Some(namespace) = &owned.object.namespace {
+            entry.1.insert(namespace.clone());
+        } else if owned.object.kind == "Namespace" {
+            entry.1.insert(owned.object.name.clone());
         }
     }
-    Ok(pruned)
+    others
 }
 
 /// Identity regardless of API version (an object keeps its identity when its
 /// kind moves to a newer version).
-fn key(object: &ObjectRef) -> (String, String, Option<String>, String) {
+pub fn key(object: &ObjectRef) -> (String, String, Option<String>, String) {
     (
         object.group().to_string(),
         object.kind.clone(),
         object.namespace.clone(),
         object.name.clone(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ownership_follows_the_install_label() {
+        let ours = json!({"metadata": {"labels": {MANAGED_BY_LABEL: "bfctl", INSTALL_LABEL: "a"}}});
+        assert_eq!(owner(&ours, "a"), Owner::ThisInstall);
+        assert_eq!(owner(&ours, "b"), Owner::OtherInstall("a".into()));
+        let old = json!({"metadata": {"labels": {MANAGED_BY_LABEL: "bfctl"}}});
+        assert_eq!(owner(&old, "a"), Owner::OtherInstall(String::new()));
+        assert_eq!(owner(&json!({"metadata": {}}), "a"), Owner::NotBfctl);
+    }
+
+    #[test]
+    fn containment_ignores_server_additions_and_dropped_empty_maps() {
+        let wanted = json!({"spec": {"a": 1, "b": {"properties": {}}, "list": [{"x": "1"}]}});
+        let live =
+            json!({"spec": {"a": 1.0, "b": {}, "list": [{"x": "1", "y": 2}], "extra": true}});
+        assert_eq!(first_difference(&wanted, &live), None);
+        let changed = json!({"spec": {"a": 2, "b": {}, "list": [{"x": "1"}]}});
+        assert_eq!(
+            first_difference(&wanted, &changed).as_deref(),
+            Some(".spec.a")
+        );
+        let longer = json!({"spec": {"a": 1, "b": {}, "list": [{"x": "1"}, {"x": "2"}]}});
+        assert_eq!(
+            first_difference(&wanted, &longer).as_deref(),
+            Some(".spec.list")
+        );
+    }
+
+    #[test]
+    fn a_crd_is_compatible_when_it_serves_every_version_bfctl_needs() {
+        let object = ObjectRef {
+            api_version: "apiextensions.k8s.io/v1".into(),
+            kind: "CustomResourceDefinition".into(),
+            namespace: None,
+            name: "kafkas.kafka.strimzi.io".into(),
+        };
+        let manifest = json!({"spec": {"versions": [{"name": "v1", "served": true}]}});
+        let newer = json!({"spec": {"versions": [{"name": "v1", "served": true}, {"name": "v1beta2", "served": true}]}});
+        assert!(crd_compatible(&object, &manifest, &newer).is_ok());
+        let older = json!({"spec": {"versions": [{"name": "v1beta2", "served": true}, {"name": "v1", "served": false}]}});
+        let error = crd_compatible(&object, &manifest, &older).unwrap_err();
+        assert!(
+            error.contains("serves v1beta2") && error.contains("needs v1"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_digest_annotation_and_the_bfctl_marks() {
+        let manifest = json!({"metadata": {"name": "x", "labels": {MANAGED_BY_LABEL: "bfctl", INSTALL_LABEL: "a", "app": "x"}}});
+        let annotated = with_digest(&manifest);
+        assert_eq!(
+            annotated["metadata"]["annotations"][APPLIED_ANNOTATION],
+            manifest_digest(&manifest).as_str()
+        );
+        let bare = without_bfctl_marks(&annotated);
+        assert_eq!(bare["metadata"]["labels"], json!({"app": "x"}));
+        assert_eq!(bare["metadata"]["annotations"], json!({}));
+    }
 }

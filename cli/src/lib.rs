@@ -6,12 +6,13 @@
 //! * [`cluster`]: the kube client, discovery and untyped object operations;
 //! * [`readiness`]: when each kind counts as ready;
 //! * [`engine`]: the dependency-ordered, parallel apply with waits;
-//! * [`inventory`]: what bfctl owns, found by label, and pruning;
+//! * [`inventory`]: installs, what each owns (found by label), ownership rules;
 //! * [`operators`]: pinned, verified, cached operator bundles;
 //! * [`plan`]: operators + components + generated Secrets as engine steps;
 //! * [`status`] and [`teardown`]: the other two cluster commands;
 //! * [`progress`]: spinners or plain lines on stderr;
 //! * [`deploy`]: the commands, wired together;
+//! * [`exit`]: the exit statuses every command shares;
 //! * [`image`]: `bfctl build`: service images built, pushed and recorded by digest.
 //! * [`local`] and [`loadtest`]: the pipeline on this machine, and load
 //!   tests that check every accepted sale was counted ([`probe`]: where
@@ -24,6 +25,7 @@ pub mod config;
 pub mod deploy;
 pub mod disk;
 pub mod engine;
+pub mod exit;
 pub mod image;
 pub mod inventory;
 pub mod loadtest;

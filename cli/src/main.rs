@@ -15,7 +15,13 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "bfctl", version, about, long_about = None)]
+#[command(
+    name = "bfctl",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit status: 0 done; 1 a check failed (sales lost or duplicated, status not healthy, something left after teardown); 2 error; 130 interrupted (Ctrl-C)."
+)]
 struct Cli {
     /// Configuration file.
     #[arg(long, short = 'c', global = true, default_value = "bfctl.yaml")]
@@ -124,11 +130,17 @@ enum Command {
         #[arg(long)]
         offline: bool,
     },
-    /// Remove everything in reverse order and list what is left.
+    /// Remove this install's objects in reverse order and list what is left.
     ///
-    /// Workloads go first, then custom resources (waiting for their
-    /// finalizers), then the operators, the CRDs bfctl installed and the
-    /// namespaces. Running it twice is harmless.
+    /// Only objects labelled with this install (`install:` in bfctl.yaml,
+    /// default the namespace) are touched, found in the cluster itself: no
+    /// operator files are needed. Workloads go first, then custom resources
+    /// (topics before their Kafka, waiting for finalizers), the operators,
+    /// the CRDs this install created and the namespaces. What others still
+    /// use is kept and said: a CRD while any of its resources exists, a
+    /// ClusterRole another binding uses, KubeVirt while other VMs run.
+    /// Exit 0 when nothing of the install is left, 1 when something is.
+    /// Running it twice is harmless.
     Teardown {
         /// The local pipeline: stop every process.
         #[arg(long)]
@@ -148,6 +160,18 @@ enum Command {
         /// Seconds each phase may take to disappear.
         #[arg(long, default_value_t = 600, value_name = "SECONDS")]
         timeout: u64,
+        /// Remove another install (its name, as `bfctl up` reports it)
+        /// instead of the one bfctl.yaml names.
+        #[arg(long, value_name = "NAME")]
+        install: Option<String>,
+        /// When objects of this install stay after --timeout, held by
+        /// finalizers whose controller is gone: remove their finalizers
+        /// (asks first; the controller's cleanup is then skipped).
+        #[arg(long)]
+        remove_finalizers: bool,
+        /// Do not ask (for scripts).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Drive Black Friday load and report what the pipeline did.
     ///
@@ -334,7 +358,7 @@ fn config_check(path: &Path, output: Output) -> anyhow::Result<()> {
 
 fn render_command(config_path: &Path, out_dir: Option<&Path>) -> anyhow::Result<()> {
     let config = config::Config::load(config_path)?;
-    for warning in config.warnings() {
+    for warning in config.deploy_warnings() {
         eprintln!("warning: {warning}");
     }
     let state = bfctl::image::ImageState::load(Path::new(STATE_DIR))?;
@@ -374,12 +398,10 @@ impl Cli {
         }
     }
 
+    /// The configuration. Its warnings are said by the commands they
+    /// concern (`up`, `build`, `render`, `config check`), not by every one.
     fn load_config(&self) -> anyhow::Result<config::Config> {
-        let config = config::Config::load(&self.config)?;
-        for warning in config.warnings() {
-            eprintln!("warning: {warning}");
-        }
-        Ok(config)
+        config::Config::load(&self.config)
     }
 }
 
@@ -398,7 +420,13 @@ fn up_command(
     skip_build: bool,
 ) -> anyhow::Result<()> {
     let config = cli.load_config()?;
+    for warning in config.deploy_warnings() {
+        eprintln!("warning: {warning}");
+    }
     if !skip_build {
+        for warning in config.registry_warnings() {
+            eprintln!("warning: {warning}");
+        }
         // Cheap when nothing changed: cargo's own cache, the image cache,
         // and a push that finds every blob already there.
         for image in build_images(&config, true, "release", &[])? {
@@ -425,7 +453,7 @@ fn up_command(
         timeout: std::time::Duration::from_secs(timeout),
         ..UpOptions::default()
     };
-    let report = runtime()?.block_on(async {
+    let (report, notes) = runtime()?.block_on(async {
         deploy::up(
             &config,
             &cli.target(offline),
@@ -435,15 +463,110 @@ fn up_command(
         )
         .await
     })?;
-    deploy::report_up(&report, matches!(cli.output, Output::Json))
+    for note in notes {
+        eprintln!("note: {note}");
+    }
+    report_up(&report, matches!(cli.output, Output::Json))
+}
+
+/// Prints the outcome of `up` and turns failures into an error.
+fn report_up(report: &bfctl::engine::UpReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        for used in report.used_not_owned() {
+            println!(
+                "not this install's, used as it is: {}{}",
+                used.object,
+                used.note
+                    .as_ref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            );
+        }
+        for kept in &report.kept {
+            println!("not pruned: {kept}");
+        }
+        for (name, other) in &report.other_installs {
+            let label = if name.is_empty() {
+                "objects from an older bfctl, with no install label".to_string()
+            } else {
+                format!("another install, '{name}'")
+            };
+            let remove = if name.is_empty() {
+                "delete them by hand if they are no longer wanted".to_string()
+            } else {
+                format!("to remove it: bfctl teardown --install {name}")
+            };
+            println!(
+                "{label}, is in this cluster ({} objects{}); this up left it alone; {remove}",
+                other.objects,
+                if other.namespaces.is_empty() {
+                    String::new()
+                } else {
+                    format!(", namespaces {}", other.namespaces.join(", "))
+                },
+            );
+        }
+        if report.unchanged() {
+            let objects: usize = report.steps.iter().map(|s| s.objects.len()).sum();
+            println!(
+                "everything is unchanged: {objects} objects in {} steps, all ready ({:.1}s)",
+                report.steps.len(),
+                report.elapsed_ms as f64 / 1000.0
+            );
+        } else if report.succeeded() {
+            let changed = report
+                .steps
+                .iter()
+                .flat_map(|s| s.objects.iter())
+                .filter(|o| o.outcome.changed())
+                .count();
+            println!(
+                "up: {changed} objects created or changed, {} pruned, every step ready ({:.1}s)",
+                report.pruned.len(),
+                report.elapsed_ms as f64 / 1000.0
+            );
+        }
+    }
+    if report.interrupted {
+        let stopped = report.interrupted_steps();
+        return Err(bfctl::exit::interrupted(format!(
+            "interrupted{}: nothing is half-applied; run `bfctl up` again to finish",
+            if stopped.is_empty() {
+                String::new()
+            } else {
+                format!(" while {} ran", stopped.join(", "))
+            }
+        )));
+    }
+    let failures = report.failures();
+    if !failures.is_empty() {
+        bail!(
+            "{} step(s) failed:\n  {}\nfix the cause and run `bfctl up` again: it continues where this run stopped",
+            failures.len(),
+            failures.join("\n  ")
+        );
+    }
+    Ok(())
 }
 
 fn status_command(cli: &Cli, watch: bool, offline: bool) -> anyhow::Result<()> {
     let config = cli.load_config()?;
     let json = matches!(cli.output, Output::Json);
     let runtime = runtime()?;
+    let show = |status: &status::Status| {
+        if json {
+            match serde_json::to_string(status) {
+                Ok(text) => println!("{text}"),
+                Err(error) => eprintln!("bfctl: {error}"),
+            }
+        } else {
+            println!("{}", status::to_text(status));
+        }
+    };
     if watch {
-        return runtime.block_on(deploy::watch_status(&config, &cli.target(offline), json));
+        return runtime.block_on(deploy::watch_status(&config, &cli.target(offline), show));
     }
     let status = runtime.block_on(deploy::status(&config, &cli.target(offline)))?;
     if json {
@@ -451,42 +574,106 @@ fn status_command(cli: &Cli, watch: bool, offline: bool) -> anyhow::Result<()> {
     } else {
         print!("{}", status::to_text(&status));
     }
-    Ok(())
+    if status.healthy {
+        Ok(())
+    } else {
+        Err(bfctl::exit::check_failed(format!(
+            "not healthy: {}",
+            status.problems.join("; ")
+        )))
+    }
 }
 
-fn teardown_command(cli: &Cli, keep_data: bool, offline: bool, timeout: u64) -> anyhow::Result<()> {
+struct TeardownFlags<'a> {
+    keep_data: bool,
+    offline: bool,
+    timeout: u64,
+    install: Option<&'a str>,
+    remove_finalizers: bool,
+    yes: bool,
+}
+
+fn teardown_command(cli: &Cli, flags: &TeardownFlags) -> anyhow::Result<()> {
     let config = cli.load_config()?;
     let options = TeardownOptions {
-        keep_data,
-        timeout: std::time::Duration::from_secs(timeout),
+        install: flags.install.unwrap_or(config.install_name()).to_string(),
+        keep_data: flags.keep_data,
+        timeout: std::time::Duration::from_secs(flags.timeout),
         poll: std::time::Duration::from_secs(2),
+        remove_finalizers: flags.remove_finalizers,
+    };
+    let yes = flags.yes;
+    let confirm = move |objects: &[String]| -> bool {
+        eprintln!(
+            "these objects are still being deleted, held by finalizers:\n  {}",
+            objects.join("\n  ")
+        );
+        if yes {
+            eprintln!("removing their finalizers (--yes)");
+            return true;
+        }
+        ask("remove their finalizers? Their controllers' cleanup will not run [y/N] ")
     };
     let progress = deploy::progress(cli.verbose > 0);
     let report = runtime()?.block_on(deploy::teardown(
         &config,
-        &cli.target(offline),
+        &cli.target(flags.offline),
         &options,
         progress.as_ref(),
+        &confirm,
     ))?;
     if matches!(cli.output, Output::Json) {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("teardown: {} objects deleted", report.deleted.len());
+        println!(
+            "teardown of install '{}': {} objects deleted",
+            report.install,
+            report.deleted.len()
+        );
+        for terminating in &report.terminating {
+            println!("already being deleted: {terminating}");
+        }
+        for removed in &report.finalizers_removed {
+            println!("finalizers removed: {removed}");
+        }
         for kept in &report.kept {
-            println!("kept (--keep-data): {kept}");
+            println!("kept: {} ({})", kept.object, kept.reason);
         }
         if report.left.is_empty() {
-            println!("nothing bfctl applied is left");
+            println!("nothing of install '{}' is left", report.install);
         }
         for left in &report.left {
             println!("left: {left}");
+        }
+        for step in &report.next_steps {
+            println!("next: {step}");
         }
     }
     if report.left.is_empty() {
         Ok(())
     } else {
-        bail!("{} objects are left; see above", report.left.len())
+        Err(bfctl::exit::check_failed(format!(
+            "{} objects of install '{}' are left; see above",
+            report.left.len(),
+            report.install
+        )))
     }
+}
+
+/// Asks a yes/no question on the terminal; no terminal means no.
+fn ask(question: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        eprintln!("not asking: standard input is not a terminal (pass --yes to go ahead)");
+        return false;
+    }
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
 /// bfctl.yaml when there is one, else the example's values (the carnet,
@@ -555,14 +742,14 @@ fn status_local_command(cli: &Cli, dir: &Path) -> anyhow::Result<()> {
     if down.is_empty() && status.supervisor_running {
         Ok(())
     } else {
-        bail!(
+        Err(bfctl::exit::check_failed(format!(
             "not running: {}",
             if down.is_empty() {
                 "the supervisor".to_string()
             } else {
                 down.join(", ")
             }
-        )
+        )))
     }
 }
 
@@ -595,10 +782,10 @@ fn teardown_local_command(cli: &Cli, dir: &Path, purge: bool) -> anyhow::Result<
     if report.left.is_empty() {
         Ok(())
     } else {
-        bail!(
+        Err(bfctl::exit::check_failed(format!(
             "{} processes are still running; see above",
             report.left.len()
-        )
+        )))
     }
 }
 
@@ -668,7 +855,9 @@ fn loadtest_command(
         println!("chart           {}", chart.display());
     }
     if report.pipeline.is_some() && !bfctl::loadtest::is_exact(&report) {
-        bail!("the pipeline lost or duplicated sales; see the report");
+        return Err(bfctl::exit::check_failed(
+            "the pipeline lost or duplicated sales; see the report",
+        ));
     }
     Ok(())
 }
@@ -827,7 +1016,9 @@ fn write_replica_report(
     {
         Ok(())
     } else {
-        bail!("a run lost or duplicated sales; see the table")
+        Err(bfctl::exit::check_failed(
+            "a run lost or duplicated sales; see the table",
+        ))
     }
 }
 
@@ -836,6 +1027,11 @@ const STATE_DIR: &str = ".bfctl";
 
 fn build_command(cli: &Cli, push: bool, profile: &str, ca_files: &[PathBuf]) -> anyhow::Result<()> {
     let config = cli.load_config()?;
+    if push {
+        for warning in config.registry_warnings() {
+            eprintln!("warning: {warning}");
+        }
+    }
     let built = build_images(&config, push, profile, ca_files)?;
     if matches!(cli.output, Output::Json) {
         println!("{}", serde_json::to_string_pretty(&built)?);
@@ -944,6 +1140,9 @@ fn disk_push(
 
 fn disk_push_command(cli: &Cli, recipe_dir: &Path, ca_files: &[PathBuf]) -> anyhow::Result<()> {
     let config = cli.load_config()?;
+    for warning in config.registry_warnings() {
+        eprintln!("warning: {warning}");
+    }
     let (built, report) = disk_push(&config, recipe_dir, ca_files)?;
     if matches!(cli.output, Output::Json) {
         let both = serde_json::json!({"disk": built, "push": report});
@@ -1066,8 +1265,21 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             keep_data,
             offline,
             timeout,
+            install,
+            remove_finalizers,
+            yes,
             ..
-        } => teardown_command(cli, *keep_data, *offline, *timeout),
+        } => teardown_command(
+            cli,
+            &TeardownFlags {
+                keep_data: *keep_data,
+                offline: *offline,
+                timeout: *timeout,
+                install: install.as_deref(),
+                remove_finalizers: *remove_finalizers,
+                yes: *yes,
+            },
+        ),
         Command::Loadtest {
             users,
             duration,
@@ -1153,7 +1365,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("bfctl: {error:#}");
-            ExitCode::from(2)
+            ExitCode::from(bfctl::exit::code_of(&error))
         }
     }
 }

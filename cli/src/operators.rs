@@ -38,15 +38,52 @@ pub struct ReleaseFile {
 ///
 /// No upstream file could be downloaded where this build was made. The
 /// Strimzi digest is the one two unrelated public repositories pin for the
-/// same release file; if it is wrong, bfctl refuses the file and prints the
-/// digest it got (it never applies an unverified file). KubeVirt's and
-/// ingress-nginx's files have no pin yet.
-const PINNED: &[(&str, &str)] = &[(
-    "strimzi-cluster-operator-1.2.0.yaml",
-    "a0b1ae3e375a7da0674eb3894df8aa955bc50abe8190bc9344e30b83bbee4775",
-)];
+/// same release file; KubeVirt v1.9.0's two files and ingress-nginx
+/// controller-v1.15.1's `deploy/static/provider/cloud/deploy.yaml` (16,384
+/// bytes) are pinned as public repositories pin them or as computed from
+/// the tagged files (issue 12). If a pin is wrong, bfctl refuses the file and
+/// prints the digest it got: it never applies an unverified file.
+const PINNED: &[(&str, &str)] = &[
+    (
+        "strimzi-cluster-operator-1.2.0.yaml",
+        "a0b1ae3e375a7da0674eb3894df8aa955bc50abe8190bc9344e30b83bbee4775",
+    ),
+    (
+        "kubevirt-operator.yaml",
+        "f11307caafc3c23ffedf9887d8beb5a4419e2694da242fa68f63d1ec820de2e0",
+    ),
+    (
+        "kubevirt-cr.yaml",
+        "43106136dbce3312bdbfdeae612aacafc6c12da518d233f90645b4685d84a2af",
+    ),
+    (
+        "ingress-nginx-deploy.yaml",
+        "502fddca66b09c20dd48b6d0a792a9671cd663a3a0d2a8bda5ae990d13b6c5b2",
+    ),
+];
+
+/// The versions the pins above are for: a pin is used only for its version
+/// (another version's file of the same name needs its own pin in bfctl.yaml).
+const PINNED_VERSIONS: &[(&str, &str)] = &[
+    ("kubevirt-operator.yaml", "v1.9.0"),
+    ("kubevirt-cr.yaml", "v1.9.0"),
+    ("ingress-nginx-deploy.yaml", "controller-v1.15.1"),
+];
 
 fn release_file(config: &Config, file: &str, url: String) -> ReleaseFile {
+    let configured = |file: &str| {
+        if file.starts_with("kubevirt-") {
+            config.versions.kubevirt.as_str()
+        } else {
+            config.versions.ingress_nginx.as_str()
+        }
+    };
+    let version_matches = |file: &str| {
+        PINNED_VERSIONS
+            .iter()
+            .filter(|(name, _)| *name == file)
+            .all(|(_, version)| *version == configured(file))
+    };
     let sha256 = config
         .operators
         .sha256
@@ -55,7 +92,7 @@ fn release_file(config: &Config, file: &str, url: String) -> ReleaseFile {
         .or_else(|| {
             PINNED
                 .iter()
-                .find(|(name, _)| *name == file)
+                .find(|(name, _)| *name == file && version_matches(name))
                 .map(|(_, digest)| digest.to_string())
         })
         .map(|digest| digest.to_ascii_lowercase());
@@ -237,9 +274,17 @@ pub fn parse_documents(text: &str) -> anyhow::Result<Vec<Value>> {
     Ok(objects)
 }
 
-/// Rewrites the Strimzi bundle's `myproject` namespace references.
+/// Rewrites the Strimzi bundle's `myproject` namespace references, and
+/// names its ClusterRoleBindings after the namespace: each install's
+/// operator gets bindings of its own, so a second install never re-points
+/// the first one's (the ClusterRoles they name are shared as they are).
 pub fn rewrite_strimzi_namespace(objects: &mut [Value], namespace: &str) {
     for object in objects {
+        if object.get("kind").and_then(Value::as_str) == Some("ClusterRoleBinding")
+            && let Some(name) = object.pointer("/metadata/name").and_then(Value::as_str)
+        {
+            object["metadata"]["name"] = format!("{name}-{namespace}").into();
+        }
         if object
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
@@ -276,6 +321,24 @@ pub const KUBEVIRT_OPERATOR_STEP: &str = "operator-kubevirt";
 pub const KUBEVIRT_STEP: &str = "kubevirt";
 pub const INGRESS_NGINX_STEP: &str = "operator-ingress-nginx";
 
+/// Whether a step (an object's `bfctl.io/component` label) installs an
+/// operator.
+pub fn is_operator_step(step: &str) -> bool {
+    matches!(
+        step,
+        STRIMZI_STEP | KUBEVIRT_OPERATOR_STEP | KUBEVIRT_STEP | INGRESS_NGINX_STEP
+    )
+}
+
+/// The operator bundle a step belongs to: the `KubeVirt` CR goes with
+/// KubeVirt's operator. Other steps are their own.
+pub fn family(step: &str) -> &str {
+    match step {
+        KUBEVIRT_STEP => KUBEVIRT_OPERATOR_STEP,
+        other => other,
+    }
+}
+
 /// The step a component with `operator: <name>` waits for, if any.
 pub fn step_for(operator: &str, config: &Config) -> Option<&'static str> {
     match operator {
@@ -296,17 +359,29 @@ pub async fn steps(config: &Config, fetcher: &Fetcher) -> anyhow::Result<Vec<Ste
         strimzi.extend(fetcher.objects(&file).await?);
     }
     rewrite_strimzi_namespace(&mut strimzi, namespace);
-    steps.push(labelled(STRIMZI_STEP, vec!["namespace".into()], strimzi)?);
+    let install = config.install_name();
+    steps.push(labelled(
+        STRIMZI_STEP,
+        vec!["namespace".into()],
+        strimzi,
+        install,
+    )?);
 
     let (operator_file, cr_file) = kubevirt_files(config);
     let operator = fetcher.objects(&operator_file).await?;
-    steps.push(labelled(KUBEVIRT_OPERATOR_STEP, Vec::new(), operator)?);
+    steps.push(labelled(
+        KUBEVIRT_OPERATOR_STEP,
+        Vec::new(),
+        operator,
+        install,
+    )?);
     let mut cr = fetcher.objects(&cr_file).await?;
     configure_kubevirt_cr(&mut cr, config.kubevirt.use_emulation);
     steps.push(labelled(
         KUBEVIRT_STEP,
         vec![KUBEVIRT_OPERATOR_STEP.into()],
         cr,
+        install,
     )?);
 
     if config.ingress.mode == IngressMode::Nginx {
@@ -314,14 +389,19 @@ pub async fn steps(config: &Config, fetcher: &Fetcher) -> anyhow::Result<Vec<Ste
         for file in ingress_nginx_files(config) {
             nginx.extend(fetcher.objects(&file).await?);
         }
-        steps.push(labelled(INGRESS_NGINX_STEP, Vec::new(), nginx)?);
+        steps.push(labelled(INGRESS_NGINX_STEP, Vec::new(), nginx, install)?);
     }
     Ok(steps)
 }
 
-fn labelled(name: &str, depends_on: Vec<String>, mut objects: Vec<Value>) -> anyhow::Result<Step> {
+fn labelled(
+    name: &str,
+    depends_on: Vec<String>,
+    mut objects: Vec<Value>,
+    install: &str,
+) -> anyhow::Result<Step> {
     for object in &mut objects {
-        crate::render::add_inventory_labels(object, name)?;
+        crate::render::add_inventory_labels(object, name, install)?;
     }
     Ok(Step {
         name: name.to_string(),
@@ -337,14 +417,27 @@ mod tests {
 
     #[test]
     fn strimzi_namespace_references_are_rewritten() {
-        let mut objects = vec![json!({
-            "kind": "RoleBinding",
-            "metadata": {"name": "strimzi-cluster-operator", "namespace": "myproject"},
-            "subjects": [{"kind": "ServiceAccount", "name": "strimzi-cluster-operator", "namespace": "myproject"}]
-        })];
+        let mut objects = vec![
+            json!({
+                "kind": "RoleBinding",
+                "metadata": {"name": "strimzi-cluster-operator", "namespace": "myproject"},
+                "subjects": [{"kind": "ServiceAccount", "name": "strimzi-cluster-operator", "namespace": "myproject"}]
+            }),
+            json!({
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": "strimzi-cluster-operator"},
+                "subjects": [{"kind": "ServiceAccount", "name": "strimzi-cluster-operator", "namespace": "myproject"}]
+            }),
+        ];
         rewrite_strimzi_namespace(&mut objects, "blackfriday");
         assert_eq!(objects[0]["metadata"]["namespace"], "blackfriday");
         assert_eq!(objects[0]["subjects"][0]["namespace"], "blackfriday");
+        // A binding of its own per install: another namespace never re-points it.
+        assert_eq!(
+            objects[1]["metadata"]["name"],
+            "strimzi-cluster-operator-blackfriday"
+        );
+        assert_eq!(objects[1]["subjects"][0]["namespace"], "blackfriday");
     }
 
     #[test]

@@ -148,7 +148,7 @@ pub fn secrets_for(config: &Config, password: &str) -> anyhow::Result<Vec<Value>
         }),
     ];
     for secret in &mut secrets {
-        render::add_inventory_labels(secret, "valkey")?;
+        render::add_inventory_labels(secret, "valkey", config.install_name())?;
     }
     Ok(secrets)
 }

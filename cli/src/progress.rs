@@ -85,18 +85,14 @@ impl Observer for Progress {
                 object,
                 outcome,
             } => {
-                let text = format!(
-                    "{object} {}",
-                    match outcome {
-                        ApplyOutcome::Created => "created",
-                        ApplyOutcome::Configured => "configured",
-                        ApplyOutcome::Unchanged => "unchanged",
-                    }
-                );
+                let text = format!("{object} {}", outcome.word());
                 if let Some(bar) = self.bar(&step) {
                     bar.set_message(text.clone());
                 }
-                if self.detailed || (self.bars.is_none() && outcome != ApplyOutcome::Unchanged) {
+                // Objects that are not this install's are always said.
+                let worth_a_line = outcome == ApplyOutcome::NotOwned
+                    || (self.bars.is_none() && outcome != ApplyOutcome::Unchanged);
+                if self.detailed || worth_a_line {
                     self.line(&format!("{step}: {text}"));
                 }
             }
@@ -137,6 +133,10 @@ impl Observer for Progress {
             Event::StepSkipped { step, reason } => {
                 self.line(&format!("{step}: not started ({reason})"))
             }
+            Event::StepInterrupted { step } => match self.bar(&step) {
+                Some(bar) => bar.abandon_with_message("✗ interrupted (Ctrl-C)"),
+                None => self.line(&format!("{step}: interrupted (Ctrl-C)")),
+            },
             Event::Deleted { object } => self.line(&format!("deleted {object}")),
         }
     }

@@ -78,13 +78,114 @@ pub fn assess(object: &ObjectRef, live: &Value) -> Readiness {
             }
         }
         ("", "Namespace") => match live.pointer("/status/phase").and_then(Value::as_str) {
-            Some("Terminating") => {
-                Readiness::Waiting("namespace is terminating (a teardown is finishing)".into())
-            }
+            Some("Terminating") => Readiness::Waiting(format!(
+                "namespace is being deleted: {}",
+                deletion_blocker(object, live)
+            )),
             _ => Readiness::Ready,
         },
+        ("autoscaling", "HorizontalPodAutoscaler") => autoscaler(live),
         _ => Readiness::Ready,
     }
+}
+
+/// An autoscaler is ready when it can scale: `AbleToScale` and
+/// `ScalingActive` True. Without a metrics server a real one says
+/// `ScalingActive=False (FailedGetResourceMetric)` and never scales
+/// (`hpa-no-metrics.jsonl` in the recorded fixtures). `bfctl up` does not
+/// wait on autoscalers (their first sync is ~15 s away); `status` shows it.
+fn autoscaler(live: &Value) -> Readiness {
+    for kind in ["AbleToScale", "ScalingActive"] {
+        if let Some(c) = condition(live, kind)
+            && c.get("status").and_then(Value::as_str) == Some("False")
+        {
+            let hint = if c.get("reason").and_then(Value::as_str) == Some("FailedGetResourceMetric")
+            {
+                "; is a metrics server (metrics.k8s.io) installed?"
+            } else {
+                ""
+            };
+            return Readiness::Failed(format!("{}{hint}", describe(c)));
+        }
+    }
+    if condition(live, "ScalingActive").is_none() {
+        return Readiness::Waiting(
+            "no conditions yet (the autoscaler controller syncs every 15 s)".into(),
+        );
+    }
+    Readiness::Ready
+}
+
+/// Which controller removes a finalizer, for the person who is told an
+/// object cannot go.
+pub fn finalizer_controller(finalizer: &str) -> &'static str {
+    match finalizer {
+        "strimzi.io/topic-operator" => {
+            "Strimzi's topic operator, which runs in the Kafka cluster's entity operator"
+        }
+        "foregroundDeletion" => "the garbage collector, once the object's dependants are gone",
+        "kubernetes" => "the namespace controller, once the namespace's content is gone",
+        "customresourcecleanup.apiextensions.k8s.io" => {
+            "the API server, once the definition's custom resources are gone"
+        }
+        "kubernetes.io/pvc-protection" => "the PVC protection controller, once no pod uses it",
+        f if f.starts_with("kubevirt.io/") => "KubeVirt's virt-controller",
+        _ => "the controller that added it",
+    }
+}
+
+/// What keeps an object that is being deleted from going: its finalizers
+/// and who removes them; for a namespace, its own conditions (which name
+/// the finalizers held by its content and how many objects hold them).
+pub fn deletion_blocker(object: &ObjectRef, live: &Value) -> String {
+    let mut parts = Vec::new();
+    if object.kind == "Namespace" {
+        for kind in ["NamespaceFinalizersRemaining", "NamespaceContentRemaining"] {
+            if let Some(c) = condition(live, kind)
+                && c.get("status").and_then(Value::as_str) == Some("True")
+            {
+                let message = c.get("message").and_then(Value::as_str).unwrap_or("");
+                parts.push(format!("{kind}: {message}"));
+                if kind == "NamespaceFinalizersRemaining" {
+                    // "Some content in the namespace has finalizers remaining:
+                    // strimzi.io/topic-operator in 2 resource instances"
+                    for finalizer in message
+                        .rsplit(':')
+                        .next()
+                        .unwrap_or("")
+                        .split(',')
+                        .filter_map(|part| part.split_whitespace().next())
+                    {
+                        parts.push(format!(
+                            "{finalizer} is removed by {}",
+                            finalizer_controller(finalizer)
+                        ));
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    let finalizers: Vec<&str> = live
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for finalizer in &finalizers {
+        parts.push(format!(
+            "finalizer {finalizer}, removed by {}",
+            finalizer_controller(finalizer)
+        ));
+    }
+    if parts.is_empty() {
+        return "no finalizer left; it should go at once".into();
+    }
+    parts.push(
+        "if that controller is gone: `bfctl teardown --remove-finalizers` (asks first)".into(),
+    );
+    parts.join("; ")
 }
 
 fn int(value: &Value, pointer: &str) -> Option<i64> {

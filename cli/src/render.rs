@@ -19,6 +19,8 @@ use crate::config::Config;
 pub const COMPONENT_LABEL: &str = "bfctl.io/component";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
+/// The install an object belongs to (see [`crate::inventory`]).
+pub const INSTALL_LABEL: &str = "bfctl.io/install";
 
 /// The Strimzi `Kafka` resource's name; its bootstrap Service follows from it.
 pub const KAFKA_CLUSTER: &str = "ventas-kafka";
@@ -253,7 +255,11 @@ fn context(config: &Config, images: &ImageRefs) -> anyhow::Result<tera::Context>
 
 /// Adds the inventory labels to an object given as JSON (operator bundles,
 /// generated Secrets).
-pub fn add_inventory_labels(object: &mut serde_json::Value, component: &str) -> anyhow::Result<()> {
+pub fn add_inventory_labels(
+    object: &mut serde_json::Value,
+    component: &str,
+    install: &str,
+) -> anyhow::Result<()> {
     let metadata = object
         .get_mut("metadata")
         .and_then(serde_json::Value::as_object_mut)
@@ -270,10 +276,11 @@ pub fn add_inventory_labels(object: &mut serde_json::Value, component: &str) -> 
     labels.insert(PART_OF_LABEL.into(), "blackfriday".into());
     labels.insert(MANAGED_BY_LABEL.into(), "bfctl".into());
     labels.insert(COMPONENT_LABEL.into(), component.into());
+    labels.insert(INSTALL_LABEL.into(), install.into());
     Ok(())
 }
 
-fn add_labels(object: &mut Value, component: &str) -> anyhow::Result<()> {
+fn add_labels(object: &mut Value, component: &str, install: &str) -> anyhow::Result<()> {
     let metadata = object
         .get_mut("metadata")
         .and_then(Value::as_mapping_mut)
@@ -287,6 +294,7 @@ fn add_labels(object: &mut Value, component: &str) -> anyhow::Result<()> {
     labels.insert(PART_OF_LABEL.into(), "blackfriday".into());
     labels.insert(MANAGED_BY_LABEL.into(), "bfctl".into());
     labels.insert(COMPONENT_LABEL.into(), component.into());
+    labels.insert(INSTALL_LABEL.into(), install.into());
     Ok(())
 }
 
@@ -318,7 +326,7 @@ pub fn render(config: &Config, images: &ImageRefs) -> anyhow::Result<Vec<Rendere
                 if object.is_null() {
                     continue;
                 }
-                add_labels(&mut object, &spec.name)
+                add_labels(&mut object, &spec.name, config.install_name())
                     .with_context(|| format!("{template}: document {}", index + 1))?;
                 objects.push(object);
             }

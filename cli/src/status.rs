@@ -1,6 +1,12 @@
 //! `bfctl status`: for every step of the plan, what exists and whether it is
-//! ready (by the same rules `bfctl up` waits on), the images the workloads
-//! run, the autoscalers' replica counts and where to send traffic.
+//! ready (by the same rules `bfctl up` waits on, and autoscalers by whether
+//! they can scale), the images the workloads run, the autoscalers' replica
+//! counts, what the consumers report and where to send traffic.
+//!
+//! Healthy means every figure shown could be read and is healthy: every
+//! component ready, at least one consumer answering, every consumer
+//! answering and reaching Valkey. Anything else is "not healthy", with the
+//! reasons (exit 1).
 
 use std::fmt::Write as _;
 
@@ -17,10 +23,16 @@ pub struct Status {
     pub components: Vec<ComponentStatus>,
     /// Where to send traffic, once the Gateway or Ingress has an address.
     pub external_url: Option<String>,
-    /// True when every component is ready.
+    /// True when every component is ready and every pipeline figure could
+    /// be read and is healthy.
     pub healthy: bool,
+    /// Why it is not healthy, one line each.
+    pub problems: Vec<String>,
     /// What the consumers report: lag and Valkey.
     pub pipeline: PipelineHealth,
+    /// Things to know that do not change health (operator files not at hand).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Read from each consumer pod's metrics through the API server proxy.
@@ -170,13 +182,31 @@ pub async fn collect(cluster: &Cluster, steps: &[Step]) -> anyhow::Result<Status
         });
     }
     let pipeline = pipeline_health(cluster).await?;
-    let healthy =
-        components.iter().all(|c| c.state == "ready") && pipeline.valkey_reachable != Some(false);
+    let mut problems: Vec<String> = components
+        .iter()
+        .filter(|c| c.state != "ready")
+        .map(|c| format!("{} {}", c.name, c.state))
+        .collect();
+    if pipeline.consumers.is_empty() {
+        problems.push("no consumer pod is running".into());
+    }
+    for consumer in &pipeline.consumers {
+        if let Some(error) = &consumer.error {
+            problems.push(format!("consumer {} did not answer: {error}", consumer.pod));
+        }
+    }
+    match pipeline.valkey_reachable {
+        Some(true) => {}
+        Some(false) => problems.push("the consumers do not reach Valkey".into()),
+        None => problems.push("no consumer answered, so Valkey and the lag are unknown".into()),
+    }
     Ok(Status {
         components,
         external_url,
-        healthy,
+        healthy: problems.is_empty(),
+        problems,
         pipeline,
+        notes: Vec::new(),
     })
 }
 
@@ -196,7 +226,7 @@ async fn object_status(
         status.state = "missing".into();
         return Ok(status);
     };
-    if readiness::has_rule(object) {
+    {
         let target = readiness::wait_target(object);
         let verdict = if target == *object {
             readiness::assess(&target, &live)
@@ -235,13 +265,17 @@ async fn object_status(
                 .collect();
         }
         "HorizontalPodAutoscaler" => {
-            status.message = Some(format!(
+            let replicas = format!(
                 "replicas current {} desired {} (min {}, max {})",
                 int("/status/currentReplicas").unwrap_or(0),
                 int("/status/desiredReplicas").unwrap_or(0),
                 int("/spec/minReplicas").unwrap_or(1),
                 int("/spec/maxReplicas").unwrap_or(0),
-            ));
+            );
+            status.message = Some(match status.message.take() {
+                Some(condition) => format!("{condition}; {replicas}"),
+                None => replicas,
+            });
         }
         "Gateway" | "Ingress" => {
             if let Some(address) = readiness::external_address(&live) {
@@ -326,14 +360,13 @@ pub fn to_text(status: &Status) -> String {
             .as_deref()
             .unwrap_or("no external address yet")
     );
-    let _ = writeln!(
-        text,
-        "overall: {}",
-        if status.healthy {
-            "healthy"
-        } else {
-            "not healthy"
-        }
-    );
+    for note in &status.notes {
+        let _ = writeln!(text, "note: {note}");
+    }
+    if status.healthy {
+        let _ = writeln!(text, "overall: healthy");
+    } else {
+        let _ = writeln!(text, "overall: not healthy: {}", status.problems.join("; "));
+    }
     text
 }

@@ -1,31 +1,43 @@
-//! `bfctl teardown`: removes what `bfctl up` applied, in the order that lets
-//! controllers clean up after themselves:
+//! `bfctl teardown`: removes what one install applied, from its inventory
+//! alone (the objects labelled with its name, see [`crate::inventory`]): no
+//! plan and no operator files are needed, so it works offline. The order
+//! lets controllers clean up after themselves:
 //!
 //! 1. workloads (Deployments, Services, policies, autoscalers …);
-//! 2. custom resources (`Kafka`, `KafkaTopic`, `VirtualMachine`, `Gateway` …),
+//! 2. custom resources that belong to another (`KafkaTopic` before its
+//!    `Kafka`: the topic operator that removes a topic's finalizer runs in
+//!    the Kafka cluster);
+//! 3. the other custom resources (`Kafka`, `VirtualMachine`, `Gateway` …),
 //!    waiting while their operators run the finalizers;
-//! 3. the operators (their own custom resources such as the `KubeVirt` CR
+//! 4. the operators (their own custom resources such as the `KubeVirt` CR
 //!    first, then their Deployments and RBAC);
-//! 4. the CustomResourceDefinitions bfctl installed;
-//! 5. the namespaces.
+//! 5. the CustomResourceDefinitions this install created;
+//! 6. the namespaces.
 //!
-//! Each phase waits until its objects are gone before the next starts, so an
-//! operator is never deleted while its resources still need it. With
-//! `--keep-data` the PersistentVolumeClaims and the namespace that holds
-//! them stay. Running it again is harmless: absent objects are skipped.
+//! Each phase waits until its objects are gone before the next starts. What
+//! is not safe to delete is kept and said, with the reason ([`why_keep`]): a
+//! CRD while any custom resource of it exists anywhere, a ClusterRole that
+//! something else binds, an operator that still serves other installs' or
+//! teams' resources. `--keep-data` keeps the PersistentVolumeClaims and the
+//! namespaces holding them. Objects already being deleted are reported as
+//! terminating, not as deleted; one held by a finalizer whose controller is
+//! gone is named with the way out (`--remove-finalizers`, which asks first).
+//! Running it again is harmless.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::cluster::{Cluster, ObjectRef};
-use crate::engine::{Event, Observer, Step};
-use crate::inventory;
+use crate::engine::{Event, Observer};
+use crate::inventory::{self, Owned, Owner};
+use crate::readiness;
 
 /// The phases, in order.
-pub const PHASES: [&str; 5] = [
+pub const PHASES: [&str; 6] = [
     "workloads",
+    "dependent custom resources",
     "custom resources",
     "operators",
     "CRDs",
@@ -34,33 +46,57 @@ pub const PHASES: [&str; 5] = [
 
 #[derive(Debug, Clone)]
 pub struct TeardownOptions {
+    /// The install to remove.
+    pub install: String,
     pub keep_data: bool,
     /// How long each phase may take to disappear.
     pub timeout: Duration,
     pub poll: Duration,
+    /// Remove the finalizers of this install's objects that stay after the
+    /// timeout (the confirmation is asked by the caller, see
+    /// [`teardown`]'s `confirm`).
+    pub remove_finalizers: bool,
+}
+
+/// An object left in place on purpose, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Kept {
+    pub object: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TeardownReport {
+    pub install: String,
     /// Deleted, per phase, in order.
     pub deleted: Vec<String>,
-    /// Kept on purpose (`--keep-data`).
-    pub kept: Vec<String>,
+    /// Already being deleted when teardown came (not deleted again).
+    pub terminating: Vec<String>,
+    /// Finalizers removed (`--remove-finalizers`).
+    pub finalizers_removed: Vec<String>,
+    /// Kept on purpose, with the reason.
+    pub kept: Vec<Kept>,
     /// Still present at the end, with why (finalizers, terminating).
     pub left: Vec<String>,
+    /// What to do about what is left.
+    pub next_steps: Vec<String>,
 }
 
-/// Which phase removes an object. `operator` says it came from an operator
-/// bundle.
-pub fn phase_of(object: &ObjectRef, operator: bool) -> usize {
+/// Which phase removes an object (see [`PHASES`]).
+pub fn phase_of(object: &ObjectRef, component: &str) -> usize {
     let group = object.group();
     let custom = !is_builtin_group(group);
     match object.kind.as_str() {
-        "Namespace" if group.is_empty() => 4,
-        "CustomResourceDefinition" => 3,
-        _ if operator => 2,
-        _ if custom => 1,
+        "Namespace" if group.is_empty() => 5,
+        "CustomResourceDefinition" => 4,
+        _ if crate::operators::is_operator_step(component) => 3,
+        "KafkaTopic" | "KafkaUser" | "KafkaConnector" | "KafkaRebalance"
+            if group == "kafka.strimzi.io" =>
+        {
+            1
+        }
+        _ if custom => 2,
         _ => 0,
     }
 }
@@ -71,42 +107,210 @@ fn is_builtin_group(group: &str) -> bool {
         || group.ends_with(".k8s.io") && group != "gateway.networking.k8s.io"
 }
 
-/// Removes everything; `steps` is the plan `bfctl up` would apply, and
-/// `operator_steps` names the steps that install operators.
+/// Why an object of this install must not be deleted now, if it must not:
+/// the rules that keep a teardown (or a prune) from reaching what others
+/// still use.
+pub async fn why_keep(
+    cluster: &Cluster,
+    object: &ObjectRef,
+    live: &Value,
+    install: &str,
+) -> anyhow::Result<Option<String>> {
+    match (object.group(), object.kind.as_str()) {
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            let resources = custom_resources_of(cluster, live).await?;
+            if resources.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(format!(
+                "{} custom resource(s) of it still exist ({}); a CRD is never deleted while any of its resources exists",
+                resources.len(),
+                sample(&resources)
+            )))
+        }
+        ("rbac.authorization.k8s.io", "ClusterRole") => {
+            let mut users = Vec::new();
+            for (api_version, kind) in [
+                ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+                ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+            ] {
+                for binding in cluster.list(api_version, kind, "").await? {
+                    let role = binding.pointer("/roleRef/name").and_then(Value::as_str);
+                    let role_kind = binding.pointer("/roleRef/kind").and_then(Value::as_str);
+                    if role == Some(object.name.as_str())
+                        && role_kind == Some("ClusterRole")
+                        && inventory::owner(&binding, install) != Owner::ThisInstall
+                    {
+                        users.push(format!(
+                            "{kind} {} ({})",
+                            name_of(&binding),
+                            inventory::owner(&binding, install).describe()
+                        ));
+                    }
+                }
+            }
+            Ok((!users.is_empty()).then(|| {
+                format!(
+                    "still bound by {} that {} not this install's",
+                    sample(&users),
+                    if users.len() == 1 { "is" } else { "are" }
+                )
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Custom resources of a CRD, anywhere in the cluster, read through the
+/// resource the CRD itself defines (not through discovery, which may be
+/// stale or filtered). A CRD that no longer serves answers 404: none.
+async fn custom_resources_of(cluster: &Cluster, crd: &Value) -> anyhow::Result<Vec<String>> {
+    let text = |pointer: &str| crd.pointer(pointer).and_then(Value::as_str).unwrap_or("");
+    let group = text("/spec/group");
+    let plural = text("/spec/names/plural");
+    let kind = text("/spec/names/kind");
+    let Some(version) = inventory::served_versions(crd).into_iter().next() else {
+        return Ok(Vec::new());
+    };
+    let resource = kube::discovery::ApiResource {
+        group: group.to_string(),
+        version: version.clone(),
+        api_version: format!("{group}/{version}"),
+        kind: kind.to_string(),
+        plural: plural.to_string(),
+    };
+    Ok(cluster
+        .list_resource(&resource, "")
+        .await?
+        .iter()
+        .map(|item| format!("{kind} {}", name_of(item)))
+        .collect())
+}
+
+fn name_of(object: &Value) -> String {
+    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+    match (text("/metadata/namespace"), text("/metadata/name")) {
+        (Some(namespace), Some(name)) => format!("{namespace}/{name}"),
+        (None, Some(name)) => name.to_string(),
+        _ => "(unnamed)".to_string(),
+    }
+}
+
+fn sample(items: &[String]) -> String {
+    let mut shown: Vec<&str> = items.iter().take(3).map(String::as_str).collect();
+    let more = items.len().saturating_sub(shown.len());
+    let more_text = format!("and {more} more");
+    if more > 0 {
+        shown.push(&more_text);
+    }
+    shown.join(", ")
+}
+
+/// What an operator bundle still serves outside this install: KubeVirt
+/// runs every VM in the cluster and ingress-nginx every Ingress of its
+/// class, so neither goes while others use them. (Strimzi's operator
+/// watches only its own install's namespace.)
+async fn operator_users(
+    cluster: &Cluster,
+    component: &str,
+    install: &str,
+) -> anyhow::Result<Vec<String>> {
+    let kinds: &[(&str, &str)] = match crate::operators::family(component) {
+        crate::operators::KUBEVIRT_OPERATOR_STEP => &[
+            ("kubevirt.io/v1", "VirtualMachine"),
+            ("kubevirt.io/v1", "VirtualMachineInstance"),
+        ],
+        crate::operators::INGRESS_NGINX_STEP => &[("networking.k8s.io/v1", "Ingress")],
+        _ => &[],
+    };
+    let mut users = Vec::new();
+    for (api_version, kind) in kinds {
+        for live in cluster.list(api_version, kind, "").await? {
+            if inventory::owner(&live, install) == Owner::ThisInstall {
+                continue;
+            }
+            if *kind == "Ingress"
+                && live
+                    .pointer("/spec/ingressClassName")
+                    .and_then(Value::as_str)
+                    != Some("nginx")
+            {
+                continue;
+            }
+            users.push(format!("{kind} {}", name_of(&live)));
+        }
+    }
+    Ok(users)
+}
+
+/// Removes one install. `confirm` is asked before finalizers are removed
+/// (`--remove-finalizers`) with the objects concerned; it returns whether
+/// to go on.
 pub async fn teardown(
     cluster: &Cluster,
-    steps: &[Step],
-    operator_steps: &BTreeSet<String>,
     options: &TeardownOptions,
     observer: &dyn Observer,
+    confirm: &(dyn Fn(&[String]) -> bool + Sync),
 ) -> anyhow::Result<TeardownReport> {
-    let mut phases: Vec<Vec<ObjectRef>> = vec![Vec::new(); PHASES.len()];
-    let mut seen = BTreeSet::new();
-    for step in steps {
-        let operator = operator_steps.contains(&step.name);
-        for manifest in &step.objects {
-            let object = crate::engine::with_namespace(ObjectRef::of(manifest)?, cluster);
-            if seen.insert(object.clone()) {
-                phases[phase_of(&object, operator)].push(object);
-            }
-        }
+    let install = options.install.as_str();
+    let mut report = TeardownReport {
+        install: install.to_string(),
+        ..TeardownReport::default()
+    };
+    let owned = inventory::list(cluster, install).await?;
+    let mut phases: Vec<Vec<Owned>> = vec![Vec::new(); PHASES.len()];
+    for object in owned {
+        phases[phase_of(&object.object, object.component())].push(object);
     }
-    // What an earlier run applied and the templates no longer render.
-    for owned in inventory::list(cluster).await? {
-        if seen.insert(owned.object.clone()) {
-            phases[phase_of(&owned.object, false)].push(owned.object);
-        }
-    }
+    // Namespaces that hold kept claims stay with them.
+    let mut data_namespaces: Vec<String> = Vec::new();
+    // Operator bundles checked for users outside this install (KubeVirt's
+    // namespace, CRDs and CR go with its operator, or stay with it).
+    let mut checked_families: Vec<(String, Option<String>)> = Vec::new();
 
-    let mut report = TeardownReport::default();
-    for (index, objects) in phases.iter().enumerate() {
-        let mut deleting = Vec::new();
+    for (index, objects) in phases.iter_mut().enumerate() {
         // Within the operators phase, their own custom resources go first.
-        let mut ordered: Vec<&ObjectRef> = objects.iter().collect();
-        ordered.sort_by_key(|object| is_builtin_group(object.group()));
-        for object in ordered {
-            if options.keep_data && keeps_data(object, cluster) {
-                report.kept.push(object.to_string());
+        objects.sort_by_key(|o| is_builtin_group(o.object.group()));
+        let mut waiting: Vec<ObjectRef> = Vec::new();
+        for owned in objects.iter() {
+            let object = &owned.object;
+            if options.keep_data
+                && (object.kind == "PersistentVolumeClaim"
+                    || object.kind == "Namespace" && data_namespaces.contains(&object.name))
+            {
+                if let Some(namespace) = &object.namespace {
+                    data_namespaces.push(namespace.clone());
+                }
+                keep(&mut report, object, "--keep-data".into());
+                continue;
+            }
+            let family = crate::operators::family(owned.component());
+            if index >= 3 && !checked_families.iter().any(|(f, _)| f == family) {
+                let users = operator_users(cluster, owned.component(), install).await?;
+                let reason = (!users.is_empty()).then(|| {
+                    format!(
+                        "the operator still serves {} outside this install ({})",
+                        users.len(),
+                        sample(&users)
+                    )
+                });
+                checked_families.push((family.to_string(), reason));
+            }
+            if let Some((_, Some(reason))) = checked_families.iter().find(|(f, _)| f == family) {
+                keep(&mut report, object, reason.clone());
+                continue;
+            }
+            // Read it again: an earlier phase may have changed it.
+            let Some(live) = cluster.get(object).await? else {
+                continue;
+            };
+            if live.pointer("/metadata/deletionTimestamp").is_some() {
+                report.terminating.push(object.to_string());
+                waiting.push(object.clone());
+                continue;
+            }
+            if let Some(reason) = why_keep(cluster, object, &live, install).await? {
+                keep(&mut report, object, reason);
                 continue;
             }
             if cluster.delete(object).await? {
@@ -114,41 +318,86 @@ pub async fn teardown(
                     object: object.clone(),
                 });
                 report.deleted.push(object.to_string());
-                deleting.push(object.clone());
+                waiting.push(object.clone());
             }
         }
-        let stuck = wait_gone(cluster, &deleting, options).await?;
+        let mut stuck = wait_gone(cluster, &waiting, options).await?;
+        if !stuck.is_empty() && options.remove_finalizers {
+            let names: Vec<String> = stuck.iter().map(|(o, _)| o.to_string()).collect();
+            if confirm(&names) {
+                for (object, _) in &stuck {
+                    if cluster.remove_finalizers(object).await? {
+                        report.finalizers_removed.push(object.to_string());
+                    }
+                }
+                stuck = wait_gone(cluster, &waiting, options).await?;
+            }
+        }
         if !stuck.is_empty() {
-            report.left.extend(stuck);
-            report.left.push(format!(
-                "teardown stopped before the {} phase; rerun it once the objects above are gone",
-                PHASES.get(index + 1).unwrap_or(&"last")
-            ));
+            for (object, live) in &stuck {
+                report.left.push(format!(
+                    "{object}: being deleted ({})",
+                    readiness::deletion_blocker(object, live)
+                ));
+                report.next_steps.push(way_out(object));
+            }
+            report.next_steps.insert(
+                0,
+                format!(
+                    "teardown stopped before the {} phase; once the objects above are gone, run it again",
+                    PHASES.get(index + 1).unwrap_or(&"last")
+                ),
+            );
             return Ok(report);
         }
+        if index == 4 {
+            // CRDs went: their kinds are no longer served, and discovery
+            // cached before this must not be trusted.
+            cluster.refresh_discovery().await?;
+        }
     }
-    for owned in inventory::list(cluster).await? {
+    for owned in inventory::list(cluster, install).await? {
         let name = owned.object.to_string();
-        if !report.kept.contains(&name) {
+        if !report.kept.iter().any(|k| k.object == name) {
             report.left.push(name);
         }
     }
     Ok(report)
 }
 
-/// PVCs hold the Kafka logs and Valkey's AOF; the namespace holds the PVCs.
-fn keeps_data(object: &ObjectRef, cluster: &Cluster) -> bool {
-    object.kind == "PersistentVolumeClaim"
-        || (object.kind == "Namespace" && object.name == cluster.default_namespace())
+fn keep(report: &mut TeardownReport, object: &ObjectRef, reason: String) {
+    report.kept.push(Kept {
+        object: object.to_string(),
+        reason,
+    });
 }
 
-/// Polls until every object is gone; returns the ones still there after the
-/// timeout, with their finalizers.
+/// The command that removes an object's finalizers by hand.
+fn way_out(object: &ObjectRef) -> String {
+    let namespace = object
+        .namespace
+        .as_ref()
+        .map(|n| format!(" -n {n}"))
+        .unwrap_or_default();
+    let group = object.group();
+    let resource = if group.is_empty() {
+        object.kind.to_lowercase()
+    } else {
+        format!("{}.{group}", object.kind.to_lowercase())
+    };
+    format!(
+        "{object}: `bfctl teardown --remove-finalizers` (asks first), or by hand: kubectl patch {resource} {}{namespace} --type merge -p '{{\"metadata\":{{\"finalizers\":null}}}}'",
+        object.name
+    )
+}
+
+/// Polls until every object is gone; returns those still there after the
+/// timeout, as last read.
 async fn wait_gone(
     cluster: &Cluster,
     objects: &[ObjectRef],
     options: &TeardownOptions,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Vec<(ObjectRef, Value)>> {
     let deadline = Instant::now() + options.timeout;
     let mut remaining: Vec<ObjectRef> = objects.to_vec();
     let mut interval = crate::engine::backoff_start(options.poll);
@@ -159,27 +408,8 @@ async fn wait_gone(
                 still.push((object, live));
             }
         }
-        if still.is_empty() {
-            return Ok(Vec::new());
-        }
-        if Instant::now() >= deadline {
-            return Ok(still
-                .into_iter()
-                .map(|(object, live)| {
-                    let finalizers: Vec<&str> = live
-                        .pointer("/metadata/finalizers")
-                        .and_then(serde_json::Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(serde_json::Value::as_str)
-                        .collect();
-                    if finalizers.is_empty() {
-                        format!("{object} (still terminating)")
-                    } else {
-                        format!("{object} (waiting on finalizers {})", finalizers.join(", "))
-                    }
-                })
-                .collect());
+        if still.is_empty() || Instant::now() >= deadline {
+            return Ok(still);
         }
         remaining = still.into_iter().map(|(object, _)| object).collect();
         tokio::time::sleep(interval).await;
@@ -201,20 +431,34 @@ mod tests {
     }
 
     #[test]
-    fn workloads_go_before_custom_resources_before_operators_crds_and_namespaces() {
+    fn workloads_go_before_topics_before_custom_resources_operators_crds_and_namespaces() {
         let order = [
-            phase_of(&object("apps/v1", "Deployment"), false),
-            phase_of(&object("networking.k8s.io/v1", "NetworkPolicy"), false),
-            phase_of(&object("kafka.strimzi.io/v1", "Kafka"), false),
-            phase_of(&object("gateway.networking.k8s.io/v1", "Gateway"), false),
-            phase_of(&object("apps/v1", "Deployment"), true),
-            phase_of(&object("kubevirt.io/v1", "KubeVirt"), true),
+            phase_of(&object("apps/v1", "Deployment"), "gateway"),
+            phase_of(&object("networking.k8s.io/v1", "NetworkPolicy"), "x"),
+            phase_of(&object("kafka.strimzi.io/v1", "KafkaTopic"), "kafka"),
+            phase_of(&object("kafka.strimzi.io/v1", "Kafka"), "kafka"),
+            phase_of(&object("gateway.networking.k8s.io/v1", "Gateway"), "x"),
+            phase_of(&object("apps/v1", "Deployment"), "operator-strimzi"),
+            phase_of(&object("kubevirt.io/v1", "KubeVirt"), "kubevirt"),
             phase_of(
                 &object("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
-                true,
+                "operator-strimzi",
             ),
-            phase_of(&object("v1", "Namespace"), false),
+            phase_of(&object("v1", "Namespace"), "namespace"),
         ];
-        assert_eq!(order, [0, 0, 1, 1, 2, 2, 3, 4]);
+        assert_eq!(order, [0, 0, 1, 2, 2, 3, 3, 4, 5]);
+    }
+
+    #[test]
+    fn the_way_out_names_the_command() {
+        let mut topic = object("kafka.strimzi.io/v1", "KafkaTopic");
+        topic.namespace = Some("blackfriday".into());
+        let text = way_out(&topic);
+        assert!(
+            text.contains(
+                "kubectl patch kafkatopic.kafka.strimzi.io x -n blackfriday --type merge"
+            ),
+            "{text}"
+        );
     }
 }

@@ -85,6 +85,7 @@ impl Harness {
 
     fn options(timeout: Duration) -> UpOptions {
         UpOptions {
+            install: "blackfriday".into(),
             force: false,
             timeout,
             poll: Duration::from_millis(20),
@@ -94,7 +95,7 @@ impl Harness {
     async fn up(&self, options: &UpOptions) -> (UpReport, Arc<Recorder>) {
         let recorder = Arc::new(Recorder::default());
         let (_keep, interrupt) = Interrupt::new();
-        let report = deploy::up(
+        let (report, _notes) = deploy::up(
             &self.config,
             &self.target,
             options,
@@ -108,13 +109,21 @@ impl Harness {
 
     async fn teardown(&self) -> bfctl::teardown::TeardownReport {
         let options = TeardownOptions {
+            install: "blackfriday".into(),
             keep_data: false,
             timeout: Duration::from_secs(10),
             poll: Duration::from_millis(20),
+            remove_finalizers: false,
         };
-        deploy::teardown(&self.config, &self.target, &options, &engine::Quiet)
-            .await
-            .expect("teardown ran")
+        deploy::teardown(
+            &self.config,
+            &self.target,
+            &options,
+            &engine::Quiet,
+            &|_: &[String]| false,
+        )
+        .await
+        .expect("teardown ran")
     }
 }
 
@@ -260,12 +269,11 @@ async fn a_component_that_never_becomes_ready_times_out_by_name_and_a_rerun_cont
     for finished in ["valkey", "network-policies", "grafana"] {
         assert!(matches!(step_result(&report, finished), StepResult::Ready));
     }
-    let error = deploy::report_up(&report, false).unwrap_err().to_string();
+    let error = report.failures().join("\n");
     assert!(
         error.contains("kafka: Kafka blackfriday/ventas-kafka"),
         "{error}"
     );
-    assert!(error.contains("run `bfctl up` again"), "{error}");
 
     // The cause goes away; the rerun finishes the rest.
     harness.api.set_never_ready(&[]);
@@ -302,7 +310,7 @@ async fn an_interrupt_starts_nothing_new_and_a_rerun_finishes() {
         let _ = trigger.send(true);
         trigger
     });
-    let report = deploy::up(
+    let (report, _) = deploy::up(
         &harness.config,
         &harness.target,
         &Harness::options(Duration::from_secs(30)),
@@ -327,8 +335,7 @@ async fn an_interrupt_starts_nothing_new_and_a_rerun_finishes() {
             .get("Deployment", "blackfriday", "producer")
             .is_none()
     );
-    let error = deploy::report_up(&report, false).unwrap_err().to_string();
-    assert!(error.contains("interrupted"), "{error}");
+    assert_eq!(report.interrupted_steps(), ["kafka"]);
 
     harness.api.set_never_ready(&[]);
     let (rerun, _) = harness.up(&Harness::options(Duration::from_secs(10))).await;
@@ -373,34 +380,65 @@ async fn conflicts_name_the_object_and_force_takes_ownership() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn objects_dropped_from_the_templates_are_pruned_but_controller_children_are_not() {
+async fn only_this_installs_objects_are_pruned_never_another_installs_or_controller_children() {
     let harness = Harness::start(Duration::from_millis(30)).await;
     let (report, _) = harness.up(&Harness::options(Duration::from_secs(10))).await;
     assert!(report.succeeded());
-    // An object an earlier bfctl applied and the templates no longer render,
-    // and one a controller made with copied labels.
-    let labels = serde_json::json!({"app.kubernetes.io/managed-by": "bfctl",
-        "app.kubernetes.io/part-of": "blackfriday", "bfctl.io/component": "old"});
+    // An object this install applied earlier and the templates no longer
+    // render; the same kind of object of another install and of a bfctl
+    // from before installs had names; and one a controller made with
+    // copied labels.
+    let labels = |install: Option<&str>| {
+        let mut labels = serde_json::json!({"app.kubernetes.io/managed-by": "bfctl",
+            "app.kubernetes.io/part-of": "blackfriday", "bfctl.io/component": "old"});
+        if let Some(install) = install {
+            labels["bfctl.io/install"] = install.into();
+        }
+        labels
+    };
+    let config_map = |name: &str, namespace: &str, install: Option<&str>| {
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels(install)}})
+    };
     harness.api.insert_as(
         "bfctl",
-        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "retired-settings", "namespace": "blackfriday", "labels": labels}}),
+        config_map("retired-settings", "blackfriday", Some("blackfriday")),
     );
+    harness
+        .api
+        .insert_as("bfctl", config_map("theirs", "bf2", Some("bf2")));
+    harness
+        .api
+        .insert_as("bfctl", config_map("older", "blackfriday", None));
+    let kafka_uid = harness
+        .api
+        .get("Kafka", "blackfriday", "ventas-kafka")
+        .unwrap()["metadata"]["uid"]
+        .clone();
     harness.api.insert_as(
         "strimzi",
         serde_json::json!({"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "ventas-kafka-kafka-bootstrap", "namespace": "blackfriday", "labels": labels,
-                "ownerReferences": [{"apiVersion": "kafka.strimzi.io/v1", "kind": "Kafka", "name": "ventas-kafka", "uid": "x"}]}}),
+            "metadata": {"name": "ventas-kafka-kafka-bootstrap", "namespace": "blackfriday", "labels": labels(Some("blackfriday")),
+                "ownerReferences": [{"apiVersion": "kafka.strimzi.io/v1", "kind": "Kafka", "name": "ventas-kafka", "uid": kafka_uid}]}}),
     );
     let (again, _) = harness.up(&Harness::options(Duration::from_secs(10))).await;
     assert!(again.succeeded());
     assert_eq!(again.pruned, vec!["ConfigMap blackfriday/retired-settings"]);
-    assert!(
-        harness
-            .api
-            .get("ConfigMap", "blackfriday", "retired-settings")
-            .is_none()
-    );
+    for (namespace, name) in [
+        ("blackfriday", "retired-settings"),
+        ("bf2", "theirs"),
+        ("blackfriday", "older"),
+    ] {
+        assert_eq!(
+            harness.api.get("ConfigMap", namespace, name).is_some(),
+            name != "retired-settings",
+            "{namespace}/{name}"
+        );
+    }
+    // The other installs are named, with what they hold.
+    assert_eq!(again.other_installs["bf2"].objects, 1);
+    assert_eq!(again.other_installs["bf2"].namespaces, ["bf2"]);
+    assert_eq!(again.other_installs[""].objects, 1);
     assert!(
         harness
             .api
@@ -497,16 +535,27 @@ async fn keep_data_keeps_the_volume_claims_and_their_namespace() {
     let (report, _) = harness.up(&Harness::options(Duration::from_secs(10))).await;
     assert!(report.succeeded());
     let options = TeardownOptions {
+        install: "blackfriday".into(),
         keep_data: true,
         timeout: Duration::from_secs(10),
         poll: Duration::from_millis(20),
+        remove_finalizers: false,
     };
-    let torn = deploy::teardown(&harness.config, &harness.target, &options, &engine::Quiet)
-        .await
-        .unwrap();
+    let torn = deploy::teardown(
+        &harness.config,
+        &harness.target,
+        &options,
+        &engine::Quiet,
+        &|_: &[String]| false,
+    )
+    .await
+    .unwrap();
     assert!(torn.left.is_empty(), "{:?}", torn.left);
     assert_eq!(
-        torn.kept,
+        torn.kept
+            .iter()
+            .map(|k| k.object.as_str())
+            .collect::<Vec<_>>(),
         vec![
             "PersistentVolumeClaim blackfriday/valkey-data",
             "Namespace blackfriday"

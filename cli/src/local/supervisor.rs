@@ -201,6 +201,7 @@ impl Supervisor {
             objects.push(AppliedObject {
                 object: what,
                 outcome: ApplyOutcome::Created,
+                note: None,
             });
         }
         Ok(objects)
@@ -212,6 +213,7 @@ impl Supervisor {
         let started = |what: String| AppliedObject {
             object: what,
             outcome: ApplyOutcome::Created,
+            note: None,
         };
         match step.work {
             Work::Broker => {

@@ -1,21 +1,75 @@
-//! An in-process fake Kubernetes API server for the engine tests.
+//! An in-process fake Kubernetes API server for the engine and binary tests.
 //!
-//! It speaks enough of the real REST API for `kube::Client` (discovery,
-//! server-side apply, get, list by label, delete) and runs simulated
-//! controllers that set statuses after a delay, the way the real ones do:
+//! It speaks enough of the real REST API for `kube::Client` and runs
+//! simulated controllers. Every behaviour says where it comes from; "rec:"
+//! names a file of exchanges recorded from a real v1.34.9 API server in
+//! `../shared/fixtures/kube-apiserver-1.34/` (and `fake_apiserver_fidelity.rs`
+//! replays those files against this fake), "doc:" an upstream document.
 //!
-//! * CRDs become Established and their kinds are then served;
-//! * Deployments report their replicas ready for the current generation;
-//! * Strimzi `Kafka`/`KafkaTopic` get `Ready` (never `KafkaNodePool`);
-//! * a KubeVirt `VirtualMachine` gets a `VirtualMachineInstance` that turns
-//!   Ready; VMs carry a finalizer that is removed some time after deletion;
-//! * `Gateway` becomes Programmed with an address; `KubeVirt` Available;
-//! * Deployments get Running pods; a pod's metrics port answers through the
-//!   API server proxy with the consumer's gauges (`set_consumer_metrics`);
-//! * deleting a Namespace removes what is in it.
+//! REST layer:
+//! * Discovery (`/api`, `/apis`, `/apis/G`, `/apis/G/V`) lists only what is
+//!   served. A group, version or resource that is not served — before its
+//!   CRD exists or after it is gone — answers **404 text/plain
+//!   `404 page not found`**, not a Status (rec: crd-lifecycle,
+//!   bfctl-up-teardown `p6`). The first LIST of a resource right after its
+//!   CRD is Established answers 429 "storage is (re)initializing" with
+//!   `Retry-After: 1` (rec: crd-lifecycle).
+//! * Server-side apply tracks ownership per field and per field manager;
+//!   a field another manager owns with a different value is a 409 naming
+//!   the manager and the fields; `force=true` moves the fields; fields a
+//!   manager stops applying are removed unless someone else owns them
+//!   (rec: ssa-conflict; doc: "Server-Side Apply", kubernetes.io). Lists are
+//!   atomic here (a simplification: real lists with merge keys are per item).
+//!   An Update (`insert_as`, a kubectl edit) takes the fields it changes.
+//! * A PersistentVolumeClaim is stored without `status.phase`; reads show
+//!   `Pending`; the first apply after its creation writes the phase back and
+//!   bumps its resourceVersion even when nothing else changed
+//!   (rec: pvc-noop-apply).
+//! * DELETE: with finalizers (or `propagationPolicy: Foreground`, which adds
+//!   `foregroundDeletion`) the object stays with a `deletionTimestamp` and
+//!   is answered 200; a second DELETE changes nothing; a 404 is a JSON
+//!   Status NotFound. Applying to a terminating object works, but adding a
+//!   finalizer is 422; a POST of its name is 409 "object is being deleted";
+//!   the write that removes its last finalizer removes it
+//!   (rec: terminating-object, bfctl-up-teardown).
+//! * Namespaces: DELETE sets `Terminating`; creating in one is 403
+//!   "unable to create new content ... because it is being terminated"
+//!   (rec: namespace-stuck-finalizer).
+//! * A terminating CRD refuses new custom resources with 403 "create not
+//!   allowed while custom resource definition is terminating"
+//!   (rec: crd-delete-with-crs).
+//! * A pod proxy answers the metrics set by the test, or 400 "address not
+//!   allowed" when `refuse_pod_proxy` is set (rec: bfctl-up-teardown `p4`).
+//!
+//! Simulated controllers (each after `delay`):
+//! * CRDs get NamesAccepted and Established, then their kinds are served;
+//!   a deleted CRD deletes its custom resources and goes once none is left,
+//!   with discovery dropping the kind (rec: crd-lifecycle, crd-delete-with-crs);
+//! * the namespace controller deletes a terminating namespace's content and,
+//!   while objects with finalizers remain, writes `NamespaceContentRemaining`
+//!   and `NamespaceFinalizersRemaining` naming the finalizers and counts
+//!   (rec: namespace-stuck-finalizer);
+//! * the garbage collector deletes an object's dependants for
+//!   `foregroundDeletion` and then drops that finalizer (doc: "Garbage
+//!   Collection", kubernetes.io);
+//! * Deployments report their replicas ready for the current generation,
+//!   with Running pods (rec: deployment-rollout, simplified);
+//! * autoscalers: with a metrics server (the default, as on GKE)
+//!   `ScalingActive=True`; without one (`without_metrics_server`) the
+//!   recorded `ScalingActive=False FailedGetResourceMetric`; a missing
+//!   target is `AbleToScale=False FailedGetScale` (rec: hpa-no-metrics);
+//! * Strimzi: `Kafka`/`KafkaTopic` get `Ready` (never `KafkaNodePool`);
+//!   topics get the `strimzi.io/topic-operator` finalizer, which is removed
+//!   on deletion only while their Kafka cluster (label `strimzi.io/cluster`)
+//!   exists, since the topic operator runs in it (doc: Strimzi "Using the
+//!   Topic Operator"; the stuck namespace in issue 12);
+//! * KubeVirt: a `VirtualMachine` gets a finalizer and a `VirtualMachineInstance`
+//!   that turns Ready; `KubeVirt` gets Available;
+//! * `Gateway` becomes Programmed with an address.
 //!
 //! Names in `never_ready` stay not ready, with a condition message, to test
-//! timeouts. Every mutating call is logged in order.
+//! timeouts. Every mutating call is logged in order, and every User-Agent
+//! seen is kept.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -50,11 +104,17 @@ impl Resource {
 /// (group, plural, namespace or "", name)
 type Key = (String, String, String, String);
 
+/// A field path: the keys from the object's root.
+type Path = Vec<String>;
+
 struct Stored {
     object: Value,
-    /// Field manager that owns the object (a whole-object simplification).
-    manager: String,
+    /// Field manager → the fields it owns.
+    owners: BTreeMap<String, BTreeSet<Path>>,
+    /// When the object (its spec, or its deletion) last changed.
     changed: Instant,
+    /// PersistentVolumeClaims: whether `status.phase` was written back.
+    phase_written: bool,
 }
 
 #[derive(Default)]
@@ -70,6 +130,12 @@ struct Inner {
     gateway_address: String,
     /// Per-pod metrics, overriding `pod_metrics` for that pod.
     pod_metrics_by_pod: BTreeMap<String, String>,
+    /// The proxy refuses every pod (`address not allowed`).
+    refuse_pod_proxy: bool,
+    no_metrics_server: bool,
+    /// Resources whose next LIST answers 429 (just Established).
+    initializing: BTreeSet<(String, String)>,
+    user_agents: BTreeSet<String>,
 }
 
 /// The server's shared state, also held by the test.
@@ -187,6 +253,20 @@ impl FakeApiServer {
     /// `gateway_class` present. Stops when [`FakeApiServer::stop`] is called
     /// or the runtime ends.
     pub async fn start(delay: Duration, gateway_class: &str) -> FakeApiServer {
+        let server = Self::start_bare(delay).await;
+        server.insert_as(
+            "gke",
+            json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+                "metadata": {"name": gateway_class},
+                "spec": {"controllerName": "networking.gke.io/gateway"}
+            }),
+        );
+        server
+    }
+
+    /// Starts with nothing stored (the fidelity replays start from there).
+    pub async fn start_bare(delay: Duration) -> FakeApiServer {
         let mut inner = Inner::default();
         for (group, version, kind, plural, namespaced) in BUILTIN {
             inner.resources.push(Resource {
@@ -207,11 +287,6 @@ impl FakeApiServer {
             delay,
             shutdown: Arc::new(tokio::sync::Notify::new()),
         };
-        server.insert_ready(json!({
-            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-            "metadata": {"name": gateway_class},
-            "spec": {"controllerName": "networking.gke.io/gateway"}
-        }));
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(server.clone());
@@ -272,6 +347,17 @@ impl FakeApiServer {
         self.lock().pod_metrics = body.to_string();
     }
 
+    /// The proxy refuses every pod, as a real one does for pods whose IPs
+    /// are loopback addresses (`400 address not allowed`).
+    pub fn refuse_pod_proxy(&self, refuse: bool) {
+        self.lock().refuse_pod_proxy = refuse;
+    }
+
+    /// No metrics server: autoscalers cannot get their metric.
+    pub fn without_metrics_server(&self) {
+        self.lock().no_metrics_server = true;
+    }
+
     /// The mutating calls so far: "APPLY Kind ns/name", "DELETE Kind ns/name".
     pub fn log(&self) -> Vec<String> {
         self.lock().log.clone()
@@ -281,19 +367,26 @@ impl FakeApiServer {
         self.lock().log.clear();
     }
 
-    /// The stored object, if any.
+    /// Every User-Agent header the server saw ("" for none).
+    pub fn user_agents(&self) -> BTreeSet<String> {
+        self.lock().user_agents.clone()
+    }
+
+    /// The stored object, if any (as a GET would show it).
     pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
         let inner = self.lock();
         inner
             .objects
             .values()
-            .map(|stored| &stored.object)
-            .find(|object| {
-                object["kind"] == kind
-                    && object["metadata"]["name"] == name
-                    && object["metadata"]["namespace"].as_str().unwrap_or("") == namespace
+            .find(|stored| {
+                stored.object["kind"] == kind
+                    && stored.object["metadata"]["name"] == name
+                    && stored.object["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or("")
+                        == namespace
             })
-            .cloned()
+            .map(shown)
     }
 
     /// How many objects are stored.
@@ -301,26 +394,63 @@ impl FakeApiServer {
         self.lock().objects.len()
     }
 
-    /// Stores an object as if another tool had applied it as `manager`.
+    /// What a kind's plural is served as, if it is.
+    pub fn serves(&self, group: &str, plural: &str) -> bool {
+        self.lock()
+            .resources
+            .iter()
+            .any(|r| r.group == group && r.plural == plural)
+    }
+
+    /// Stores an object as another tool's Update would (a `kubectl edit`):
+    /// `manager` takes every field whose value it changes, or all of them
+    /// for a new object. Its kind must be served.
     pub fn insert_as(&self, manager: &str, object: Value) {
         let mut inner = self.lock();
         let resource = resource_for(&inner, &object).expect("kind served");
         let key = key_of(&resource, &object);
-        let mut object = object;
         inner.resource_version += 1;
-        fill_metadata(&mut object, inner.resource_version);
-        inner.objects.insert(
-            key,
-            Stored {
-                object,
-                manager: manager.to_string(),
-                changed: Instant::now(),
-            },
-        );
-    }
-
-    fn insert_ready(&self, object: Value) {
-        self.insert_as("gke", object);
+        let resource_version = inner.resource_version;
+        let now = Instant::now();
+        match inner.objects.get_mut(&key) {
+            Some(stored) => {
+                let mut object = object;
+                for field in ["uid", "creationTimestamp", "generation"] {
+                    if let Some(value) = stored.object["metadata"].get(field) {
+                        object["metadata"][field] = value.clone();
+                    }
+                }
+                let changed: BTreeSet<Path> = leaves(&object)
+                    .into_iter()
+                    .filter(|p| lookup(&stored.object, p) != lookup(&object, p))
+                    .collect();
+                for owned in stored.owners.values_mut() {
+                    owned.retain(|p| !changed.contains(p));
+                }
+                stored
+                    .owners
+                    .entry(manager.to_string())
+                    .or_default()
+                    .extend(changed);
+                object["metadata"]["resourceVersion"] = resource_version.to_string().into();
+                stored.object = object;
+                stored.changed = now;
+            }
+            None => {
+                let mut object = object;
+                fill_metadata(&mut object, resource_version);
+                let owners = BTreeMap::from([(manager.to_string(), leaves(&object))]);
+                inner.objects.insert(
+                    key,
+                    Stored {
+                        object,
+                        owners,
+                        changed: now,
+                        phase_written: false,
+                    },
+                );
+            }
+        }
     }
 
     async fn run_controllers(&self) {
@@ -330,6 +460,16 @@ impl FakeApiServer {
             reconcile(&mut inner, self.delay);
         }
     }
+}
+
+/// The object as a read shows it: a claim's `status.phase` defaults to
+/// Pending (rec: pvc-noop-apply).
+fn shown(stored: &Stored) -> Value {
+    let mut object = stored.object.clone();
+    if object["kind"] == "PersistentVolumeClaim" && object.pointer("/status/phase").is_none() {
+        object["status"]["phase"] = "Pending".into();
+    }
+    object
 }
 
 fn fill_metadata(object: &mut Value, resource_version: u64) {
@@ -387,6 +527,150 @@ fn condition(kind: &str, ready: bool, reason: &str, message: &str, generation: i
            "reason": reason, "message": message, "observedGeneration": generation})
 }
 
+/// Fields an applier cannot own: identity, and what the server writes.
+fn owned_path(path: &Path) -> bool {
+    let first = path.first().map(String::as_str);
+    let second = path.get(1).map(String::as_str);
+    let server_written = matches!(first, Some("apiVersion" | "kind" | "status"))
+        || (first == Some("metadata")
+            && matches!(
+                second,
+                Some(
+                    "name"
+                        | "namespace"
+                        | "uid"
+                        | "resourceVersion"
+                        | "generation"
+                        | "creationTimestamp"
+                        | "deletionTimestamp"
+                        | "deletionGracePeriodSeconds"
+                        | "managedFields"
+                )
+            ));
+    !server_written
+}
+
+/// The leaf fields of an object (arrays are leaves).
+fn leaves(value: &Value) -> BTreeSet<Path> {
+    fn walk(value: &Value, path: &mut Path, out: &mut BTreeSet<Path>) {
+        match value {
+            Value::Object(map) if !map.is_empty() => {
+                for (key, child) in map {
+                    path.push(key.clone());
+                    walk(child, path, out);
+                    path.pop();
+                }
+            }
+            _ => {
+                if !path.is_empty() && owned_path(path) {
+                    out.insert(path.clone());
+                }
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(value, &mut Vec::new(), &mut out);
+    out
+}
+
+fn lookup<'a>(value: &'a Value, path: &Path) -> Option<&'a Value> {
+    path.iter().try_fold(value, |v, key| v.get(key))
+}
+
+fn set(value: &mut Value, path: &Path, new: Value) {
+    let mut current = value;
+    for key in &path[..path.len() - 1] {
+        if !current.get(key).is_some_and(Value::is_object) {
+            current[key.as_str()] = json!({});
+        }
+        current = &mut current[key.as_str()];
+    }
+    current[path[path.len() - 1].as_str()] = new;
+}
+
+fn remove(value: &mut Value, path: &Path) {
+    let mut current = value;
+    for key in &path[..path.len() - 1] {
+        match current.get_mut(key) {
+            Some(next) => current = next,
+            None => return,
+        }
+    }
+    if let Some(map) = current.as_object_mut() {
+        map.remove(&path[path.len() - 1]);
+    }
+}
+
+fn dotted(path: &Path) -> String {
+    path.iter().map(|p| format!(".{p}")).collect()
+}
+
+fn finalizers(object: &Value) -> Vec<String> {
+    object["metadata"]["finalizers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
+fn terminating(object: &Value) -> bool {
+    object["metadata"].get("deletionTimestamp").is_some()
+}
+
+/// What a generation counts: the object without metadata and status.
+fn spec_of(object: &Value) -> Value {
+    let mut copy = object.clone();
+    if let Some(map) = copy.as_object_mut() {
+        map.remove("metadata");
+        map.remove("status");
+    }
+    copy
+}
+
+/// The content a write compares to decide whether it changed anything.
+fn content_of(object: &Value) -> Value {
+    let mut copy = object.clone();
+    if let Some(metadata) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("resourceVersion");
+    }
+    copy
+}
+
+fn status_response(code: StatusCode, reason: &str, message: &str) -> Response {
+    let mut body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "code": code.as_u16()});
+    if !reason.is_empty() {
+        body["reason"] = reason.into();
+    }
+    (code, axum::Json(body)).into_response()
+}
+
+/// What a real API server answers for a path it does not serve (rec:
+/// crd-lifecycle: `Content-Type: text/plain; charset=utf-8`).
+fn page_not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [("content-type", "text/plain; charset=utf-8")],
+        "404 page not found\n",
+    )
+        .into_response()
+}
+
+fn not_found(resource: &Resource, name: &str) -> Response {
+    let qualified = if resource.group.is_empty() {
+        resource.plural.clone()
+    } else {
+        format!("{}.{}", resource.plural, resource.group)
+    };
+    status_response(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        &format!("{qualified} \"{name}\" not found"),
+    )
+}
+
 /// `PATCH deployments/NAME/scale` (a merge patch of `spec.replicas`): the
 /// Deployment's replicas change and its controller catches up.
 fn scale(inner: &mut Inner, namespace: &str, name: &str, body: &Bytes) -> Response {
@@ -428,6 +712,43 @@ fn scale(inner: &mut Inner, namespace: &str, name: &str, body: &Bytes) -> Respon
     .into_response()
 }
 
+/// Starts deleting a stored object the way DELETE does: with finalizers it
+/// stays, marked; without, it goes. Returns whether it is gone.
+fn mark_deleted(stored: &mut Stored, foreground: bool) -> bool {
+    if terminating(&stored.object) {
+        return false;
+    }
+    let kind = stored.object["kind"].as_str().unwrap_or("").to_string();
+    let mut finalizers = finalizers(&stored.object);
+    if foreground
+        && kind != "CustomResourceDefinition"
+        && !finalizers.contains(&"foregroundDeletion".to_string())
+    {
+        finalizers.push("foregroundDeletion".into());
+    }
+    if kind == "CustomResourceDefinition" {
+        finalizers.push("customresourcecleanup.apiextensions.k8s.io".into());
+        if let Some(conditions) = stored.object["status"]["conditions"].as_array_mut() {
+            conditions.push(json!({"type": "Terminating", "status": "True", "reason": "InstanceDeletionPending",
+                    "message": "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon"}));
+        }
+    }
+    if kind == "Namespace" {
+        stored.object["status"] = json!({"phase": "Terminating"});
+        stored.object["spec"]["finalizers"] = json!(["kubernetes"]);
+    }
+    if finalizers.is_empty() && kind != "Namespace" {
+        return true;
+    }
+    if !finalizers.is_empty() {
+        stored.object["metadata"]["finalizers"] = json!(finalizers);
+    }
+    stored.object["metadata"]["deletionTimestamp"] = "2026-11-28T00:00:01Z".into();
+    stored.object["metadata"]["deletionGracePeriodSeconds"] = 0.into();
+    stored.changed = Instant::now();
+    false
+}
+
 /// The simulated controllers: one pass.
 fn reconcile(inner: &mut Inner, delay: Duration) {
     let gateway_address = if inner.gateway_address.is_empty() {
@@ -438,16 +759,47 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
     let now = Instant::now();
     let mut new_resources = Vec::new();
     let mut new_objects = Vec::new();
-    let mut removed = Vec::new();
-    let terminating_namespaces: BTreeSet<String> = inner
+    let mut to_delete: Vec<Key> = Vec::new();
+    let mut removed: Vec<Key> = Vec::new();
+    let ready_kafkas: BTreeSet<(String, String)> = inner
         .objects
         .values()
-        .filter(|s| {
-            s.object["kind"] == "Namespace"
-                && s.object["metadata"].get("deletionTimestamp").is_some()
+        .filter(|s| s.object["kind"] == "Kafka" && !terminating(&s.object))
+        .filter_map(|s| {
+            Some((
+                s.object["metadata"]["namespace"].as_str()?.to_string(),
+                s.object["metadata"]["name"].as_str()?.to_string(),
+            ))
         })
-        .filter_map(|s| s.object["metadata"]["name"].as_str().map(str::to_string))
         .collect();
+    let live_uids: BTreeSet<String> = inner
+        .objects
+        .values()
+        .filter_map(|s| s.object["metadata"]["uid"].as_str().map(str::to_string))
+        .collect();
+    // Dependants, by their owner's uid.
+    let mut dependants: BTreeMap<String, Vec<Key>> = BTreeMap::new();
+    for (key, stored) in &inner.objects {
+        for owner in stored.object["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if let Some(uid) = owner["uid"].as_str() {
+                dependants
+                    .entry(uid.to_string())
+                    .or_default()
+                    .push(key.clone());
+            }
+        }
+    }
+    let deployments: BTreeSet<(String, String)> = inner
+        .objects
+        .iter()
+        .filter(|(k, _)| k.1 == "deployments")
+        .map(|(k, _)| (k.2.clone(), k.3.clone()))
+        .collect();
+    let no_metrics_server = inner.no_metrics_server;
     let Inner {
         objects: stored_objects,
         resource_version,
@@ -464,25 +816,54 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
             .as_str()
             .unwrap_or("")
             .to_string();
-        // Namespaced objects in a terminating namespace go.
-        if !namespace.is_empty() && terminating_namespaces.contains(&namespace) {
-            removed.push(key.clone());
-            continue;
-        }
-        if let Some(_deleted) = object["metadata"].get("deletionTimestamp") {
-            let finalizers_left = object["metadata"]["finalizers"]
-                .as_array()
-                .is_some_and(|f| !f.is_empty());
-            if now.duration_since(stored.changed) >= delay || !finalizers_left {
-                if object["kind"] == "Namespace" {
-                    // Removed once nothing is left in it (next pass).
-                    if now.duration_since(stored.changed) >= delay {
-                        removed.push(key.clone());
-                    }
+        let kind = object["kind"].as_str().unwrap_or("").to_string();
+        let uid = object["metadata"]["uid"].as_str().unwrap_or("").to_string();
+        let before = object.clone();
+        if terminating(object) {
+            let mut finalizers = finalizers(object);
+            let waited = now.duration_since(stored.changed) >= delay;
+            // The garbage collector: dependants first, then the finalizer.
+            if finalizers.iter().any(|f| f == "foregroundDeletion") {
+                let deps = dependants.get(&uid).cloned().unwrap_or_default();
+                if deps.is_empty() {
+                    finalizers.retain(|f| f != "foregroundDeletion");
                 } else {
-                    removed.push(key.clone());
+                    to_delete.extend(deps);
                 }
             }
+            if waited {
+                // Controllers that clean up and drop their finalizer.
+                finalizers.retain(|f| match f.as_str() {
+                    "strimzi.io/topic-operator" => {
+                        let cluster = object["metadata"]["labels"]["strimzi.io/cluster"]
+                            .as_str()
+                            .unwrap_or("");
+                        !ready_kafkas.contains(&(namespace.clone(), cluster.to_string()))
+                    }
+                    f if f.starts_with("kubevirt.io/") => false,
+                    _ => true,
+                });
+            }
+            object["metadata"]["finalizers"] = json!(finalizers);
+            // A namespace goes through the namespace controller (below).
+            if kind != "Namespace" && finalizers.is_empty() {
+                removed.push(key.clone());
+            }
+            if *object != before {
+                *resource_version += 1;
+                object["metadata"]["resourceVersion"] = resource_version.to_string().into();
+            }
+            continue;
+        }
+        // Owned objects whose owner is gone go (the garbage collector).
+        let owners: Vec<&str> = object["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o["uid"].as_str())
+            .collect();
+        if !owners.is_empty() && owners.iter().all(|uid| !live_uids.contains(*uid)) {
+            to_delete.push(key.clone());
             continue;
         }
         if now.duration_since(stored.changed) < delay {
@@ -490,14 +871,13 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
         }
         let generation = object["metadata"]["generation"].as_i64().unwrap_or(1);
         let stuck = never_ready.contains(&name);
-        let kind = object["kind"].as_str().unwrap_or("").to_string();
-        let before = object.get("status").cloned();
         match kind.as_str() {
             "Namespace" => object["status"] = json!({"phase": "Active"}),
-            "CustomResourceDefinition" => {
+            "CustomResourceDefinition" if object.pointer("/status/conditions/0").is_none() => {
                 object["status"] = json!({"conditions": [
-                    condition("NamesAccepted", true, "NoConflicts", "no conflicts found", generation),
-                    condition("Established", true, "InitialNamesAccepted", "the initial names have been accepted", generation)]});
+                        condition("NamesAccepted", true, "NoConflicts", "no conflicts found", generation),
+                        condition("Established", true, "InitialNamesAccepted", "the initial names have been accepted", generation)],
+                        "acceptedNames": object["spec"]["names"].clone()});
                 let spec = &object["spec"];
                 for version in spec["versions"].as_array().into_iter().flatten() {
                     if version["served"].as_bool() == Some(true) {
@@ -518,7 +898,7 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
                         "apiVersion": "v1", "kind": "Pod",
                         "metadata": {"name": format!("{name}-{index}"), "namespace": namespace,
                             "labels": object["spec"]["template"]["metadata"]["labels"].clone(),
-                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": object["metadata"]["uid"]}]},
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": uid}]},
                         "status": {"phase": if stuck { "Pending" } else { "Running" }}
                     }));
                 }
@@ -531,10 +911,36 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
                         generation)]});
             }
             "HorizontalPodAutoscaler" => {
+                let target = object["spec"]["scaleTargetRef"]["name"]
+                    .as_str()
+                    .unwrap_or("");
                 let min = object["spec"]["minReplicas"].as_i64().unwrap_or(1);
-                object["status"] = json!({"currentReplicas": min, "desiredReplicas": min});
+                object["status"] = if !deployments
+                    .contains(&(namespace.clone(), target.to_string()))
+                {
+                    json!({"currentReplicas": 0, "desiredReplicas": 0, "currentMetrics": null, "conditions": [
+                        {"type": "AbleToScale", "status": "False", "reason": "FailedGetScale",
+                         "message": format!("the HPA controller was unable to get the target's current scale: deployments.apps \"{target}\" not found")}]})
+                } else if no_metrics_server {
+                    json!({"currentReplicas": min, "desiredReplicas": 0, "currentMetrics": [{"type": ""}], "conditions": [
+                        {"type": "AbleToScale", "status": "True", "reason": "SucceededGetScale",
+                         "message": "the HPA controller was able to get the target's current scale"},
+                        {"type": "ScalingActive", "status": "False", "reason": "FailedGetResourceMetric",
+                         "message": "the HPA was unable to compute the replica count: failed to get cpu utilization: unable to get metrics for resource cpu: unable to fetch metrics from resource metrics API: the server could not find the requested resource (get pods.metrics.k8s.io)"}]})
+                } else {
+                    json!({"currentReplicas": min, "desiredReplicas": min, "conditions": [
+                        {"type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale", "message": "recommended size matches current size"},
+                        {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound", "message": "the HPA was able to successfully calculate a replica count from cpu resource utilization (percentage of request)"}]})
+                };
             }
             "Kafka" | "KafkaTopic" => {
+                if kind == "KafkaTopic" {
+                    let mut finalizers = finalizers(object);
+                    if !finalizers.iter().any(|f| f == "strimzi.io/topic-operator") {
+                        finalizers.push("strimzi.io/topic-operator".into());
+                        object["metadata"]["finalizers"] = json!(finalizers);
+                    }
+                }
                 object["status"] = if stuck {
                     json!({"observedGeneration": generation, "conditions": [condition("Ready", false, "NotReady",
                         "simulated: pod ventas-kafka-broker-0 is Pending (0/3 nodes are available: 3 Insufficient memory)", generation)]})
@@ -546,15 +952,15 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
                 object["status"] = json!({"phase": "Deployed", "conditions": [condition("Available", !stuck, "AllComponentsReady", "All components are ready.", generation)]});
             }
             "VirtualMachine" => {
-                let finalizers = &mut object["metadata"]["finalizers"];
-                if finalizers.is_null() {
-                    *finalizers = json!(["kubevirt.io/virtualMachineControllerFinalize"]);
+                if finalizers(object).is_empty() {
+                    object["metadata"]["finalizers"] =
+                        json!(["kubevirt.io/virtualMachineControllerFinalize"]);
                 }
                 object["status"] = json!({"printableStatus": "Running", "ready": !stuck});
                 new_objects.push(json!({
                     "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
                     "metadata": {"name": name, "namespace": namespace,
-                        "ownerReferences": [{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "name": name, "uid": object["metadata"]["uid"]}]},
+                        "ownerReferences": [{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "name": name, "uid": uid}]},
                     "status": {"phase": "Running", "conditions": [condition("Ready", !stuck,
                         if stuck { "ReadinessProbeFailed" } else { "" },
                         if stuck { "readiness probe on port 6379 failed" } else { "" }, 1)]}
@@ -566,46 +972,47 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
             }
             _ => {}
         }
-        if object.get("status") != before.as_ref() {
+        if *object != before {
             *resource_version += 1;
             object["metadata"]["resourceVersion"] = resource_version.to_string().into();
         }
     }
-    for key in removed {
-        if let Some(stored) = inner.objects.remove(&key) {
-            // A VM's instance goes with it; a CRD's kind stops being served.
-            if stored.object["kind"] == "VirtualMachine" {
-                inner.objects.retain(|k, s| {
-                    !(s.object["kind"] == "VirtualMachineInstance" && k.3 == key.3 && k.2 == key.2)
-                });
-            }
-            if stored.object["kind"] == "CustomResourceDefinition" {
-                let plural = stored.object["spec"]["names"]["plural"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string();
-                let group = stored.object["spec"]["group"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string();
-                inner
-                    .resources
-                    .retain(|r| !(r.plural == plural && r.group == group));
-                inner
-                    .objects
-                    .retain(|k, _| !(k.0 == group && k.1 == plural));
-            }
+    namespace_and_crd_controllers(inner, delay, &mut to_delete, &mut removed);
+    for key in to_delete {
+        if let Some(stored) = inner.objects.get_mut(&key)
+            && mark_deleted(stored, false)
+        {
+            removed.push(key);
         }
     }
-    // Pods go with their Deployment, and those beyond its replica count
-    // (pod `NAME-INDEX`) go when it is scaled down.
-    let deployments: BTreeMap<(String, String), i64> = inner
+    for key in removed {
+        if let Some(stored) = inner.objects.remove(&key)
+            && stored.object["kind"] == "CustomResourceDefinition"
+        {
+            let plural = stored.object["spec"]["names"]["plural"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let group = stored.object["spec"]["group"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            inner
+                .resources
+                .retain(|r| !(r.plural == plural && r.group == group));
+        }
+    }
+    // Pods beyond a Deployment's replica count (pod `NAME-INDEX`) go when it
+    // is scaled down.
+    let replicas: BTreeMap<(String, String), i64> = inner
         .objects
         .iter()
         .filter(|(k, _)| k.1 == "deployments")
         .map(|(k, s)| {
-            let replicas = s.object["spec"]["replicas"].as_i64().unwrap_or(1);
-            ((k.2.clone(), k.3.clone()), replicas)
+            (
+                (k.2.clone(), k.3.clone()),
+                s.object["spec"]["replicas"].as_i64().unwrap_or(1),
+            )
         })
         .collect();
     inner.objects.retain(|k, s| {
@@ -613,14 +1020,14 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
             return true;
         }
         let Some(owner) = s.object["metadata"]["ownerReferences"][0]["name"].as_str() else {
-            return false;
+            return true;
         };
-        let Some(replicas) = deployments.get(&(k.2.clone(), owner.to_string())) else {
-            return false;
+        let Some(count) = replicas.get(&(k.2.clone(), owner.to_string())) else {
+            return true;
         };
         k.3.strip_prefix(&format!("{owner}-"))
             .and_then(|index| index.parse::<i64>().ok())
-            .is_none_or(|index| index < *replicas)
+            .is_none_or(|index| index < *count)
     });
     for resource in new_resources {
         if !inner.resources.iter().any(|r| {
@@ -628,6 +1035,9 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
                 && r.version == resource.version
                 && r.plural == resource.plural
         }) {
+            inner
+                .initializing
+                .insert((resource.group.clone(), resource.plural.clone()));
             inner.resources.push(resource);
         }
     }
@@ -642,8 +1052,9 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
                     key,
                     Stored {
                         object,
-                        manager: "virt-controller".into(),
+                        owners: BTreeMap::new(),
                         changed: now,
+                        phase_written: true,
                     },
                 );
             }
@@ -651,15 +1062,110 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
     }
 }
 
-fn status_response(code: StatusCode, reason: &str, message: &str) -> Response {
-    (
-        code,
-        axum::Json(
-            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": message, "reason": reason, "code": code.as_u16()}),
-        ),
-    )
-        .into_response()
+/// The namespace controller and the CRD cleanup, which look across objects.
+fn namespace_and_crd_controllers(
+    inner: &mut Inner,
+    delay: Duration,
+    to_delete: &mut Vec<Key>,
+    removed: &mut Vec<Key>,
+) {
+    let now = Instant::now();
+    let namespaces: Vec<Key> = inner
+        .objects
+        .iter()
+        .filter(|(k, s)| {
+            k.1 == "namespaces" && terminating(&s.object) && now.duration_since(s.changed) >= delay
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    for namespace_key in namespaces {
+        let namespace = namespace_key.3.clone();
+        let content: Vec<Key> = inner
+            .objects
+            .keys()
+            .filter(|k| k.2 == namespace)
+            .cloned()
+            .collect();
+        if content.is_empty() {
+            removed.push(namespace_key);
+            continue;
+        }
+        to_delete.extend(content.iter().cloned());
+        // What remains because of finalizers, as the real controller says it.
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        let mut by_resource: BTreeMap<String, usize> = BTreeMap::new();
+        for key in &content {
+            let stored = &inner.objects[key];
+            for finalizer in finalizers(&stored.object) {
+                if finalizer != "foregroundDeletion" {
+                    *counts.entry(finalizer).or_default() += 1;
+                }
+            }
+            let resource = if key.0.is_empty() {
+                key.1.clone()
+            } else {
+                format!("{}.{}", key.1, key.0)
+            };
+            *by_resource.entry(resource).or_default() += 1;
+        }
+        if !counts.is_empty() {
+            let finalizers_text = counts
+                .iter()
+                .map(|(f, n)| format!("{f} in {n} resource instances"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let content_text = by_resource
+                .iter()
+                .map(|(r, n)| format!("{r} has {n} resource instances"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let resource_version = inner.resource_version + 1;
+            if let Some(stored) = inner.objects.get_mut(&namespace_key) {
+                let before = stored.object["status"]["conditions"].clone();
+                stored.object["status"]["conditions"] = json!([
+                    {"type": "NamespaceDeletionDiscoveryFailure", "status": "False", "reason": "ResourcesDiscovered", "message": "All resources successfully discovered"},
+                    {"type": "NamespaceDeletionGroupVersionParsingFailure", "status": "False", "reason": "ParsedGroupVersions", "message": "All legacy kube types successfully parsed"},
+                    {"type": "NamespaceDeletionContentFailure", "status": "False", "reason": "ContentDeleted", "message": "All content successfully deleted, may be waiting on finalization"},
+                    {"type": "NamespaceContentRemaining", "status": "True", "reason": "SomeResourcesRemain", "message": format!("Some resources are remaining: {content_text}")},
+                    {"type": "NamespaceFinalizersRemaining", "status": "True", "reason": "SomeFinalizersRemain", "message": format!("Some content in the namespace has finalizers remaining: {finalizers_text}")}
+                ]);
+                if stored.object["status"]["conditions"] != before {
+                    stored.object["metadata"]["resourceVersion"] =
+                        resource_version.to_string().into();
+                    inner.resource_version = resource_version;
+                }
+            }
+        }
+    }
+    // A deleted CRD deletes its custom resources and goes when none is left.
+    let crds: Vec<(Key, String, String)> = inner
+        .objects
+        .iter()
+        .filter(|(k, s)| k.1 == "customresourcedefinitions" && terminating(&s.object))
+        .map(|(k, s)| {
+            (
+                k.clone(),
+                s.object["spec"]["group"].as_str().unwrap_or("").to_string(),
+                s.object["spec"]["names"]["plural"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
+    for (crd_key, group, plural) in crds {
+        let resources: Vec<Key> = inner
+            .objects
+            .keys()
+            .filter(|k| k.0 == group && k.1 == plural)
+            .cloned()
+            .collect();
+        if resources.is_empty() {
+            removed.push(crd_key);
+        } else {
+            to_delete.extend(resources);
+        }
+    }
 }
 
 async fn handle(
@@ -673,26 +1179,56 @@ async fn handle(
     let path = uri.path().trim_end_matches('/').to_string();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let mut inner = server.lock();
+    let agent = headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    inner.user_agents.insert(agent);
     match segments.as_slice() {
-        ["version"] => axum::Json(json!({"major": "1", "minor": "34", "gitVersion": "v1.34.0-fake", "platform": "linux/amd64"})).into_response(),
+        ["version"] => axum::Json(json!({"major": "1", "minor": "34", "gitVersion": "v1.34.9-fake", "platform": "linux/amd64"})).into_response(),
         ["api"] => axum::Json(json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})).into_response(),
         ["apis"] => {
-            let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-            for r in inner.resources.iter().filter(|r| !r.group.is_empty()) {
-                groups.entry(r.group.clone()).or_default().insert(r.version.clone());
-            }
-            let groups: Vec<Value> = groups.into_iter().map(|(name, versions)| {
-                let versions: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
-                json!({"name": name, "versions": versions, "preferredVersion": versions[0]})
-            }).collect();
+            let groups: Vec<Value> = groups(&inner)
+                .into_iter()
+                .map(|(name, versions)| group_document(&name, &versions))
+                .collect();
             axum::Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})).into_response()
         }
+        ["apis", group] => match groups(&inner).get(*group) {
+            Some(versions) => {
+                let mut document = group_document(group, versions);
+                document["kind"] = "APIGroup".into();
+                document["apiVersion"] = "v1".into();
+                axum::Json(document).into_response()
+            }
+            None => page_not_found(),
+        },
         ["api", "v1"] => resource_list(&inner, "", "v1"),
         ["apis", group, version] => resource_list(&inner, group, version),
-        ["api", "v1", rest @ ..] => objects(&server, &mut inner, "", "v1", rest, &method, &query, &headers, &body),
-        ["apis", group, version, rest @ ..] => objects(&server, &mut inner, group, version, rest, &method, &query, &headers, &body),
-        _ => status_response(StatusCode::NOT_FOUND, "NotFound", &format!("no route {path}")),
+        ["api", "v1", rest @ ..] => objects(&mut inner, "", "v1", rest, &method, &query, &headers, &body),
+        ["apis", group, version, rest @ ..] => objects(&mut inner, group, version, rest, &method, &query, &headers, &body),
+        _ => page_not_found(),
     }
+}
+
+fn groups(inner: &Inner) -> BTreeMap<String, BTreeSet<String>> {
+    let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in inner.resources.iter().filter(|r| !r.group.is_empty()) {
+        groups
+            .entry(r.group.clone())
+            .or_default()
+            .insert(r.version.clone());
+    }
+    groups
+}
+
+fn group_document(name: &str, versions: &BTreeSet<String>) -> Value {
+    let versions: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
+    json!({"name": name, "versions": versions, "preferredVersion": versions[0]})
 }
 
 fn resource_list(inner: &Inner, group: &str, version: &str) -> Response {
@@ -704,11 +1240,7 @@ fn resource_list(inner: &Inner, group: &str, version: &str) -> Response {
                         "kind": r.kind, "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}))
         .collect();
     if resources.is_empty() {
-        return status_response(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            "the server could not find the requested resource",
-        );
+        return page_not_found();
     }
     let group_version = if group.is_empty() {
         version.to_string()
@@ -718,9 +1250,55 @@ fn resource_list(inner: &Inner, group: &str, version: &str) -> Response {
     axum::Json(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})).into_response()
 }
 
+/// Why a new object may not be created: its namespace or CRD is going.
+fn create_refused(
+    inner: &Inner,
+    resource: &Resource,
+    namespace: &str,
+    name: &str,
+) -> Option<Response> {
+    if !namespace.is_empty() {
+        let key = (
+            String::new(),
+            "namespaces".to_string(),
+            String::new(),
+            namespace.to_string(),
+        );
+        if inner
+            .objects
+            .get(&key)
+            .is_some_and(|s| terminating(&s.object))
+        {
+            return Some(status_response(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                &format!(
+                    "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                    resource.plural
+                ),
+            ));
+        }
+    }
+    let crd_terminating = inner.objects.values().any(|s| {
+        s.object["kind"] == "CustomResourceDefinition"
+            && s.object["spec"]["group"] == resource.group.as_str()
+            && s.object["spec"]["names"]["plural"] == resource.plural.as_str()
+            && terminating(&s.object)
+    });
+    crd_terminating.then(|| {
+        status_response(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!(
+                "{}.{} \"{name}\" is forbidden: create not allowed while custom resource definition is terminating",
+                resource.plural, resource.group
+            ),
+        )
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn objects(
-    server: &FakeApiServer,
     inner: &mut Inner,
     group: &str,
     version: &str,
@@ -730,7 +1308,6 @@ fn objects(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Response {
-    let _ = server;
     // [plural] [plural,name] [namespaces,ns,plural] [namespaces,ns,plural,name]
     let (namespace, plural, name) = match rest {
         ["namespaces", ns, "pods", pod_port, "proxy", "metrics"] => {
@@ -739,19 +1316,21 @@ fn objects(
                 .objects
                 .keys()
                 .any(|k| k.1 == "pods" && k.2 == *ns && k.3 == pod);
-            return if exists {
+            return if !exists {
+                status_response(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("pods \"{pod}\" not found"),
+                )
+            } else if inner.refuse_pod_proxy {
+                status_response(StatusCode::BAD_REQUEST, "BadRequest", "address not allowed")
+            } else {
                 inner
                     .pod_metrics_by_pod
                     .get(pod)
                     .unwrap_or(&inner.pod_metrics)
                     .clone()
                     .into_response()
-            } else {
-                status_response(
-                    StatusCode::NOT_FOUND,
-                    "NotFound",
-                    &format!("pods \"{pod}\" not found"),
-                )
             };
         }
         ["namespaces", ns, "deployments", name, "scale"] if method == Method::PATCH => {
@@ -765,7 +1344,7 @@ fn objects(
         ),
         [plural] => (None, plural.to_string(), None),
         [plural, name] => (None, plural.to_string(), Some(name.to_string())),
-        _ => return status_response(StatusCode::NOT_FOUND, "NotFound", "unsupported path"),
+        _ => return page_not_found(),
     };
     let Some(resource) = inner
         .resources
@@ -773,19 +1352,30 @@ fn objects(
         .find(|r| r.group == group && r.version == version && r.plural == plural)
         .cloned()
     else {
-        return status_response(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            &format!("the server could not find the requested resource ({plural})"),
-        );
+        return page_not_found();
     };
     let namespace = if resource.namespaced {
         namespace.unwrap_or_default()
     } else {
         String::new()
     };
+    let manager = query.get("fieldManager").cloned();
     match (method.clone(), name) {
         (Method::GET, None) => {
+            if inner
+                .initializing
+                .remove(&(resource.group.clone(), resource.plural.clone()))
+            {
+                let mut response = status_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TooManyRequests",
+                    "storage is (re)initializing",
+                );
+                response
+                    .headers_mut()
+                    .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+                return response;
+            }
             let selector: Vec<(String, String)> = query
                 .get("labelSelector")
                 .map(|s| {
@@ -803,7 +1393,7 @@ fn objects(
                         && k.1 == resource.plural
                         && (namespace.is_empty() || k.2 == namespace)
                 })
-                .map(|(_, s)| s.object.clone())
+                .map(|(_, s)| shown(s))
                 .filter(|o| {
                     selector
                         .iter()
@@ -821,128 +1411,87 @@ fn objects(
                 name.clone(),
             );
             match inner.objects.get(&key) {
-                Some(stored) => axum::Json(stored.object.clone()).into_response(),
-                None => status_response(
-                    StatusCode::NOT_FOUND,
-                    "NotFound",
-                    &format!("{} \"{name}\" not found", resource.plural),
-                ),
+                Some(stored) => axum::Json(shown(stored)).into_response(),
+                None => not_found(&resource, &name),
             }
         }
-        (Method::PATCH, Some(name)) => {
-            let content_type = headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            if content_type != "application/apply-patch+yaml" {
-                return status_response(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "UnsupportedMediaType",
-                    content_type,
-                );
-            }
-            let Some(manager) = query.get("fieldManager").cloned() else {
-                return status_response(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Invalid",
-                    "fieldManager is required for apply",
-                );
-            };
-            let force = query.get("force").is_some_and(|f| f == "true");
-            let Ok(mut applied) = serde_json::from_slice::<Value>(body) else {
+        (Method::POST, None) => {
+            let Ok(mut created) = serde_json::from_slice::<Value>(body) else {
                 return status_response(StatusCode::BAD_REQUEST, "BadRequest", "body is not JSON");
             };
             if resource.namespaced {
-                applied["metadata"]["namespace"] = namespace.clone().into();
+                created["metadata"]["namespace"] = namespace.clone().into();
             }
+            let name = created["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
             let key = (
                 resource.group.clone(),
                 resource.plural.clone(),
                 namespace.clone(),
                 name.clone(),
             );
-            let description = describe(&applied);
-            let now = Instant::now();
-            match inner.objects.get(&key) {
-                Some(stored) if stored.manager != manager && !force => {
-                    return status_response(
-                        StatusCode::CONFLICT,
-                        "Conflict",
-                        &format!(
-                            "Apply failed with 1 conflict: conflict with \"{}\": .spec",
-                            stored.manager
-                        ),
-                    );
-                }
-                Some(stored) => {
-                    let existing = stored.object.clone();
-                    let mut merged = applied.clone();
-                    for field in [
-                        "uid",
-                        "creationTimestamp",
-                        "resourceVersion",
-                        "generation",
-                        "deletionTimestamp",
-                        "ownerReferences",
-                    ] {
-                        if let Some(value) = existing["metadata"].get(field) {
-                            merged["metadata"][field] = value.clone();
-                        }
-                    }
-                    if existing["metadata"].get("finalizers").is_some()
-                        && merged["metadata"].get("finalizers").is_none()
-                    {
-                        merged["metadata"]["finalizers"] =
-                            existing["metadata"]["finalizers"].clone();
-                    }
-                    if let Some(status) = existing.get("status") {
-                        merged["status"] = status.clone();
-                    }
-                    if merged["kind"] == "Deployment" && merged["spec"].get("replicas").is_none() {
-                        merged["spec"]["replicas"] = existing["spec"]["replicas"].clone();
-                    }
-                    if merged != existing {
-                        inner.resource_version += 1;
-                        merged["metadata"]["resourceVersion"] =
-                            inner.resource_version.to_string().into();
-                        let spec_changed = strip(&merged) != strip(&existing);
-                        if spec_changed {
-                            let generation =
-                                existing["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
-                            merged["metadata"]["generation"] = generation.into();
-                        }
-                        inner.log.push(format!("APPLY {description}"));
-                        let changed = if spec_changed { now } else { stored.changed };
-                        inner.objects.insert(
-                            key.clone(),
-                            Stored {
-                                object: merged,
-                                manager,
-                                changed,
-                            },
-                        );
-                    }
-                }
-                None => {
-                    inner.resource_version += 1;
-                    let mut created = applied;
-                    fill_metadata(&mut created, inner.resource_version);
-                    if created["kind"] == "Deployment" && created["spec"].get("replicas").is_none()
-                    {
-                        created["spec"]["replicas"] = 1.into();
-                    }
-                    inner.log.push(format!("APPLY {description}"));
-                    inner.objects.insert(
-                        key.clone(),
-                        Stored {
-                            object: created,
-                            manager,
-                            changed: now,
-                        },
-                    );
-                }
+            if let Some(stored) = inner.objects.get(&key) {
+                let message = if terminating(&stored.object) {
+                    format!(
+                        "object is being deleted: {} \"{name}\" already exists",
+                        resource.plural
+                    )
+                } else {
+                    format!("{} \"{name}\" already exists", resource.plural)
+                };
+                return status_response(StatusCode::CONFLICT, "AlreadyExists", &message);
             }
-            axum::Json(inner.objects[&key].object.clone()).into_response()
+            if let Some(refused) = create_refused(inner, &resource, &namespace, &name) {
+                return refused;
+            }
+            inner.resource_version += 1;
+            fill_metadata(&mut created, inner.resource_version);
+            let owners = BTreeMap::from([(
+                manager.unwrap_or_else(|| "unknown".into()),
+                leaves(&created),
+            )]);
+            inner.log.push(format!("CREATE {}", describe(&created)));
+            inner.objects.insert(
+                key.clone(),
+                Stored {
+                    object: created,
+                    owners,
+                    changed: Instant::now(),
+                    phase_written: false,
+                },
+            );
+            (StatusCode::CREATED, axum::Json(shown(&inner.objects[&key]))).into_response()
+        }
+        (Method::PATCH, Some(name)) => {
+            let content_type = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            match content_type {
+                "application/apply-patch+yaml" => {
+                    let Some(manager) = manager else {
+                        return status_response(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "Invalid",
+                            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                        );
+                    };
+                    let force = query.get("force").is_some_and(|f| f == "true");
+                    apply(inner, &resource, namespace, name, &manager, force, body)
+                }
+                "application/merge-patch+json" => {
+                    merge_patch(inner, &resource, namespace, name, body)
+                }
+                other => status_response(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UnsupportedMediaType",
+                    &format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {other})"
+                    ),
+                ),
+            }
         }
         (Method::DELETE, Some(name)) => {
             let key = (
@@ -951,32 +1500,34 @@ fn objects(
                 namespace,
                 name.clone(),
             );
+            let foreground = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|b| b["propagationPolicy"].as_str().map(str::to_string))
+                .or_else(|| query.get("propagationPolicy").cloned())
+                .as_deref()
+                == Some("Foreground");
             let Some(stored) = inner.objects.get_mut(&key) else {
-                return status_response(
-                    StatusCode::NOT_FOUND,
-                    "NotFound",
-                    &format!("{} \"{name}\" not found", resource.plural),
-                );
+                return not_found(&resource, &name);
             };
             let description = describe(&stored.object);
-            let has_finalizers = stored.object["metadata"]["finalizers"]
-                .as_array()
-                .is_some_and(|f| !f.is_empty());
-            let object = if has_finalizers || stored.object["kind"] == "Namespace" {
-                if stored.object["metadata"].get("deletionTimestamp").is_none() {
-                    stored.object["metadata"]["deletionTimestamp"] = "2026-11-28T00:00:01Z".into();
-                    stored.changed = Instant::now();
-                    if stored.object["kind"] == "Namespace" {
-                        stored.object["status"] = json!({"phase": "Terminating"});
-                    }
-                }
-                stored.object.clone()
-            } else {
+            let was_terminating = terminating(&stored.object);
+            let gone = mark_deleted(stored, foreground);
+            let object = if gone {
                 inner
                     .objects
                     .remove(&key)
                     .map(|s| s.object)
                     .unwrap_or_default()
+            } else {
+                if !was_terminating {
+                    inner.resource_version += 1;
+                    let resource_version = inner.resource_version;
+                    if let Some(stored) = inner.objects.get_mut(&key) {
+                        stored.object["metadata"]["resourceVersion"] =
+                            resource_version.to_string().into();
+                    }
+                }
+                shown(&inner.objects[&key])
             };
             inner.log.push(format!("DELETE {description}"));
             axum::Json(object).into_response()
@@ -989,12 +1540,229 @@ fn objects(
     }
 }
 
-/// The object without metadata and status: what a generation counts.
-fn strip(object: &Value) -> Value {
-    let mut copy = object.clone();
-    if let Some(map) = copy.as_object_mut() {
-        map.remove("metadata");
+/// Server-side apply (see the module's notes).
+fn apply(
+    inner: &mut Inner,
+    resource: &Resource,
+    namespace: String,
+    name: String,
+    manager: &str,
+    force: bool,
+    body: &Bytes,
+) -> Response {
+    let Ok(mut applied) = serde_json::from_slice::<Value>(body) else {
+        return status_response(StatusCode::BAD_REQUEST, "BadRequest", "body is not JSON");
+    };
+    if resource.namespaced {
+        applied["metadata"]["namespace"] = namespace.clone().into();
+    }
+    if let Some(map) = applied.as_object_mut() {
         map.remove("status");
     }
-    copy
+    let key = (
+        resource.group.clone(),
+        resource.plural.clone(),
+        namespace.clone(),
+        name.clone(),
+    );
+    let description = describe(&applied);
+    let wanted = leaves(&applied);
+    let Some(stored) = inner.objects.get_mut(&key) else {
+        if let Some(refused) = create_refused(inner, resource, &namespace, &name) {
+            return refused;
+        }
+        inner.resource_version += 1;
+        let mut created = applied;
+        fill_metadata(&mut created, inner.resource_version);
+        if created["kind"] == "Deployment" && created["spec"].get("replicas").is_none() {
+            created["spec"]["replicas"] = 1.into();
+        }
+        inner.log.push(format!("APPLY {description}"));
+        inner.objects.insert(
+            key.clone(),
+            Stored {
+                object: created,
+                owners: BTreeMap::from([(manager.to_string(), wanted)]),
+                changed: Instant::now(),
+                phase_written: false,
+            },
+        );
+        return (StatusCode::CREATED, axum::Json(shown(&inner.objects[&key]))).into_response();
+    };
+    // Conflicts: fields another manager owns, with another value.
+    let mut conflicts: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (other, fields) in &stored.owners {
+        if other == manager {
+            continue;
+        }
+        for path in wanted.intersection(fields) {
+            if lookup(&stored.object, path) != lookup(&applied, path) {
+                conflicts
+                    .entry(other.clone())
+                    .or_default()
+                    .push(dotted(path));
+            }
+        }
+    }
+    if !conflicts.is_empty() && !force {
+        let count: usize = conflicts.values().map(Vec::len).sum();
+        let message = if count == 1 {
+            let (other, fields) = conflicts.iter().next().expect("one conflict");
+            format!(
+                "Apply failed with 1 conflict: conflict with \"{other}\": {}",
+                fields[0]
+            )
+        } else {
+            let parts: Vec<String> = conflicts
+                .iter()
+                .map(|(other, fields)| {
+                    format!("conflicts with \"{other}\":\n- {}", fields.join("\n- "))
+                })
+                .collect();
+            format!("Apply failed with {count} conflicts: {}", parts.join("\n"))
+        };
+        let causes: Vec<Value> = conflicts
+            .iter()
+            .flat_map(|(other, fields)| {
+                fields.iter().map(move |f| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{other}\""), "field": f}))
+            })
+            .collect();
+        let mut response = status_response(StatusCode::CONFLICT, "Conflict", &message);
+        *response.body_mut() = axum::body::Body::from(
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": message, "reason": "Conflict", "details": {"causes": causes}, "code": 409})
+            .to_string(),
+        );
+        return response;
+    }
+    // On an object being deleted no finalizer may be added.
+    if terminating(&stored.object) {
+        let old = finalizers(&stored.object);
+        let new: Vec<String> = applied["metadata"]["finalizers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|f| !old.iter().any(|o| o == f))
+            .map(|f| format!("{f:?}"))
+            .collect();
+        if !new.is_empty() {
+            return status_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid",
+                &format!(
+                    "{} \"{name}\" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                    resource.kind,
+                    new.join(", ")
+                ),
+            );
+        }
+    }
+    let before = stored.object.clone();
+    if force {
+        for (other, fields) in stored.owners.iter_mut() {
+            if other != manager {
+                fields.retain(|p| !wanted.contains(p));
+            }
+        }
+    }
+    let previous = stored.owners.remove(manager).unwrap_or_default();
+    for path in previous.difference(&wanted) {
+        if !stored.owners.values().any(|fields| fields.contains(path)) {
+            remove(&mut stored.object, path);
+        }
+    }
+    for path in &wanted {
+        if let Some(value) = lookup(&applied, path) {
+            set(&mut stored.object, path, value.clone());
+        }
+    }
+    stored.owners.insert(manager.to_string(), wanted);
+    let mut changed = content_of(&stored.object) != content_of(&before);
+    if stored.object["kind"] == "PersistentVolumeClaim" && !stored.phase_written {
+        // The first update writes back the defaulted phase.
+        stored.phase_written = true;
+        stored.object["status"]["phase"] = "Pending".into();
+        changed = true;
+    }
+    let previous_version = before["metadata"]["resourceVersion"].clone();
+    if changed {
+        if spec_of(&stored.object) != spec_of(&before) {
+            let generation = before["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+            stored.object["metadata"]["generation"] = generation.into();
+            stored.changed = Instant::now();
+        }
+        inner.resource_version += 1;
+        let resource_version = inner.resource_version;
+        let stored = inner.objects.get_mut(&key).expect("still there");
+        stored.object["metadata"]["resourceVersion"] = resource_version.to_string().into();
+        inner.log.push(format!("APPLY {description}"));
+    }
+    let stored = &inner.objects[&key];
+    if terminating(&stored.object) && finalizers(&stored.object).is_empty() {
+        // The write that removes the last finalizer removes the object; the
+        // answer carries the previous resourceVersion.
+        let mut last = shown(stored);
+        last["metadata"]["resourceVersion"] = previous_version;
+        inner.objects.remove(&key);
+        return axum::Json(last).into_response();
+    }
+    axum::Json(shown(stored)).into_response()
+}
+
+/// A JSON merge patch (RFC 7386): how finalizers are removed by hand.
+fn merge_patch(
+    inner: &mut Inner,
+    resource: &Resource,
+    namespace: String,
+    name: String,
+    body: &Bytes,
+) -> Response {
+    fn merge(target: &mut Value, patch: &Value) {
+        match patch {
+            Value::Object(map) => {
+                if !target.is_object() {
+                    *target = json!({});
+                }
+                for (key, value) in map {
+                    if value.is_null() {
+                        if let Some(object) = target.as_object_mut() {
+                            object.remove(key);
+                        }
+                    } else {
+                        merge(&mut target[key.as_str()], value);
+                    }
+                }
+            }
+            other => *target = other.clone(),
+        }
+    }
+    let Ok(patch) = serde_json::from_slice::<Value>(body) else {
+        return status_response(StatusCode::BAD_REQUEST, "BadRequest", "body is not JSON");
+    };
+    let key = (
+        resource.group.clone(),
+        resource.plural.clone(),
+        namespace,
+        name.clone(),
+    );
+    let Some(stored) = inner.objects.get_mut(&key) else {
+        return not_found(resource, &name);
+    };
+    let previous_version = stored.object["metadata"]["resourceVersion"].clone();
+    merge(&mut stored.object, &patch);
+    let description = describe(&stored.object);
+    inner.log.push(format!("PATCH {description}"));
+    let stored = &inner.objects[&key];
+    if terminating(&stored.object) && finalizers(&stored.object).is_empty() {
+        let mut last = shown(stored);
+        last["metadata"]["resourceVersion"] = previous_version;
+        inner.objects.remove(&key);
+        return axum::Json(last).into_response();
+    }
+    inner.resource_version += 1;
+    let resource_version = inner.resource_version;
+    let stored = inner.objects.get_mut(&key).expect("still there");
+    stored.object["metadata"]["resourceVersion"] = resource_version.to_string().into();
+    axum::Json(shown(stored)).into_response()
 }
