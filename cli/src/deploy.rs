@@ -189,7 +189,31 @@ pub async fn up(
         interrupt,
     )
     .await?;
+    if report.succeeded() {
+        record_uses(&planned.cluster, config, &report).await?;
+    }
     Ok((report, planned.notes))
+}
+
+/// Writes the install's record of what it uses but does not own (see
+/// [`crate::inventory::RECORD_NAME`]).
+async fn record_uses(cluster: &Cluster, config: &Config, report: &UpReport) -> anyhow::Result<()> {
+    let uses: Vec<crate::inventory::UsedObject> = report
+        .used_not_owned()
+        .into_iter()
+        .map(|used| crate::inventory::UsedObject {
+            object: used.object.clone(),
+            reason: used.note.clone().unwrap_or_default(),
+        })
+        .collect();
+    let mut record = crate::inventory::record(&config.namespace.0, config.install_name(), &uses);
+    crate::render::add_inventory_labels(
+        &mut record,
+        crate::inventory::RECORD_COMPONENT,
+        config.install_name(),
+    )?;
+    engine::apply_owned(cluster, &record, config.install_name()).await?;
+    Ok(())
 }
 
 /// `bfctl status` once.

@@ -474,6 +474,7 @@ pub async fn up(
         for owned in &scanned {
             if owned.install() != options.install
                 || rendered_keys.contains(&inventory::key(&owned.object))
+                || owned.component() == inventory::RECORD_COMPONENT
                 || owned.terminating()
             {
                 continue;
@@ -653,6 +654,36 @@ async fn run_step(
     report
 }
 
+/// Applies one object of this install outside the graph (the install's
+/// record): skipped when it already holds the manifest.
+pub async fn apply_owned(
+    cluster: &Cluster,
+    manifest: &Value,
+    install: &str,
+) -> Result<ApplyOutcome, ObjectError> {
+    let object = with_namespace(
+        ObjectRef::of(manifest).map_err(|source| ObjectError::Api {
+            object: ObjectRef {
+                api_version: String::new(),
+                kind: "object".into(),
+                namespace: None,
+                name: "(unnamed)".into(),
+            },
+            source,
+        })?,
+        cluster,
+    );
+    let annotated = inventory::with_digest(manifest);
+    let live = cluster.get(&object).await?;
+    if let Some(live) = &live
+        && inventory::owner(live, install) == Owner::ThisInstall
+        && inventory::first_difference(&annotated, live).is_none()
+    {
+        return Ok(ApplyOutcome::Unchanged);
+    }
+    cluster.apply(&annotated, false, live.as_ref()).await
+}
+
 /// Reads the object, decides by its ownership what to do (see
 /// [`crate::inventory`]), waits out a deletion in progress, and applies.
 async fn apply_object(
@@ -728,7 +759,7 @@ async fn apply_object(
                 ));
             }
             let bare = inventory::without_bfctl_marks(manifest);
-            match inventory::first_difference(&bare, &live) {
+            match inventory::first_difference(&inventory::without_metadata_marks(manifest), &live) {
                 None => Ok(done(
                     ApplyOutcome::NotOwned,
                     Some(format!("{whose}; it already holds what bfctl renders")),

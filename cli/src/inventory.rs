@@ -87,6 +87,45 @@ pub const KINDS: &[(&str, &str)] = &[
     ("kubevirt.io/v1", "VirtualMachine"),
 ];
 
+/// The ConfigMap in which an install records the objects it uses but does
+/// not own (pre-existing CRDs, another install's operator), so that its
+/// teardown can say it keeps them and why, from the cluster alone.
+pub const RECORD_NAME: &str = "bfctl-install";
+/// The `bfctl.io/component` of the record.
+pub const RECORD_COMPONENT: &str = "inventory";
+/// The record's key holding the JSON list of [`UsedObject`]s.
+pub const RECORD_KEY: &str = "uses.json";
+
+/// An object an install uses as it is, and why it is not its own.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UsedObject {
+    pub object: String,
+    pub reason: String,
+}
+
+/// The record's manifest (its labels are added by the caller).
+pub fn record(namespace: &str, install: &str, uses: &[UsedObject]) -> Value {
+    let uses = serde_json::to_string_pretty(uses).unwrap_or_else(|_| "[]".into());
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": RECORD_NAME, "namespace": namespace},
+        "data": {"install": install, RECORD_KEY: uses}
+    })
+}
+
+/// The objects a record lists (none when it cannot be read).
+pub fn recorded_uses(record: &Value) -> Vec<UsedObject> {
+    record
+        .pointer(&format!(
+            "/data/{}",
+            RECORD_KEY.replace('~', "~0").replace('/', "~1")
+        ))
+        .and_then(Value::as_str)
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default()
+}
+
 /// Whose an object is, from the point of view of one install.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {
@@ -107,7 +146,7 @@ impl Owner {
                 "applied by an older bfctl, with no install label".into()
             }
             Owner::OtherInstall(name) => format!("bfctl install '{name}'"),
-            Owner::NotBfctl => "not made by bfctl (it existed before)".into(),
+            Owner::NotBfctl => "not made by bfctl: it existed before".into(),
         }
     }
 }
@@ -176,6 +215,18 @@ pub fn without_bfctl_marks(manifest: &Value) -> Value {
         .and_then(Value::as_object_mut)
     {
         annotations.remove(APPLIED_ANNOTATION);
+    }
+    copy
+}
+
+/// What decides whether an object that is not this install's already
+/// holds what bfctl renders: everything but labels and annotations (those
+/// say who made it, not what it does).
+pub fn without_metadata_marks(manifest: &Value) -> Value {
+    let mut copy = manifest.clone();
+    if let Some(metadata) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("labels");
+        metadata.remove("annotations");
     }
     copy
 }

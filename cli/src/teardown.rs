@@ -258,6 +258,18 @@ pub async fn teardown(
         ..TeardownReport::default()
     };
     let owned = inventory::list(cluster, install).await?;
+    // What the install used without owning it stays; say so.
+    for record in owned
+        .iter()
+        .filter(|o| o.component() == inventory::RECORD_COMPONENT)
+    {
+        for used in inventory::recorded_uses(&record.live) {
+            report.kept.push(Kept {
+                object: used.object,
+                reason: format!("not this install's: {}", used.reason),
+            });
+        }
+    }
     let mut phases: Vec<Vec<Owned>> = vec![Vec::new(); PHASES.len()];
     for object in owned {
         phases[phase_of(&object.object, object.component())].push(object);

@@ -5,71 +5,16 @@
 
 mod support;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bfctl::operators::sha256_hex;
+use support::cli::{FakeCluster, bfctl};
 use support::fake_apiserver::FakeApiServer;
-use support::release_files::{release_files, serve_files};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-async fn bfctl(dir: &Path, kubeconfig: &Path, args: &[&str]) -> Run {
-    let started = Instant::now();
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_bfctl"))
-        .current_dir(dir)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--cache-dir")
-        .arg(dir.join("cache"))
-        .args(args)
-        .output()
-        .await
-        .expect("running bfctl");
-    let run = Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    };
-    eprintln!(
-        "$ bfctl {}    # exit {}, {:.2}s\n{}{}",
-        args.join(" "),
-        run.code,
-        run.elapsed.as_secs_f64(),
-        run.stderr,
-        run.stdout
-    );
-    run
-}
-
-/// A fake API server, the operator release files served with their pins,
-/// and a directory holding its kubeconfig and a bfctl.yaml (plus `extra`
-/// configuration lines).
+/// A fake API server and a directory holding its kubeconfig and a
+/// bfctl.yaml (plus `extra` configuration lines).
 async fn fake_cluster(extra: &str) -> (FakeApiServer, tempfile::TempDir, std::path::PathBuf) {
-    let files = release_files();
-    let pins: String = files
-        .iter()
-        .map(|(name, bytes)| format!("    {name}: {}\n", sha256_hex(bytes)))
-        .collect();
-    let (mirror, _) = serve_files(files).await;
-    let api =
-        FakeApiServer::start(Duration::from_millis(100), "gke-l7-global-external-managed").await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.kubeconfig(dir.path());
-    std::fs::write(
-        dir.path().join("bfctl.yaml"),
-        format!(
-            "registry:\n  url: zot.example.com/bf\ncarnet: \"201900006\"\n{extra}operators:\n  mirror: {mirror}\n  sha256:\n{pins}"
-        ),
-    )
-    .unwrap();
-    (api, dir, kubeconfig)
+    let cluster = FakeCluster::start(extra).await;
+    (cluster.api, cluster.dir, cluster.kubeconfig)
 }
 
 /// A real local pipeline on 127.0.0.1 whose gateway is the fake Gateway's
@@ -230,7 +175,9 @@ async fn up_again_status_and_teardown_through_the_binary() {
     let teardown = bfctl(dir.path(), &kubeconfig, &["teardown"]).await;
     assert_eq!(teardown.code, 0);
     assert!(
-        teardown.stdout.contains("nothing bfctl applied is left"),
+        teardown
+            .stdout
+            .contains("nothing of install 'blackfriday' is left"),
         "{}",
         teardown.stdout
     );

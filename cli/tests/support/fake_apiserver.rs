@@ -133,6 +133,9 @@ struct Inner {
     /// The proxy refuses every pod (`address not allowed`).
     refuse_pod_proxy: bool,
     no_metrics_server: bool,
+    /// How long controllers take to remove their finalizers (default: the
+    /// server's delay).
+    cleanup_delay: Option<Duration>,
     /// Resources whose next LIST answers 429 (just Established).
     initializing: BTreeSet<(String, String)>,
     user_agents: BTreeSet<String>,
@@ -353,6 +356,12 @@ impl FakeApiServer {
         self.lock().refuse_pod_proxy = refuse;
     }
 
+    /// Controllers take this long to clean up after a deletion (a Strimzi
+    /// topic operator deleting the topic in Kafka takes seconds).
+    pub fn set_cleanup_delay(&self, delay: Duration) {
+        self.lock().cleanup_delay = Some(delay);
+    }
+
     /// No metrics server: autoscalers cannot get their metric.
     pub fn without_metrics_server(&self) {
         self.lock().no_metrics_server = true;
@@ -400,6 +409,35 @@ impl FakeApiServer {
             .resources
             .iter()
             .any(|r| r.group == group && r.plural == plural)
+    }
+
+    /// Deletes an object as another client's DELETE would (finalizers keep
+    /// it, marked). Returns whether it existed.
+    pub fn delete_as_other(&self, kind: &str, namespace: &str, name: &str) -> bool {
+        let mut inner = self.lock();
+        let Some(key) = find_key(&inner, kind, namespace, name) else {
+            return false;
+        };
+        let gone = inner
+            .objects
+            .get_mut(&key)
+            .is_some_and(|stored| mark_deleted(stored, false));
+        if gone {
+            inner.objects.remove(&key);
+        }
+        inner.resource_version += 1;
+        true
+    }
+
+    /// Makes an object vanish at once, finalizers or not (a controller that
+    /// went away with its object, for scenarios where something is left
+    /// without the controller that should clean it up).
+    pub fn vanish(&self, kind: &str, namespace: &str, name: &str) -> bool {
+        let mut inner = self.lock();
+        match find_key(&inner, kind, namespace, name) {
+            Some(key) => inner.objects.remove(&key).is_some(),
+            None => false,
+        }
     }
 
     /// Stores an object as another tool's Update would (a `kubectl edit`):
@@ -460,6 +498,21 @@ impl FakeApiServer {
             reconcile(&mut inner, self.delay);
         }
     }
+}
+
+fn find_key(inner: &Inner, kind: &str, namespace: &str, name: &str) -> Option<Key> {
+    inner
+        .objects
+        .iter()
+        .find(|(_, stored)| {
+            stored.object["kind"] == kind
+                && stored.object["metadata"]["name"] == name
+                && stored.object["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    == namespace
+        })
+        .map(|(key, _)| key.clone())
 }
 
 /// The object as a read shows it: a claim's `status.phase` defaults to
@@ -800,6 +853,7 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
         .map(|(k, _)| (k.2.clone(), k.3.clone()))
         .collect();
     let no_metrics_server = inner.no_metrics_server;
+    let cleanup_delay = inner.cleanup_delay.unwrap_or(delay);
     let Inner {
         objects: stored_objects,
         resource_version,
@@ -821,7 +875,7 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
         let before = object.clone();
         if terminating(object) {
             let mut finalizers = finalizers(object);
-            let waited = now.duration_since(stored.changed) >= delay;
+            let waited = now.duration_since(stored.changed) >= cleanup_delay;
             // The garbage collector: dependants first, then the finalizer.
             if finalizers.iter().any(|f| f == "foregroundDeletion") {
                 let deps = dependants.get(&uid).cloned().unwrap_or_default();
