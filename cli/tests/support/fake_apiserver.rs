@@ -82,6 +82,10 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+/// How long after a CRD is Established its storage answers LIST with 429
+/// (rec: crd-lifecycle: 429 at +32 ms, 200 at +71 ms).
+const INITIALIZING: Duration = Duration::from_millis(50);
+
 #[derive(Clone, Debug)]
 struct Resource {
     group: String,
@@ -109,7 +113,10 @@ type Path = Vec<String>;
 
 struct Stored {
     object: Value,
-    /// Field manager → the fields it owns.
+    /// Who owns which fields, keyed as a conflict message names them: an
+    /// apply manager `"m"`, an Update manager `"m" using v1`, through a
+    /// subresource `"m" with subresource "scale" using apps/v1`
+    /// (rec: ssa-conflict).
     owners: BTreeMap<String, BTreeSet<Path>>,
     /// When the object (its spec, or its deletion) last changed.
     changed: Instant,
@@ -136,8 +143,9 @@ struct Inner {
     /// How long controllers take to remove their finalizers (default: the
     /// server's delay).
     cleanup_delay: Option<Duration>,
-    /// Resources whose next LIST answers 429 (just Established).
-    initializing: BTreeSet<(String, String)>,
+    /// Resources just Established, and when: a LIST within
+    /// [`INITIALIZING`] of it answers 429.
+    initializing: BTreeMap<(String, String), Instant>,
     user_agents: BTreeSet<String>,
 }
 
@@ -172,6 +180,14 @@ const BUILTIN: &[(&str, &str, &str, &str, bool)] = &[
     (
         "autoscaling",
         "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        true,
+    ),
+    // The same objects through the older version (rec: hpa-no-metrics).
+    (
+        "autoscaling",
+        "v1",
         "HorizontalPodAutoscaler",
         "horizontalpodautoscalers",
         true,
@@ -225,6 +241,27 @@ const BUILTIN: &[(&str, &str, &str, &str, bool)] = &[
         "v1",
         "CustomResourceDefinition",
         "customresourcedefinitions",
+        false,
+    ),
+    (
+        "scheduling.k8s.io",
+        "v1",
+        "PriorityClass",
+        "priorityclasses",
+        false,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        false,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
         false,
     ),
     // GKE with its Gateway controller enabled serves these from the start.
@@ -356,6 +393,18 @@ impl FakeApiServer {
         self.lock().refuse_pod_proxy = refuse;
     }
 
+    /// Serves a kind from the start, as if its CRD had been installed
+    /// before (the recorded cluster had KubeVirt's VM kinds).
+    pub fn serve(&self, group: &str, version: &str, kind: &str, plural: &str, namespaced: bool) {
+        self.lock().resources.push(Resource {
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+            plural: plural.into(),
+            namespaced,
+        });
+    }
+
     /// Controllers take this long to clean up after a deletion (a Strimzi
     /// topic operator deleting the topic in Kafka takes seconds).
     pub fn set_cleanup_delay(&self, delay: Duration) {
@@ -467,7 +516,7 @@ impl FakeApiServer {
                 }
                 stored
                     .owners
-                    .entry(manager.to_string())
+                    .entry(update_manager(manager, &object, None))
                     .or_default()
                     .extend(changed);
                 object["metadata"]["resourceVersion"] = resource_version.to_string().into();
@@ -477,7 +526,8 @@ impl FakeApiServer {
             None => {
                 let mut object = object;
                 fill_metadata(&mut object, resource_version);
-                let owners = BTreeMap::from([(manager.to_string(), leaves(&object))]);
+                let owners =
+                    BTreeMap::from([(update_manager(manager, &object, None), leaves(&object))]);
                 inner.objects.insert(
                     key,
                     Stored {
@@ -523,6 +573,40 @@ fn shown(stored: &Stored) -> Value {
         object["status"]["phase"] = "Pending".into();
     }
     object
+}
+
+/// A CRD's schema as the server stores it: empty `properties: {}` maps are
+/// dropped (rec: bfctl-up-teardown, Strimzi's kafkas CRD
+/// `status.properties.clusterSecurity.properties: {}`), which is why a
+/// second applier of the same file conflicts on `.spec.versions`.
+fn drop_empty_properties(value: &mut Value) {
+    if let Some(map) = value.as_object_mut() {
+        map.retain(|key, child| {
+            !(key == "properties" && child.as_object().is_some_and(|m| m.is_empty()))
+        });
+        for child in map.values_mut() {
+            drop_empty_properties(child);
+        }
+    } else if let Some(items) = value.as_array_mut() {
+        for item in items {
+            drop_empty_properties(item);
+        }
+    }
+}
+
+/// Admission on create: a claim gets the PVC protection finalizer (rec:
+/// pvc-noop-apply; its controller removes it once no pod uses the claim).
+fn admit(object: &mut Value) {
+    if object["kind"] == "CustomResourceDefinition" {
+        drop_empty_properties(&mut object["spec"]["versions"]);
+    }
+    if object["kind"] == "PersistentVolumeClaim" {
+        let mut list = finalizers(object);
+        if !list.iter().any(|f| f == "kubernetes.io/pvc-protection") {
+            list.push("kubernetes.io/pvc-protection".into());
+        }
+        object["metadata"]["finalizers"] = json!(list);
+    }
 }
 
 fn fill_metadata(object: &mut Value, resource_version: u64) {
@@ -578,6 +662,30 @@ fn describe(object: &Value) -> String {
 fn condition(kind: &str, ready: bool, reason: &str, message: &str, generation: i64) -> Value {
     json!({"type": kind, "status": if ready { "True" } else { "False" },
            "reason": reason, "message": message, "observedGeneration": generation})
+}
+
+/// How an Update manager is named in ownership and conflicts.
+fn update_manager(manager: &str, object: &Value, subresource: Option<&str>) -> String {
+    let api_version = object["apiVersion"].as_str().unwrap_or("v1");
+    match subresource {
+        Some(sub) => format!("\"{manager}\" with subresource \"{sub}\" using {api_version}"),
+        None => format!("\"{manager}\" using {api_version}"),
+    }
+}
+
+/// The manager of a request without `fieldManager`: the User-Agent's
+/// program name, as the real server derives it (`kubectl/v1.32.4 …` →
+/// `kubectl`).
+fn manager_of(query: &BTreeMap<String, String>, headers: &HeaderMap) -> String {
+    query.get("fieldManager").cloned().unwrap_or_else(|| {
+        headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|agent| agent.split('/').next())
+            .filter(|name| !name.is_empty())
+            .unwrap_or("unknown")
+            .to_string()
+    })
 }
 
 /// Fields an applier cannot own: identity, and what the server writes.
@@ -711,22 +819,26 @@ fn page_not_found() -> Response {
         .into_response()
 }
 
-fn not_found(resource: &Resource, name: &str) -> Response {
-    let qualified = if resource.group.is_empty() {
+/// `plural.group`, as messages name a resource (`plural` for the core group).
+fn qualified(resource: &Resource) -> String {
+    if resource.group.is_empty() {
         resource.plural.clone()
     } else {
         format!("{}.{}", resource.plural, resource.group)
-    };
+    }
+}
+
+fn not_found(resource: &Resource, name: &str) -> Response {
     status_response(
         StatusCode::NOT_FOUND,
         "NotFound",
-        &format!("{qualified} \"{name}\" not found"),
+        &format!("{} \"{name}\" not found", qualified(resource)),
     )
 }
 
 /// `PATCH deployments/NAME/scale` (a merge patch of `spec.replicas`): the
 /// Deployment's replicas change and its controller catches up.
-fn scale(inner: &mut Inner, namespace: &str, name: &str, body: &Bytes) -> Response {
+fn scale(inner: &mut Inner, namespace: &str, name: &str, manager: &str, body: &Bytes) -> Response {
     let Some(replicas) = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|patch| patch["spec"]["replicas"].as_i64())
@@ -749,6 +861,15 @@ fn scale(inner: &mut Inner, namespace: &str, name: &str, body: &Bytes) -> Respon
         );
     };
     stored.object["spec"]["replicas"] = replicas.into();
+    let replicas_path: Path = vec!["spec".into(), "replicas".into()];
+    for fields in stored.owners.values_mut() {
+        fields.remove(&replicas_path);
+    }
+    stored
+        .owners
+        .entry(update_manager(manager, &stored.object, Some("scale")))
+        .or_default()
+        .insert(replicas_path);
     let generation = stored.object["metadata"]["generation"]
         .as_i64()
         .unwrap_or(1)
@@ -853,6 +974,27 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
         .map(|(k, _)| (k.2.clone(), k.3.clone()))
         .collect();
     let no_metrics_server = inner.no_metrics_server;
+    // (group, kind) of CRDs whose names were accepted.
+    let accepted_kinds: BTreeSet<(String, String)> = inner
+        .objects
+        .values()
+        .filter(|s| s.object["kind"] == "CustomResourceDefinition")
+        .filter(|s| {
+            s.object
+                .pointer("/status/acceptedNames/kind")
+                .and_then(Value::as_str)
+                .is_some_and(|k| !k.is_empty())
+        })
+        .map(|s| {
+            (
+                s.object["spec"]["group"].as_str().unwrap_or("").to_string(),
+                s.object["spec"]["names"]["kind"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
     let cleanup_delay = inner.cleanup_delay.unwrap_or(delay);
     let Inner {
         objects: stored_objects,
@@ -877,7 +1019,9 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
             let mut finalizers = finalizers(object);
             let waited = now.duration_since(stored.changed) >= cleanup_delay;
             // The garbage collector: dependants first, then the finalizer.
-            if finalizers.iter().any(|f| f == "foregroundDeletion") {
+            // It takes its time (rec: bfctl-up-teardown: a GET right after a
+            // foreground DELETE still finds the object).
+            if waited && finalizers.iter().any(|f| f == "foregroundDeletion") {
                 let deps = dependants.get(&uid).cloned().unwrap_or_default();
                 if deps.is_empty() {
                     finalizers.retain(|f| f != "foregroundDeletion");
@@ -888,6 +1032,7 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
             if waited {
                 // Controllers that clean up and drop their finalizer.
                 finalizers.retain(|f| match f.as_str() {
+                    "kubernetes.io/pvc-protection" => false,
                     "strimzi.io/topic-operator" => {
                         let cluster = object["metadata"]["labels"]["strimzi.io/cluster"]
                             .as_str()
@@ -898,7 +1043,9 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
                     _ => true,
                 });
             }
-            object["metadata"]["finalizers"] = json!(finalizers);
+            if finalizers != self::finalizers(object) {
+                object["metadata"]["finalizers"] = json!(finalizers);
+            }
             // A namespace goes through the namespace controller (below).
             if kind != "Namespace" && finalizers.is_empty() {
                 removed.push(key.clone());
@@ -928,20 +1075,33 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
         match kind.as_str() {
             "Namespace" => object["status"] = json!({"phase": "Active"}),
             "CustomResourceDefinition" if object.pointer("/status/conditions/0").is_none() => {
-                object["status"] = json!({"conditions": [
-                        condition("NamesAccepted", true, "NoConflicts", "no conflicts found", generation),
-                        condition("Established", true, "InitialNamesAccepted", "the initial names have been accepted", generation)],
-                        "acceptedNames": object["spec"]["names"].clone()});
-                let spec = &object["spec"];
-                for version in spec["versions"].as_array().into_iter().flatten() {
-                    if version["served"].as_bool() == Some(true) {
-                        new_resources.push(Resource {
-                            group: spec["group"].as_str().unwrap_or("").to_string(),
-                            version: version["name"].as_str().unwrap_or("").to_string(),
-                            kind: spec["names"]["kind"].as_str().unwrap_or("").to_string(),
-                            plural: spec["names"]["plural"].as_str().unwrap_or("").to_string(),
-                            namespaced: spec["scope"] == "Namespaced",
-                        });
+                let group = object["spec"]["group"].as_str().unwrap_or("").to_string();
+                let kind = object["spec"]["names"]["kind"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                if accepted_kinds.contains(&(group, kind.clone())) {
+                    // rec: crd-lifecycle: same group and kind as another CRD.
+                    object["status"] = json!({"conditions": [
+                        condition("NamesAccepted", false, "ListKindConflict", &format!("\"{kind}List\" is already in use"), generation),
+                        condition("Established", false, "NotAccepted", "not all names are accepted", generation)],
+                        "acceptedNames": {"kind": "", "plural": ""}});
+                } else {
+                    object["status"] = json!({"conditions": [
+                            condition("NamesAccepted", true, "NoConflicts", "no conflicts found", generation),
+                            condition("Established", true, "InitialNamesAccepted", "the initial names have been accepted", generation)],
+                            "acceptedNames": object["spec"]["names"].clone()});
+                    let spec = &object["spec"];
+                    for version in spec["versions"].as_array().into_iter().flatten() {
+                        if version["served"].as_bool() == Some(true) {
+                            new_resources.push(Resource {
+                                group: spec["group"].as_str().unwrap_or("").to_string(),
+                                version: version["name"].as_str().unwrap_or("").to_string(),
+                                kind: spec["names"]["kind"].as_str().unwrap_or("").to_string(),
+                                plural: spec["names"]["plural"].as_str().unwrap_or("").to_string(),
+                                namespaced: spec["scope"] == "Namespaced",
+                            });
+                        }
                     }
                 }
             }
@@ -1033,10 +1193,15 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
     }
     namespace_and_crd_controllers(inner, delay, &mut to_delete, &mut removed);
     for key in to_delete {
-        if let Some(stored) = inner.objects.get_mut(&key)
-            && mark_deleted(stored, false)
-        {
-            removed.push(key);
+        let resource_version = inner.resource_version + 1;
+        if let Some(stored) = inner.objects.get_mut(&key) {
+            let was_terminating = terminating(&stored.object);
+            if mark_deleted(stored, false) {
+                removed.push(key);
+            } else if !was_terminating {
+                stored.object["metadata"]["resourceVersion"] = resource_version.to_string().into();
+                inner.resource_version = resource_version;
+            }
         }
     }
     for key in removed {
@@ -1091,7 +1256,7 @@ fn reconcile(inner: &mut Inner, delay: Duration) {
         }) {
             inner
                 .initializing
-                .insert((resource.group.clone(), resource.plural.clone()));
+                .insert((resource.group.clone(), resource.plural.clone()), now);
             inner.resources.push(resource);
         }
     }
@@ -1218,6 +1383,29 @@ fn namespace_and_crd_controllers(
             removed.push(crd_key);
         } else {
             to_delete.extend(resources);
+            // rec: crd-delete-with-crs: the condition moves on once cleanup runs.
+            let resource_version = inner.resource_version + 1;
+            if let Some(stored) = inner.objects.get_mut(&crd_key) {
+                let mut moved = false;
+                for condition in stored.object["status"]["conditions"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                {
+                    if condition["type"] == "Terminating"
+                        && condition["reason"] == "InstanceDeletionPending"
+                    {
+                        condition["reason"] = "InstanceDeletionInProgress".into();
+                        condition["message"] = "CustomResource deletion is in progress".into();
+                        moved = true;
+                    }
+                }
+                if moved {
+                    stored.object["metadata"]["resourceVersion"] =
+                        resource_version.to_string().into();
+                    inner.resource_version = resource_version;
+                }
+            }
         }
     }
 }
@@ -1328,7 +1516,7 @@ fn create_refused(
                 "Forbidden",
                 &format!(
                     "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
-                    resource.plural
+                    qualified(resource)
                 ),
             ));
         }
@@ -1388,7 +1576,7 @@ fn objects(
             };
         }
         ["namespaces", ns, "deployments", name, "scale"] if method == Method::PATCH => {
-            return scale(inner, ns, name, body);
+            return scale(inner, ns, name, &manager_of(query, headers), body);
         }
         ["namespaces", ns, plural] => (Some(ns.to_string()), plural.to_string(), None),
         ["namespaces", ns, plural, name] => (
@@ -1418,7 +1606,8 @@ fn objects(
         (Method::GET, None) => {
             if inner
                 .initializing
-                .remove(&(resource.group.clone(), resource.plural.clone()))
+                .get(&(resource.group.clone(), resource.plural.clone()))
+                .is_some_and(|since| since.elapsed() < INITIALIZING)
             {
                 let mut response = status_response(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -1502,8 +1691,9 @@ fn objects(
             }
             inner.resource_version += 1;
             fill_metadata(&mut created, inner.resource_version);
+            admit(&mut created);
             let owners = BTreeMap::from([(
-                manager.unwrap_or_else(|| "unknown".into()),
+                update_manager(&manager_of(query, headers), &created, None),
                 leaves(&created),
             )]);
             inner.log.push(format!("CREATE {}", describe(&created)));
@@ -1535,8 +1725,9 @@ fn objects(
                     let force = query.get("force").is_some_and(|f| f == "true");
                     apply(inner, &resource, namespace, name, &manager, force, body)
                 }
-                "application/merge-patch+json" => {
-                    merge_patch(inner, &resource, namespace, name, body)
+                "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                    let manager = manager_of(query, headers);
+                    merge_patch(inner, &resource, namespace, name, &manager, body)
                 }
                 other => status_response(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -1621,6 +1812,8 @@ fn apply(
     );
     let description = describe(&applied);
     let wanted = leaves(&applied);
+    // Apply managers are named bare in conflicts: `"m"`.
+    let manager = &format!("\"{manager}\"");
     let Some(stored) = inner.objects.get_mut(&key) else {
         if let Some(refused) = create_refused(inner, resource, &namespace, &name) {
             return refused;
@@ -1628,6 +1821,7 @@ fn apply(
         inner.resource_version += 1;
         let mut created = applied;
         fill_metadata(&mut created, inner.resource_version);
+        admit(&mut created);
         if created["kind"] == "Deployment" && created["spec"].get("replicas").is_none() {
             created["spec"]["replicas"] = 1.into();
         }
@@ -1643,53 +1837,9 @@ fn apply(
         );
         return (StatusCode::CREATED, axum::Json(shown(&inner.objects[&key]))).into_response();
     };
-    // Conflicts: fields another manager owns, with another value.
-    let mut conflicts: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (other, fields) in &stored.owners {
-        if other == manager {
-            continue;
-        }
-        for path in wanted.intersection(fields) {
-            if lookup(&stored.object, path) != lookup(&applied, path) {
-                conflicts
-                    .entry(other.clone())
-                    .or_default()
-                    .push(dotted(path));
-            }
-        }
-    }
-    if !conflicts.is_empty() && !force {
-        let count: usize = conflicts.values().map(Vec::len).sum();
-        let message = if count == 1 {
-            let (other, fields) = conflicts.iter().next().expect("one conflict");
-            format!(
-                "Apply failed with 1 conflict: conflict with \"{other}\": {}",
-                fields[0]
-            )
-        } else {
-            let parts: Vec<String> = conflicts
-                .iter()
-                .map(|(other, fields)| {
-                    format!("conflicts with \"{other}\":\n- {}", fields.join("\n- "))
-                })
-                .collect();
-            format!("Apply failed with {count} conflicts: {}", parts.join("\n"))
-        };
-        let causes: Vec<Value> = conflicts
-            .iter()
-            .flat_map(|(other, fields)| {
-                fields.iter().map(move |f| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{other}\""), "field": f}))
-            })
-            .collect();
-        let mut response = status_response(StatusCode::CONFLICT, "Conflict", &message);
-        *response.body_mut() = axum::body::Body::from(
-            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": message, "reason": "Conflict", "details": {"causes": causes}, "code": 409})
-            .to_string(),
-        );
-        return response;
-    }
-    // On an object being deleted no finalizer may be added.
+    // On an object being deleted no finalizer may be added (checked before
+    // conflicts: finalizers are a set, owned per item, so adding one is no
+    // conflict; rec: terminating-object).
     if terminating(&stored.object) {
         let old = finalizers(&stored.object);
         let new: Vec<String> = applied["metadata"]["finalizers"]
@@ -1712,6 +1862,52 @@ fn apply(
             );
         }
     }
+    // Conflicts: fields another manager owns, with another value.
+    let mut conflicts: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (other, fields) in &stored.owners {
+        if other == manager {
+            continue;
+        }
+        for path in wanted.intersection(fields) {
+            if lookup(&stored.object, path) != lookup(&applied, path) {
+                conflicts
+                    .entry(other.clone())
+                    .or_default()
+                    .push(dotted(path));
+            }
+        }
+    }
+    if !conflicts.is_empty() && !force {
+        let count: usize = conflicts.values().map(Vec::len).sum();
+        let message = if count == 1 {
+            let (other, fields) = conflicts.iter().next().expect("one conflict");
+            format!(
+                "Apply failed with 1 conflict: conflict with {other}: {}",
+                fields[0]
+            )
+        } else {
+            let parts: Vec<String> = conflicts
+                .iter()
+                .map(|(other, fields)| {
+                    format!("conflicts with {other}:\n- {}", fields.join("\n- "))
+                })
+                .collect();
+            format!("Apply failed with {count} conflicts: {}", parts.join("\n"))
+        };
+        let causes: Vec<Value> = conflicts
+            .iter()
+            .flat_map(|(other, fields)| {
+                fields.iter().map(move |f| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {other}"), "field": f}))
+            })
+            .collect();
+        let mut response = status_response(StatusCode::CONFLICT, "Conflict", &message);
+        *response.body_mut() = axum::body::Body::from(
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": message, "reason": "Conflict", "details": {"causes": causes}, "code": 409})
+            .to_string(),
+        );
+        return response;
+    }
     let before = stored.object.clone();
     if force {
         for (other, fields) in stored.owners.iter_mut() {
@@ -1732,6 +1928,9 @@ fn apply(
         }
     }
     stored.owners.insert(manager.to_string(), wanted);
+    if stored.object["kind"] == "CustomResourceDefinition" {
+        drop_empty_properties(&mut stored.object["spec"]["versions"]);
+    }
     let mut changed = content_of(&stored.object) != content_of(&before);
     if stored.object["kind"] == "PersistentVolumeClaim" && !stored.phase_written {
         // The first update writes back the defaulted phase.
@@ -1770,6 +1969,7 @@ fn merge_patch(
     resource: &Resource,
     namespace: String,
     name: String,
+    manager: &str,
     body: &Bytes,
 ) -> Response {
     fn merge(target: &mut Value, patch: &Value) {
@@ -1805,6 +2005,16 @@ fn merge_patch(
     };
     let previous_version = stored.object["metadata"]["resourceVersion"].clone();
     merge(&mut stored.object, &patch);
+    // The Update manager takes the fields it set.
+    let taken: BTreeSet<Path> = leaves(&patch)
+        .into_iter()
+        .filter(|p| lookup(&patch, p).is_some_and(|v| !v.is_null()))
+        .collect();
+    for fields in stored.owners.values_mut() {
+        fields.retain(|p| !taken.contains(p));
+    }
+    let descriptor = update_manager(manager, &stored.object, None);
+    stored.owners.entry(descriptor).or_default().extend(taken);
     let description = describe(&stored.object);
     inner.log.push(format!("PATCH {description}"));
     let stored = &inner.objects[&key];
