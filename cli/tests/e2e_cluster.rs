@@ -4,8 +4,13 @@
 //! default test command runs.
 //!
 //! It runs `bfctl up`, a second `up` that must change nothing, `status
-//! --output json` that must be healthy, a short `loadtest --cluster
-//! --consumer-replicas 1,2`, and `teardown` (skipped with
+//! --output json` that must be healthy (exit 0), a short `loadtest --cluster
+//! --consumer-replicas 1,2`, then issue 12's scenarios on the real API:
+//! a KafkaTopic deleted by someone else is recreated by the next `up`; a
+//! second install (the same bfctl.yaml in namespace `<namespace>-e2e2`)
+//! comes up beside the first, names it, and its teardown leaves the first
+//! healthy; and the first's teardown works offline with an empty operator
+//! cache, exits 0 and prints its summary, twice (the second run skipped with
 //! `BFCTL_E2E_KEEP=1`). It creates real cloud resources (load balancers,
 //! volumes): point it at a throwaway cluster.
 
@@ -13,10 +18,16 @@ use std::process::Command;
 use std::time::Instant;
 
 fn bfctl(kubeconfig: &str, config: &str, args: &[&str]) -> (bool, String) {
+    let (code, stdout) = bfctl_code(kubeconfig, config, args);
+    (code == Some(0), stdout)
+}
+
+fn bfctl_code(kubeconfig: &str, config: &str, args: &[&str]) -> (Option<i32>, String) {
     let started = Instant::now();
     let output = Command::new(env!("CARGO_BIN_EXE_bfctl"))
         .args(["--kubeconfig", kubeconfig, "--config", config])
         .args(args)
+        .stdin(std::process::Stdio::null())
         .output()
         .expect("running bfctl");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -27,7 +38,24 @@ fn bfctl(kubeconfig: &str, config: &str, args: &[&str]) -> (bool, String) {
         started.elapsed().as_secs_f64(),
         String::from_utf8_lossy(&output.stderr)
     );
-    (output.status.success(), stdout)
+    (output.status.code(), stdout)
+}
+
+/// The same configuration in another namespace: a second install.
+fn second_install_config(config: &str) -> (std::path::PathBuf, String) {
+    let text = std::fs::read_to_string(config).expect("reading BFCTL_E2E_CONFIG");
+    let mut value: serde_yaml::Value =
+        serde_yaml::from_str(&text).expect("BFCTL_E2E_CONFIG is YAML");
+    let namespace = value["namespace"]
+        .as_str()
+        .unwrap_or("blackfriday")
+        .to_string();
+    let second = format!("{namespace}-e2e2");
+    value["namespace"] = second.clone().into();
+    value["install"] = "".into();
+    let path = std::env::temp_dir().join("bfctl-e2e-second.yaml");
+    std::fs::write(&path, serde_yaml::to_string(&value).unwrap()).unwrap();
+    (path, namespace)
 }
 
 #[test]
@@ -80,8 +108,72 @@ fn up_status_teardown_on_a_real_cluster() {
         ],
     );
     assert!(ok, "the replica comparison on the cluster failed");
+
+    // A KafkaTopic deleted by someone else is waited out and created again.
+    let (_, namespace) = second_install_config(&config);
+    let deleted = Command::new("kubectl")
+        .args([
+            "--kubeconfig",
+            &kubeconfig,
+            "-n",
+            &namespace,
+            "delete",
+            "kafkatopic",
+            "ventas-dlq",
+            "--wait=false",
+        ])
+        .status()
+        .expect("running kubectl");
+    assert!(deleted.success());
+    let (ok, _) = bfctl(
+        &kubeconfig,
+        &config,
+        &["up", "--skip-build", "--timeout", "600"],
+    );
+    assert!(ok, "up did not recreate the deleted topic");
+
+    // A second install beside the first: named, never touching it.
+    let (second, first_namespace) = second_install_config(&config);
+    let second = second.to_str().unwrap();
+    let (ok, stdout) = bfctl(
+        &kubeconfig,
+        second,
+        &["up", "--skip-build", "--timeout", "1800"],
+    );
+    assert!(
+        ok && stdout.contains(&format!("another install, '{first_namespace}'")),
+        "{stdout}"
+    );
+    let (ok, stdout) = bfctl(&kubeconfig, second, &["teardown", "--timeout", "1800"]);
+    assert!(ok, "the second install's teardown left objects: {stdout}");
+    let (code, stdout) = bfctl_code(&kubeconfig, &config, &["status"]);
+    assert_eq!(
+        code,
+        Some(0),
+        "the first install is no longer healthy: {stdout}"
+    );
+
     if std::env::var("BFCTL_E2E_KEEP").as_deref() != Ok("1") {
-        let (ok, stdout) = bfctl(&kubeconfig, &config, &["teardown", "--timeout", "1800"]);
-        assert!(ok, "teardown left objects: {stdout}");
+        // Offline, with an empty operator cache: the inventory is enough.
+        let empty = std::env::temp_dir().join("bfctl-e2e-empty-cache");
+        let _ = std::fs::remove_dir_all(&empty);
+        let (ok, stdout) = bfctl(
+            &kubeconfig,
+            &config,
+            &[
+                "--cache-dir",
+                empty.to_str().unwrap(),
+                "teardown",
+                "--offline",
+                "--timeout",
+                "1800",
+            ],
+        );
+        assert!(
+            ok && stdout.contains("nothing of install"),
+            "teardown left objects: {stdout}"
+        );
+        let (ok, stdout) = bfctl(&kubeconfig, &config, &["teardown"]);
+        assert!(ok && stdout.contains("0 objects deleted"), "{stdout}");
     }
 }

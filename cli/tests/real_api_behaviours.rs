@@ -537,10 +537,15 @@ async fn a_no_op_up_applies_nothing() {
     let cluster = FakeCluster::start("").await;
     assert_eq!(cluster.bfctl(&["up", "--skip-build"]).await.code, 0);
     cluster.api.clear_log();
+    let before = cluster.api.requests();
     let again = cluster.bfctl(&["up", "--skip-build"]).await;
     assert_eq!(again.code, 0);
     assert!(cluster.api.log().is_empty(), "{:?}", cluster.api.log());
-    eprintln!("no-op up against the fake API server: {:?}", again.elapsed);
+    eprintln!(
+        "no-op up against the fake API server: {:?}, {} requests",
+        again.elapsed,
+        cluster.api.requests() - before
+    );
     cluster.api.stop();
 }
 

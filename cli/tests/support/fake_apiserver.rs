@@ -147,6 +147,8 @@ struct Inner {
     /// [`INITIALIZING`] of it answers 429.
     initializing: BTreeMap<(String, String), Instant>,
     user_agents: BTreeSet<String>,
+    /// Requests answered (every method).
+    requests: usize,
 }
 
 /// The server's shared state, also held by the test.
@@ -423,6 +425,11 @@ impl FakeApiServer {
 
     pub fn clear_log(&self) {
         self.lock().log.clear();
+    }
+
+    /// How many requests were answered so far.
+    pub fn requests(&self) -> usize {
+        self.lock().requests
     }
 
     /// Every User-Agent header the server saw ("" for none).
@@ -1427,6 +1434,7 @@ async fn handle(
         .unwrap_or("")
         .to_string();
     inner.user_agents.insert(agent);
+    inner.requests += 1;
     match segments.as_slice() {
         ["version"] => axum::Json(json!({"major": "1", "minor": "34", "gitVersion": "v1.34.9-fake", "platform": "linux/amd64"})).into_response(),
         ["api"] => axum::Json(json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})).into_response(),
