@@ -234,6 +234,16 @@ enum Command {
         #[arg(long, default_value = ".bfctl/reports", value_name = "DIR")]
         report_dir: PathBuf,
     },
+    /// (internal) Runs one of the pipeline's services in this process, with
+    /// the service's own arguments: how the local pipeline starts them.
+    #[command(hide = true)]
+    Service {
+        #[arg(value_enum)]
+        name: ServiceName,
+        /// The service's arguments (see `bfctl service NAME --help`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// (internal) The local pipeline's supervisor, started by `up --local`.
     #[command(hide = true)]
     LocalSupervise {
@@ -275,6 +285,13 @@ enum Command {
     /// Write or check the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ServiceName {
+    Gateway,
+    Producer,
+    Consumer,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -1341,6 +1358,20 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 (&engine, *drain_timeout),
                 chart,
             )
+        }
+        Command::Service { name, args } => {
+            let program = match name {
+                ServiceName::Gateway => "gateway",
+                ServiceName::Producer => "producer",
+                ServiceName::Consumer => "consumer",
+            };
+            let argv =
+                std::iter::once(std::ffi::OsString::from(program)).chain(args.iter().cloned());
+            match name {
+                ServiceName::Gateway => gateway::run(argv),
+                ServiceName::Producer => producer::run(argv),
+                ServiceName::Consumer => consumer::run(argv),
+            }
         }
         Command::LocalSupervise { dir, options } => {
             let options: bfctl::local::LocalOptions =

@@ -156,6 +156,9 @@ impl Supervisor {
                 start_gateway: true,
                 gateway_port: Some(self.options.gateway_port),
             },
+            // This very program runs them (`bfctl service NAME`): no cargo,
+            // no sources, no build at run time.
+            services_from: Some(std::env::current_exe().context("locating the bfctl executable")?),
         })
     }
 

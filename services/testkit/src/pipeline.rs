@@ -129,6 +129,10 @@ pub struct Launcher {
     pub valkey_url: String,
     pub valkey_password: String,
     pub options: PipelineOptions,
+    /// Where the services come from: `None`, the workspace's binaries
+    /// (built first); `Some(exe)`, `exe service NAME ARGS…`, one program
+    /// that carries them all (bfctl).
+    pub services_from: Option<PathBuf>,
 }
 
 impl Launcher {
@@ -147,8 +151,16 @@ impl Launcher {
         (port, metrics_port): (u16, u16),
         ready_path: &str,
     ) -> anyhow::Result<Service> {
-        let process =
-            ChildProcess::start(name, &service_binary(binary)?, args, envs, &self.log(name))?;
+        let process = match &self.services_from {
+            Some(exe) => {
+                let mut with_name = vec!["service".to_string(), binary.to_string()];
+                with_name.extend(args.iter().cloned());
+                ChildProcess::start(name, exe, &with_name, envs, &self.log(name))?
+            }
+            None => {
+                ChildProcess::start(name, &service_binary(binary)?, args, envs, &self.log(name))?
+            }
+        };
         let service = Service {
             process,
             port,
@@ -313,6 +325,7 @@ impl Pipeline {
             valkey_url: self.valkey.url(),
             valkey_password: self.valkey.password.clone(),
             options: self.options.clone(),
+            services_from: None,
         }
     }
 
