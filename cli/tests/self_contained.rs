@@ -129,6 +129,21 @@ fn the_binary_alone_runs_the_local_pipeline_without_cargo_or_sources() {
         !state.contains("target/"),
         "no binary from a build tree: {state}"
     );
+    // The services' logs are files: no colour escape codes in them.
+    let mut logs = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                !text.contains('\x1b'),
+                "{} has ANSI escapes",
+                path.display()
+            );
+            logs += 1;
+        }
+    }
+    assert!(logs >= 3, "the services' logs are in {}", dir.display());
     let down = run(
         &bfctl,
         &work,
