@@ -1,6 +1,8 @@
 //! bfctl as a library: the pieces the `bfctl` binary is made of, public so
 //! that integration tests can drive them.
 //!
+//! * [`cli`]: the command line (clap types); [`commands`]: one file per
+//!   command, the layer that prints;
 //! * [`config`]: `bfctl.yaml`, parsed strictly;
 //! * [`render`]: the component graph and its templates, rendered to objects;
 //! * [`cluster`]: the kube client, discovery and untyped object operations;
@@ -20,7 +22,9 @@
 //! * [`disk`]: `bfctl disk`: the Valkey VM disk, built, boot-ready and
 //!   pushed as a containerDisk.
 
+pub mod cli;
 pub mod cluster;
+pub mod commands;
 pub mod config;
 pub mod deploy;
 pub mod disk;

@@ -1,0 +1,85 @@
+//! `bfctl build [--push]`: the three service images.
+
+use super::prelude::*;
+
+pub(crate) fn build_command(
+    cli: &Cli,
+    push: bool,
+    profile: &str,
+    ca_files: &[PathBuf],
+) -> anyhow::Result<()> {
+    let config = cli.load_config()?;
+    if push {
+        for warning in config.registry_warnings() {
+            eprintln!("warning: {warning}");
+        }
+    }
+    let built = build_images(&config, push, profile, ca_files)?;
+    if matches!(cli.output, Output::Json) {
+        println!("{}", serde_json::to_string_pretty(&built)?);
+        return Ok(());
+    }
+    for image in &built {
+        let pushed = match &image.push {
+            Some(report) => format!(
+                "pushed {} ({} blobs sent, {} already there, {} bytes)",
+                report.reference,
+                report.blobs_uploaded,
+                report.blobs_present,
+                report.bytes_uploaded
+            ),
+            None => "not pushed".to_string(),
+        };
+        println!(
+            "{:<9} {} {:.1} MB{} {pushed}",
+            image.service,
+            image.digest,
+            image.size as f64 / 1e6,
+            if image.cached { " (cached)" } else { "" },
+        );
+    }
+    Ok(())
+}
+
+/// How to reach `registry.url`, with the configured credentials.
+pub(crate) fn target_registry(
+    config: &config::Config,
+    ca_files: &[PathBuf],
+) -> anyhow::Result<crate::image::registry::RegistryOptions> {
+    let host = config.registry.url.split('/').next().unwrap_or("");
+    Ok(crate::image::registry::RegistryOptions {
+        insecure: config.registry.insecure,
+        ca_files: ca_files.to_vec(),
+        auth: crate::image::credentials::for_registry(host, config.registry.credentials)?,
+    })
+}
+
+/// Builds (and pushes) the three images, with progress on stderr.
+pub(crate) fn build_images(
+    config: &config::Config,
+    push: bool,
+    profile: &str,
+    ca_files: &[PathBuf],
+) -> anyhow::Result<Vec<crate::image::build::Built>> {
+    use crate::image::{build, credentials, registry::RegistryOptions};
+    let host = |reference: &str| reference.split('/').next().unwrap_or("").to_string();
+    let options = build::BuildOptions {
+        workspace: std::env::current_dir().context("reading the current directory")?,
+        state_dir: PathBuf::from(STATE_DIR),
+        profile: profile.to_string(),
+        push,
+        registry: target_registry(config, ca_files)?,
+        base_registry: RegistryOptions {
+            insecure: config.registry.insecure,
+            ca_files: ca_files.to_vec(),
+            auth: credentials::for_registry(
+                &host(&config.images.base),
+                config::CredentialSource::DockerConfig,
+            )?,
+        },
+    };
+    let started = std::time::Instant::now();
+    runtime()?.block_on(build::build_all(config, &options, |line| {
+        eprintln!("[{:6.1}s] build: {line}", started.elapsed().as_secs_f64());
+    }))
+}

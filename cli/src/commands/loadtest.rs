@@ -1,0 +1,237 @@
+//! `bfctl loadtest`: one load test, or the consumer replica comparison
+//! (local or on a cluster), with its report, table and charts.
+
+use super::prelude::*;
+
+/// The cluster's external gateway URL, from `bfctl status`.
+pub(crate) fn cluster_target(cli: &Cli) -> anyhow::Result<String> {
+    let config = cli.load_config()?;
+    let status = runtime()?.block_on(deploy::status(&config, &cli.target(false)))?;
+    status.external_url.context(
+        "the cluster has no external address yet (`bfctl status` shows the Gateway or Ingress)",
+    )
+}
+
+pub(crate) fn loadtest_command(
+    cli: &Cli,
+    dir: &Path,
+    target: Option<&str>,
+    (users, duration, rate): (usize, u64, Option<f64>),
+    (engine, drain_timeout): (&crate::loadtest::Engine, u64),
+    chart: &Path,
+) -> anyhow::Result<()> {
+    let local = crate::local::LocalState::load(dir)?
+        .filter(|state| state.phase == "ready" && crate::local::is_alive(state.supervisor_pid));
+    let target = match (target, &local) {
+        (Some(url), _) => url.to_string(),
+        (None, Some(state)) => state.gateway_url.clone(),
+        (None, None) => bail!(
+            "no --target given and no local pipeline runs in {} (start one with `bfctl up --local`)",
+            dir.display()
+        ),
+    };
+    // Valkey is checked when the target is the local pipeline's gateway.
+    let local = local.filter(|state| state.gateway_url == target.trim_end_matches('/'));
+    let options = crate::loadtest::LoadtestOptions {
+        target,
+        users,
+        duration: std::time::Duration::from_secs(duration),
+        drain_timeout: std::time::Duration::from_secs(drain_timeout),
+        seed: 2026,
+        rate,
+    };
+    options.check()?;
+    eprintln!(
+        "loadtest: {} users for {} s against {}",
+        users, duration, options.target
+    );
+    let mut probe = local
+        .as_ref()
+        .map(crate::probe::LocalProbe::new)
+        .transpose()?;
+    let report = crate::loadtest::run_with(
+        &options,
+        engine,
+        probe
+            .as_mut()
+            .map(|p| p as &mut dyn crate::probe::PipelineProbe),
+    )?;
+    if let Some(parent) = chart.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(chart, crate::loadtest::timeline_chart(&report))
+        .with_context(|| format!("writing {}", chart.display()))?;
+    if matches!(cli.output, Output::Json) {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", crate::loadtest::to_text(&report));
+        println!("chart           {}", chart.display());
+    }
+    if report.pipeline.is_some() && !crate::loadtest::is_exact(&report) {
+        return Err(crate::exit::check_failed(
+            "the pipeline lost or duplicated sales; see the report",
+        ));
+    }
+    Ok(())
+}
+
+/// `loadtest --consumer-replicas`: the same load against a fresh local
+/// pipeline per consumer count; a Markdown table and an SVG chart.
+pub(crate) fn replicas_command(
+    cli: &Cli,
+    dir: &Path,
+    list: &str,
+    report_dir: &Path,
+    users: usize,
+    duration: u64,
+    drain_timeout: u64,
+) -> anyhow::Result<()> {
+    use crate::loadtest::{self, ReplicaRun};
+    let counts = loadtest::parse_replicas(list)?;
+    let state = crate::local::LocalState::load(dir)?
+        .filter(|state| crate::local::is_alive(state.supervisor_pid))
+        .with_context(|| {
+            format!(
+                "--consumer-replicas runs against the local pipeline; start one with `bfctl up --local --local-dir {}`",
+                dir.display()
+            )
+        })?;
+    let mut runs = Vec::new();
+    for consumers in counts {
+        eprintln!("replicas: restarting the local pipeline with {consumers} consumers");
+        let report = crate::local::teardown(dir, true)?;
+        anyhow::ensure!(report.left.is_empty(), "could not stop: {:?}", report.left);
+        let options = crate::local::LocalOptions {
+            consumers,
+            ..state.options.clone()
+        };
+        let started = crate::local::up(
+            dir,
+            &options,
+            std::time::Duration::from_secs(600),
+            crate::deploy::progress(cli.verbose > 0).as_ref(),
+        )?;
+        let load = replica_load(&started.gateway_url, users, duration, drain_timeout);
+        let mut probe = crate::probe::LocalProbe::new(&started)?;
+        let report = crate::loadtest::run(&load, Some(&mut probe))?;
+        eprint!("{}", crate::loadtest::to_text(&report));
+        runs.push(ReplicaRun { consumers, report });
+    }
+    write_replica_report(cli, report_dir, &runs)
+}
+
+/// `loadtest --consumer-replicas LIST --cluster`: for each count, scale the
+/// consumer Deployment, wait until it is ready and the group has settled,
+/// and load the cluster's external address the same way; the count comes
+/// from the consumers' own counters (see `crate::probe`). The Deployment is
+/// put back to `consumer.replicas` from bfctl.yaml afterwards.
+pub(crate) fn replicas_cluster_command(
+    cli: &Cli,
+    list: &str,
+    report_dir: &Path,
+    users: usize,
+    duration: u64,
+    drain_timeout: u64,
+) -> anyhow::Result<()> {
+    use crate::loadtest::{self, ReplicaRun};
+    let counts = loadtest::parse_replicas(list)?;
+    let config = cli.load_config()?;
+    let target = cluster_target(cli)?;
+    let runtime = std::sync::Arc::new(runtime()?);
+    let cluster = runtime.block_on(deploy::connect(&config, &cli.target(false)))?;
+    let partitions = config.kafka.partitions.0;
+    let settle = std::time::Duration::from_secs(600);
+    let note = |message: String| eprintln!("replicas: {message}");
+    let mut runs = Vec::new();
+    let mut outcome = Ok(());
+    for consumers in counts {
+        note(format!("scaling the consumers to {consumers}"));
+        let replicas = i32::try_from(consumers).context("replica count")?;
+        if let Err(error) = runtime.block_on(crate::probe::scale_consumers(
+            &cluster, replicas, partitions, settle, &note,
+        )) {
+            outcome = Err(error);
+            break;
+        }
+        let load = replica_load(&target, users, duration, drain_timeout);
+        let mut probe = crate::probe::ClusterProbe::new(runtime.clone(), cluster.clone());
+        match crate::loadtest::run(&load, Some(&mut probe)) {
+            Ok(report) => {
+                eprint!("{}", crate::loadtest::to_text(&report));
+                runs.push(ReplicaRun { consumers, report });
+            }
+            Err(error) => {
+                outcome = Err(error);
+                break;
+            }
+        }
+    }
+    let configured = i32::try_from(config.consumer.replicas.0).context("consumer.replicas")?;
+    note(format!(
+        "putting the consumers back to {configured} (consumer.replicas)"
+    ));
+    runtime.block_on(cluster.scale_deployment(
+        cluster.default_namespace(),
+        "consumer",
+        configured,
+    ))?;
+    outcome?;
+    write_replica_report(cli, report_dir, &runs)
+}
+
+/// The load every count of a replica comparison gets: closed loop, the
+/// same seed, so that the runs differ only in the consumers.
+pub(crate) fn replica_load(
+    target: &str,
+    users: usize,
+    duration: u64,
+    drain_timeout: u64,
+) -> crate::loadtest::LoadtestOptions {
+    crate::loadtest::LoadtestOptions {
+        target: target.to_string(),
+        users,
+        duration: std::time::Duration::from_secs(duration),
+        drain_timeout: std::time::Duration::from_secs(drain_timeout),
+        seed: 2026,
+        rate: None,
+    }
+}
+
+/// Writes replicas.md and replicas.svg, prints them (or JSON), and fails
+/// when a run lost or duplicated sales.
+pub(crate) fn write_replica_report(
+    cli: &Cli,
+    report_dir: &Path,
+    runs: &[crate::loadtest::ReplicaRun],
+) -> anyhow::Result<()> {
+    use crate::loadtest;
+    std::fs::create_dir_all(report_dir)
+        .with_context(|| format!("creating {}", report_dir.display()))?;
+    let table = loadtest::replica_table(runs);
+    std::fs::write(report_dir.join("replicas.md"), &table)?;
+    std::fs::write(
+        report_dir.join("replicas.svg"),
+        loadtest::replica_chart(runs),
+    )?;
+    if matches!(cli.output, Output::Json) {
+        println!("{}", serde_json::to_string_pretty(runs)?);
+    } else {
+        print!("{table}");
+        println!(
+            "wrote {} and {}",
+            report_dir.join("replicas.md").display(),
+            report_dir.join("replicas.svg").display()
+        );
+    }
+    if runs
+        .iter()
+        .all(|run| crate::loadtest::is_exact(&run.report))
+    {
+        Ok(())
+    } else {
+        Err(crate::exit::check_failed(
+            "a run lost or duplicated sales; see the table",
+        ))
+    }
+}

@@ -1,0 +1,132 @@
+//! `bfctl teardown` on a cluster (asking before removing finalizers) and
+//! `bfctl teardown --local`.
+
+use super::prelude::*;
+
+pub(crate) struct TeardownFlags<'a> {
+    pub(crate) keep_data: bool,
+    pub(crate) offline: bool,
+    pub(crate) timeout: u64,
+    pub(crate) install: Option<&'a str>,
+    pub(crate) remove_finalizers: bool,
+    pub(crate) yes: bool,
+}
+
+pub(crate) fn teardown_command(cli: &Cli, flags: &TeardownFlags) -> anyhow::Result<()> {
+    let config = cli.load_config()?;
+    let options = TeardownOptions {
+        install: flags.install.unwrap_or(config.install_name()).to_string(),
+        keep_data: flags.keep_data,
+        timeout: std::time::Duration::from_secs(flags.timeout),
+        poll: std::time::Duration::from_secs(2),
+        remove_finalizers: flags.remove_finalizers,
+    };
+    let yes = flags.yes;
+    let confirm = move |objects: &[String]| -> bool {
+        eprintln!(
+            "these objects are still being deleted, held by finalizers:\n  {}",
+            objects.join("\n  ")
+        );
+        if yes {
+            eprintln!("removing their finalizers (--yes)");
+            return true;
+        }
+        ask("remove their finalizers? Their controllers' cleanup will not run [y/N] ")
+    };
+    let progress = deploy::progress(cli.verbose > 0);
+    let report = runtime()?.block_on(deploy::teardown(
+        &config,
+        &cli.target(flags.offline),
+        &options,
+        progress.as_ref(),
+        &confirm,
+    ))?;
+    if matches!(cli.output, Output::Json) {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "teardown of install '{}': {} objects deleted",
+            report.install,
+            report.deleted.len()
+        );
+        for terminating in &report.terminating {
+            println!("already being deleted: {terminating}");
+        }
+        for removed in &report.finalizers_removed {
+            println!("finalizers removed: {removed}");
+        }
+        for kept in &report.kept {
+            println!("kept: {} ({})", kept.object, kept.reason);
+        }
+        if report.left.is_empty() {
+            println!("nothing of install '{}' is left", report.install);
+        }
+        for left in &report.left {
+            println!("left: {left}");
+        }
+        for step in &report.next_steps {
+            println!("next: {step}");
+        }
+    }
+    if report.left.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::exit::check_failed(format!(
+            "{} objects of install '{}' are left; see above",
+            report.left.len(),
+            report.install
+        )))
+    }
+}
+
+/// Asks a yes/no question on the terminal; no terminal means no.
+pub(crate) fn ask(question: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        eprintln!("not asking: standard input is not a terminal (pass --yes to go ahead)");
+        return false;
+    }
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+pub(crate) fn teardown_local_command(cli: &Cli, dir: &Path, purge: bool) -> anyhow::Result<()> {
+    let report = crate::local::teardown(dir, purge)?;
+    if matches!(cli.output, Output::Json) {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        if report.stopped.is_empty() {
+            println!("nothing was running in {}", dir.display());
+        }
+        for stopped in &report.stopped {
+            println!("stopped {stopped}");
+        }
+        for left in &report.left {
+            println!("left: {left}");
+        }
+        for untouched in &report.untouched {
+            println!("not stopped (configured, not started by bfctl): {untouched}");
+        }
+        if report.purged {
+            println!("deleted {}", dir.display());
+        } else if dir.exists() && report.left.is_empty() {
+            println!(
+                "kept data and logs in {} (--purge deletes them)",
+                dir.display()
+            );
+        }
+    }
+    if report.left.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::exit::check_failed(format!(
+            "{} processes are still running; see above",
+            report.left.len()
+        )))
+    }
+}
