@@ -20,7 +20,7 @@
 //!   idempotent a rerun of `bfctl up` finishes the job.
 //! * When every step succeeded, objects this install applied in an earlier
 //!   run that are no longer rendered are pruned, with the same safety rules
-//!   as a teardown (see [`crate::teardown::why_keep`]); other installs are
+//!   as a teardown (see [`crate::inventory::why_keep`]); other installs are
 //!   named, never touched.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -480,8 +480,7 @@ pub async fn up(
                 continue;
             }
             if let Some(reason) =
-                crate::teardown::why_keep(cluster, &owned.object, &owned.live, &options.install)
-                    .await?
+                inventory::why_keep(cluster, &owned.object, &owned.live, &options.install).await?
             {
                 report.kept.push(format!("{}: {reason}", owned.object));
                 continue;

@@ -28,7 +28,13 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::cluster::{Cluster, ObjectRef};
-use crate::render::{COMPONENT_LABEL, INSTALL_LABEL, MANAGED_BY_LABEL, PART_OF_LABEL};
+/// The labels every object bfctl applies carries (added by
+/// [`crate::render`]).
+pub const COMPONENT_LABEL: &str = "bfctl.io/component";
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
+/// The install an object belongs to.
+pub const INSTALL_LABEL: &str = "bfctl.io/install";
 
 /// A digest of the manifest bfctl last applied to an object. When the live
 /// object carries the digest of the manifest about to be applied and still
@@ -391,6 +397,105 @@ pub fn other_installs(
         }
     }
     others
+}
+
+/// Why an object of this install must not be deleted now, if it must not:
+/// the rules that keep a teardown (or a prune) from reaching what others
+/// still use.
+pub async fn why_keep(
+    cluster: &Cluster,
+    object: &ObjectRef,
+    live: &Value,
+    install: &str,
+) -> anyhow::Result<Option<String>> {
+    match (object.group(), object.kind.as_str()) {
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            let resources = custom_resources_of(cluster, live).await?;
+            if resources.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(format!(
+                "{} custom resource(s) of it still exist ({}); a CRD is never deleted while any of its resources exists",
+                resources.len(),
+                sample(&resources)
+            )))
+        }
+        ("rbac.authorization.k8s.io", "ClusterRole") => {
+            let mut users = Vec::new();
+            for (api_version, kind) in [
+                ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+                ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+            ] {
+                for binding in cluster.list(api_version, kind, "").await? {
+                    let role = binding.pointer("/roleRef/name").and_then(Value::as_str);
+                    let role_kind = binding.pointer("/roleRef/kind").and_then(Value::as_str);
+                    if role == Some(object.name.as_str())
+                        && role_kind == Some("ClusterRole")
+                        && owner(&binding, install) != Owner::ThisInstall
+                    {
+                        users.push(format!(
+                            "{kind} {} ({})",
+                            name_of(&binding),
+                            owner(&binding, install).describe()
+                        ));
+                    }
+                }
+            }
+            Ok((!users.is_empty()).then(|| {
+                format!(
+                    "still bound by {} that {} not this install's",
+                    sample(&users),
+                    if users.len() == 1 { "is" } else { "are" }
+                )
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Custom resources of a CRD, anywhere in the cluster, read through the
+/// resource the CRD itself defines (not through discovery, which may be
+/// stale or filtered). A CRD that no longer serves answers 404: none.
+async fn custom_resources_of(cluster: &Cluster, crd: &Value) -> anyhow::Result<Vec<String>> {
+    let text = |pointer: &str| crd.pointer(pointer).and_then(Value::as_str).unwrap_or("");
+    let group = text("/spec/group");
+    let plural = text("/spec/names/plural");
+    let kind = text("/spec/names/kind");
+    let Some(version) = served_versions(crd).into_iter().next() else {
+        return Ok(Vec::new());
+    };
+    let resource = kube::discovery::ApiResource {
+        group: group.to_string(),
+        version: version.clone(),
+        api_version: format!("{group}/{version}"),
+        kind: kind.to_string(),
+        plural: plural.to_string(),
+    };
+    Ok(cluster
+        .list_resource(&resource, "")
+        .await?
+        .iter()
+        .map(|item| format!("{kind} {}", name_of(item)))
+        .collect())
+}
+
+pub fn name_of(object: &Value) -> String {
+    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+    match (text("/metadata/namespace"), text("/metadata/name")) {
+        (Some(namespace), Some(name)) => format!("{namespace}/{name}"),
+        (None, Some(name)) => name.to_string(),
+        _ => "(unnamed)".to_string(),
+    }
+}
+
+pub fn sample(items: &[String]) -> String {
+    let mut shown: Vec<&str> = items.iter().take(3).map(String::as_str).collect();
+    let more = items.len().saturating_sub(shown.len());
+    let more_text = format!("and {more} more");
+    if more > 0 {
+        shown.push(&more_text);
+    }
+    shown.join(", ")
 }
 
 /// Identity regardless of API version (an object keeps its identity when its

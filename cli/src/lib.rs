@@ -34,7 +34,6 @@ pub mod image;
 pub mod inventory;
 pub mod loadtest;
 pub mod local;
-pub mod locust;
 pub mod operators;
 pub mod plan;
 pub mod probe;

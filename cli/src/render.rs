@@ -16,11 +16,7 @@ use serde_yaml::{Mapping, Value};
 use crate::config::Config;
 
 /// Label every bfctl object carries: which component rendered it.
-pub const COMPONENT_LABEL: &str = "bfctl.io/component";
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-pub const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
-/// The install an object belongs to (see [`crate::inventory`]).
-pub const INSTALL_LABEL: &str = "bfctl.io/install";
+pub use crate::inventory::{COMPONENT_LABEL, INSTALL_LABEL, MANAGED_BY_LABEL, PART_OF_LABEL};
 
 /// The Strimzi `Kafka` resource's name; its bootstrap Service follows from it.
 pub const KAFKA_CLUSTER: &str = "ventas-kafka";

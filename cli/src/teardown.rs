@@ -15,7 +15,8 @@
 //! 6. the namespaces.
 //!
 //! Each phase waits until its objects are gone before the next starts. What
-//! is not safe to delete is kept and said, with the reason ([`why_keep`]): a
+//! is not safe to delete is kept and said, with the reason
+//! ([`inventory::why_keep`]): a
 //! CRD while any custom resource of it exists anywhere, a ClusterRole that
 //! something else binds, an operator that still serves other installs' or
 //! teams' resources. `--keep-data` keeps the PersistentVolumeClaims and the
@@ -107,105 +108,6 @@ fn is_builtin_group(group: &str) -> bool {
         || group.ends_with(".k8s.io") && group != "gateway.networking.k8s.io"
 }
 
-/// Why an object of this install must not be deleted now, if it must not:
-/// the rules that keep a teardown (or a prune) from reaching what others
-/// still use.
-pub async fn why_keep(
-    cluster: &Cluster,
-    object: &ObjectRef,
-    live: &Value,
-    install: &str,
-) -> anyhow::Result<Option<String>> {
-    match (object.group(), object.kind.as_str()) {
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
-            let resources = custom_resources_of(cluster, live).await?;
-            if resources.is_empty() {
-                return Ok(None);
-            }
-            Ok(Some(format!(
-                "{} custom resource(s) of it still exist ({}); a CRD is never deleted while any of its resources exists",
-                resources.len(),
-                sample(&resources)
-            )))
-        }
-        ("rbac.authorization.k8s.io", "ClusterRole") => {
-            let mut users = Vec::new();
-            for (api_version, kind) in [
-                ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-                ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-            ] {
-                for binding in cluster.list(api_version, kind, "").await? {
-                    let role = binding.pointer("/roleRef/name").and_then(Value::as_str);
-                    let role_kind = binding.pointer("/roleRef/kind").and_then(Value::as_str);
-                    if role == Some(object.name.as_str())
-                        && role_kind == Some("ClusterRole")
-                        && inventory::owner(&binding, install) != Owner::ThisInstall
-                    {
-                        users.push(format!(
-                            "{kind} {} ({})",
-                            name_of(&binding),
-                            inventory::owner(&binding, install).describe()
-                        ));
-                    }
-                }
-            }
-            Ok((!users.is_empty()).then(|| {
-                format!(
-                    "still bound by {} that {} not this install's",
-                    sample(&users),
-                    if users.len() == 1 { "is" } else { "are" }
-                )
-            }))
-        }
-        _ => Ok(None),
-    }
-}
-
-/// Custom resources of a CRD, anywhere in the cluster, read through the
-/// resource the CRD itself defines (not through discovery, which may be
-/// stale or filtered). A CRD that no longer serves answers 404: none.
-async fn custom_resources_of(cluster: &Cluster, crd: &Value) -> anyhow::Result<Vec<String>> {
-    let text = |pointer: &str| crd.pointer(pointer).and_then(Value::as_str).unwrap_or("");
-    let group = text("/spec/group");
-    let plural = text("/spec/names/plural");
-    let kind = text("/spec/names/kind");
-    let Some(version) = inventory::served_versions(crd).into_iter().next() else {
-        return Ok(Vec::new());
-    };
-    let resource = kube::discovery::ApiResource {
-        group: group.to_string(),
-        version: version.clone(),
-        api_version: format!("{group}/{version}"),
-        kind: kind.to_string(),
-        plural: plural.to_string(),
-    };
-    Ok(cluster
-        .list_resource(&resource, "")
-        .await?
-        .iter()
-        .map(|item| format!("{kind} {}", name_of(item)))
-        .collect())
-}
-
-fn name_of(object: &Value) -> String {
-    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
-    match (text("/metadata/namespace"), text("/metadata/name")) {
-        (Some(namespace), Some(name)) => format!("{namespace}/{name}"),
-        (None, Some(name)) => name.to_string(),
-        _ => "(unnamed)".to_string(),
-    }
-}
-
-fn sample(items: &[String]) -> String {
-    let mut shown: Vec<&str> = items.iter().take(3).map(String::as_str).collect();
-    let more = items.len().saturating_sub(shown.len());
-    let more_text = format!("and {more} more");
-    if more > 0 {
-        shown.push(&more_text);
-    }
-    shown.join(", ")
-}
-
 /// What an operator bundle still serves outside this install: KubeVirt
 /// runs every VM in the cluster and ingress-nginx every Ingress of its
 /// class, so neither goes while others use them. (Strimzi's operator
@@ -237,7 +139,7 @@ async fn operator_users(
             {
                 continue;
             }
-            users.push(format!("{kind} {}", name_of(&live)));
+            users.push(format!("{kind} {}", inventory::name_of(&live)));
         }
     }
     Ok(users)
@@ -303,7 +205,7 @@ pub async fn teardown(
                     format!(
                         "the operator still serves {} outside this install ({})",
                         users.len(),
-                        sample(&users)
+                        inventory::sample(&users)
                     )
                 });
                 checked_families.push((family.to_string(), reason));
@@ -321,7 +223,7 @@ pub async fn teardown(
                 waiting.push(object.clone());
                 continue;
             }
-            if let Some(reason) = why_keep(cluster, object, &live, install).await? {
+            if let Some(reason) = inventory::why_keep(cluster, object, &live, install).await? {
                 keep(&mut report, object, reason);
                 continue;
             }

@@ -7,6 +7,8 @@
 //! follow the Locust file's mix (categories 1-4 with their products, price
 //! and quantity; `testkit::catalog`). Latencies go into an HDR histogram.
 
+pub mod locust;
+
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -228,7 +230,7 @@ pub fn run_with(
             // Locust's own counts miss the requests in flight when it stops
             // its users; the gateway's counter of 202s does not.
             let accepted_before = gateway_sales_accepted(&options.target);
-            let mut measured = crate::locust::run(options, locustfile, *spawn_rate)?;
+            let mut measured = locust::run(options, locustfile, *spawn_rate)?;
             // Requests Locust abandoned may still be completing: read the
             // counter once it has stopped moving.
             let mut after = gateway_sales_accepted(&options.target);

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use crate::loadtest::{LoadtestOptions, Measured, Percentiles};
+use super::{LoadtestOptions, Measured, Percentiles};
 
 /// How the README's commands install it.
 pub const INSTALL: &str = "python3 -m pip install locust==2.32.0";

@@ -1,0 +1,164 @@
+//! bfctl's modules form no cycle: the top-level modules of `cli/src`
+//! (`engine`, `inventory`, `render`, …) and the `crate::` paths each uses
+//! outside comments and tests make a graph that must have no strongly
+//! connected component larger than one module. A cycle fails with the
+//! modules in it and the lines that make each edge.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// module → module it uses → where (file:line).
+type Graph = BTreeMap<String, BTreeMap<String, Vec<String>>>;
+
+fn graph() -> Graph {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut graph = Graph::new();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let relative = path.strip_prefix(&src).unwrap();
+            let module = relative
+                .components()
+                .next()
+                .unwrap()
+                .as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string();
+            if module == "main" || module == "lib" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for (number, line) in code.lines().enumerate() {
+                if line.trim_start().starts_with("//") {
+                    continue;
+                }
+                for (index, _) in line.match_indices("crate::") {
+                    let used: String = line[index + "crate::".len()..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                        .collect();
+                    // Functions at the crate root are no module.
+                    if used.is_empty() || used == module || used == "ensure_tls_provider" {
+                        continue;
+                    }
+                    graph
+                        .entry(module.clone())
+                        .or_default()
+                        .entry(used)
+                        .or_default()
+                        .push(format!("{}:{}", relative.display(), number + 1));
+                }
+            }
+            graph.entry(module).or_default();
+        }
+    }
+    graph
+}
+
+/// Strongly connected components with more than one module (Tarjan).
+fn cycles(graph: &Graph) -> Vec<BTreeSet<String>> {
+    struct State<'a> {
+        graph: &'a Graph,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on_stack: BTreeSet<&'a str>,
+        found: Vec<BTreeSet<String>>,
+    }
+    fn visit<'a>(state: &mut State<'a>, node: &'a str) {
+        let next = state.index.len();
+        state.index.insert(node, next);
+        state.low.insert(node, next);
+        state.stack.push(node);
+        state.on_stack.insert(node);
+        let edges: Vec<&'a str> = state
+            .graph
+            .get(node)
+            .map(|e| e.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        for other in edges {
+            if !state.index.contains_key(other) {
+                visit(state, other);
+                let low = state.low[node].min(state.low[other]);
+                state.low.insert(node, low);
+            } else if state.on_stack.contains(other) {
+                let low = state.low[node].min(state.index[other]);
+                state.low.insert(node, low);
+            }
+        }
+        if state.low[node] == state.index[node] {
+            let mut component = BTreeSet::new();
+            while let Some(member) = state.stack.pop() {
+                state.on_stack.remove(member);
+                component.insert(member.to_string());
+                if member == node {
+                    break;
+                }
+            }
+            if component.len() > 1 {
+                state.found.push(component);
+            }
+        }
+    }
+    let mut state = State {
+        graph,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        found: Vec::new(),
+    };
+    for node in graph.keys() {
+        if !state.index.contains_key(node.as_str()) {
+            visit(&mut state, node);
+        }
+    }
+    state.found
+}
+
+#[test]
+fn bfctls_modules_form_no_cycle() {
+    let graph = graph();
+    assert!(graph.contains_key("engine") && graph.contains_key("commands"));
+    let found = cycles(&graph);
+    let mut report = String::new();
+    for component in &found {
+        report.push_str(&format!("cycle among {component:?}:\n"));
+        for from in component {
+            for (to, lines) in &graph[from] {
+                if component.contains(to) {
+                    report.push_str(&format!("  {from} -> {to} ({})\n", lines.join(", ")));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "{report}");
+}
+
+#[test]
+fn a_cycle_is_found_when_there_is_one() {
+    let mut graph = Graph::new();
+    for (from, to) in [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")] {
+        graph
+            .entry(from.into())
+            .or_default()
+            .insert(to.into(), vec![]);
+    }
+    graph.entry("d".into()).or_default();
+    let found = cycles(&graph);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0],
+        ["a", "b", "c"].iter().map(|s| s.to_string()).collect()
+    );
+}
