@@ -61,7 +61,7 @@ impl PipelineProbe for LocalProbe {
     }
 
     fn counted(&mut self) -> anyhow::Result<Counted> {
-        let totals = testkit::totals::Totals::read(&mut self.valkey)?;
+        let totals = localrun::totals::Totals::read(&mut self.valkey)?;
         Ok(Counted {
             sales: totals.sales,
             units: Some(totals.units),
@@ -154,7 +154,7 @@ impl PipelineProbe for ClusterProbe {
             sales: bodies
                 .iter()
                 .map(|(_, body)| {
-                    testkit::pipeline::sum_metric(body, "bf_consumer_sales_applied_total") as i64
+                    localrun::launcher::sum_metric(body, "bf_consumer_sales_applied_total") as i64
                 })
                 .sum(),
             units: None,
@@ -229,7 +229,7 @@ pub async fn scale_consumers(
             .into_iter()
             .map(|(pod, body)| {
                 let owned =
-                    testkit::pipeline::sum_metric(&body, "bf_consumer_assigned_partitions") as i64;
+                    localrun::launcher::sum_metric(&body, "bf_consumer_assigned_partitions") as i64;
                 (pod, owned)
             })
             .collect();

@@ -107,7 +107,7 @@ pub(crate) fn run(
         .map(|row| {
             let rate = number(row, "Requests/s").unwrap_or(0.0);
             let failing = number(row, "Failures/s").unwrap_or(0.0);
-            testkit::http_load::Second {
+            localrun::http_load::Second {
                 completed: rate.round() as u64,
                 accepted: (rate - failing).max(0.0).round() as u64,
                 // Locust's history has percentiles, not means: the median.

@@ -5,7 +5,7 @@
 //! The built-in engine is closed loop: `users` clients, each sending its
 //! next sale as soon as the previous one is answered, for `duration`. Sales
 //! follow the Locust file's mix (categories 1-4 with their products, price
-//! and quantity; `testkit::catalog`). Latencies go into an HDR histogram.
+//! and quantity; `localrun::catalog`). Latencies go into an HDR histogram.
 
 pub mod locust;
 
@@ -78,7 +78,7 @@ pub struct LoadtestReport {
     /// The end-to-end check, when Valkey is reachable (local mode).
     pub pipeline: Option<PipelineCheck>,
     /// Throughput and latency per second.
-    pub timeline: Vec<testkit::http_load::Second>,
+    pub timeline: Vec<localrun::http_load::Second>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -183,8 +183,8 @@ pub(crate) struct Measured {
     pub(crate) accepted_sales: i64,
     /// Units and amounts of the accepted sales, when the engine knows the
     /// payloads (the built-in one does; Locust does not).
-    pub(crate) accepted_totals: Option<testkit::totals::Totals>,
-    pub(crate) timeline: Vec<testkit::http_load::Second>,
+    pub(crate) accepted_totals: Option<localrun::totals::Totals>,
+    pub(crate) timeline: Vec<localrun::http_load::Second>,
 }
 
 /// Runs the load, then (with a probe) waits for the drain and compares.
@@ -293,13 +293,13 @@ fn gateway_sales_accepted(target: &str) -> Option<i64> {
         .text()
         .ok()?;
     body.contains("bf_gateway_sales_accepted")
-        .then(|| testkit::pipeline::sum_metric(&body, "bf_gateway_sales_accepted_total") as i64)
+        .then(|| localrun::launcher::sum_metric(&body, "bf_gateway_sales_accepted_total") as i64)
 }
 
 fn run_builtin(options: &LoadtestOptions) -> anyhow::Result<Measured> {
-    let load = testkit::http_load::run(
+    let load = localrun::http_load::run(
         options.target.trim_end_matches('/'),
-        &testkit::http_load::LoadPlan {
+        &localrun::http_load::LoadPlan {
             clients: options.users,
             max_requests: None,
             max_duration: options.duration,
@@ -309,7 +309,7 @@ fn run_builtin(options: &LoadtestOptions) -> anyhow::Result<Measured> {
         },
     )?;
     let quantile = |q: f64| load.latency_us.value_at_quantile(q) as f64 / 1000.0;
-    let mut accepted = testkit::totals::Totals::default();
+    let mut accepted = localrun::totals::Totals::default();
     accepted.merge(&load.accepted);
     Ok(Measured {
         mode: match options.rate {
@@ -337,7 +337,7 @@ fn check_drain(
     probe: &mut dyn PipelineProbe,
     before: &Counted,
     accepted_sales: i64,
-    accepted: Option<&testkit::totals::Totals>,
+    accepted: Option<&localrun::totals::Totals>,
     timeout: Duration,
 ) -> anyhow::Result<PipelineCheck> {
     let started = Instant::now();
@@ -550,9 +550,11 @@ pub fn timeline_chart(report: &LoadtestReport) -> String {
     for (color, value) in [
         (
             "#38761d",
-            (|s: &testkit::http_load::Second| s.mean_latency_ms) as fn(&_) -> f64,
+            (|s: &localrun::http_load::Second| s.mean_latency_ms) as fn(&_) -> f64,
         ),
-        ("#cc0000", |s: &testkit::http_load::Second| s.max_latency_ms),
+        ("#cc0000", |s: &localrun::http_load::Second| {
+            s.max_latency_ms
+        }),
     ] {
         let points: Vec<String> = report
             .timeline
@@ -722,7 +724,7 @@ mod tests {
                 sales_accepted: 1000,
                 mode: "closed loop, 10 users".into(),
                 timeline: vec![
-                    testkit::http_load::Second {
+                    localrun::http_load::Second {
                         completed: 100,
                         accepted: 100,
                         mean_latency_ms: 1.0,

@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use localrun::process::tail_lines;
 use serde::{Deserialize, Serialize};
-use testkit::process::tail_lines;
 
 use crate::engine::{Event, Observer};
 
@@ -131,7 +131,7 @@ impl LocalState {
 
     /// A Valkey connection with the pipeline's password.
     pub fn valkey(&self) -> anyhow::Result<redis::Connection> {
-        testkit::valkey::connect(&self.valkey_url, &self.valkey_password)
+        localrun::valkey::connect(&self.valkey_url, &self.valkey_password)
             .with_context(|| format!("connecting to Valkey at {}", self.valkey_url))
     }
 }
@@ -372,7 +372,7 @@ pub fn status(dir: &Path) -> anyhow::Result<LocalStatus> {
             if let Some(body) = consumer_metrics
                 .and_then(|metrics| http.get(&metrics).send().and_then(|r| r.text()).ok())
             {
-                *lag.get_or_insert(0.0) += testkit::pipeline::sum_metric(&body, "bf_consumer_lag");
+                *lag.get_or_insert(0.0) += localrun::launcher::sum_metric(&body, "bf_consumer_lag");
             }
             ProcessStatus {
                 name: process.name.clone(),

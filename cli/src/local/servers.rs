@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bollard::Docker;
+use localrun::broker::Broker;
+use localrun::valkey::Valkey;
 use serde::{Deserialize, Serialize};
-use testkit::broker::Broker;
-use testkit::valkey::Valkey;
 
 use super::container::{self, Container, DockerUse};
 
@@ -196,7 +196,7 @@ pub async fn start_broker(
         note(format!("using the configured Kafka at {bootstrap}"));
         let check = bootstrap.clone();
         blocking(move || {
-            testkit::broker::wait_for_metadata(&check, Duration::from_secs(15))
+            localrun::broker::wait_for_metadata(&check, Duration::from_secs(15))
                 .with_context(|| format!("the configured Kafka at {check} does not answer"))
         })
         .await?;
@@ -208,7 +208,7 @@ pub async fn start_broker(
     } else if usable_image(docker, &choices.kafka_image, "tansu from PATH", note).await
         && let Some(docker) = docker
     {
-        let port = testkit::free_port();
+        let port = localrun::free_port();
         let data = dir.join("broker").join("data");
         std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
         // The image runs Kafka as uid 1000: let it write its data directory.
@@ -217,7 +217,7 @@ pub async fn start_broker(
         let spec = container::kafka_spec(&choices.kafka_image, port, partitions, data);
         let address = format!("127.0.0.1:{port}");
         let check = address.clone();
-        let ready = move || testkit::broker::wait_for_metadata(&check, Duration::from_secs(120));
+        let ready = move || localrun::broker::wait_for_metadata(&check, Duration::from_secs(120));
         match run_container(docker, dir, &spec, note, ready).await {
             Ok(started) => {
                 server = Some(Server {
@@ -250,7 +250,7 @@ pub async fn start_broker(
     };
     let bootstrap = server.address.clone();
     blocking(move || {
-        testkit::broker::create_topic(&bootstrap, blackfriday_proto::SALES_TOPIC, partitions)
+        localrun::broker::create_topic(&bootstrap, blackfriday_proto::SALES_TOPIC, partitions)
     })
     .await
     .context("creating the sales topic")?;
@@ -283,7 +283,7 @@ pub async fn start_valkey(
         ));
         let (check, secret) = (url.clone(), password.clone());
         blocking(move || {
-            testkit::valkey::wait_for_ping(&check, &secret, Duration::from_secs(15))
+            localrun::valkey::wait_for_ping(&check, &secret, Duration::from_secs(15))
                 .with_context(|| format!("the configured Valkey at {check} does not answer"))
         })
         .await?;
@@ -306,7 +306,7 @@ pub async fn start_valkey(
     .await
         && let Some(docker) = docker
     {
-        let port = testkit::free_port();
+        let port = localrun::free_port();
         let password = format!("local-{:032x}", rand::random::<u128>());
         let spec = container::valkey_spec(
             &choices.valkey_image,
@@ -317,7 +317,7 @@ pub async fn start_valkey(
         let url = format!("redis://127.0.0.1:{port}/0");
         let (check, secret) = (url.clone(), password.clone());
         let ready =
-            move || testkit::valkey::wait_for_ping(&check, &secret, Duration::from_secs(60));
+            move || localrun::valkey::wait_for_ping(&check, &secret, Duration::from_secs(60));
         match run_container(docker, dir, &spec, note, ready).await {
             Ok(started) => {
                 return Ok(ValkeyServer {

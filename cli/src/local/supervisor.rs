@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bollard::Docker;
-use testkit::pipeline::{Launcher, PipelineOptions, Service};
+use localrun::launcher::{Launcher, PipelineOptions, Service};
 
 use super::container;
 use super::servers::{self, Origin, Server, ValkeyServer, blocking};
@@ -96,7 +96,7 @@ struct Running {
     producers: Vec<Service>,
     consumers: Vec<Service>,
     valkey: Option<ValkeyServer>,
-    broker: Option<Server<testkit::broker::Broker>>,
+    broker: Option<Server<localrun::broker::Broker>>,
 }
 
 impl Running {
@@ -139,7 +139,7 @@ impl Supervisor {
         };
         // tansu holds every fetch for the full wait: poll it with a short one.
         let consumer_args = match broker.origin {
-            Origin::Process(_) => testkit::broker::tansu_consumer_args(),
+            Origin::Process(_) => localrun::broker::tansu_consumer_args(),
             _ => Vec::new(),
         };
         Ok(Launcher {
@@ -158,7 +158,9 @@ impl Supervisor {
             },
             // This very program runs them (`bfctl service NAME`): no cargo,
             // no sources, no build at run time.
-            services_from: Some(std::env::current_exe().context("locating the bfctl executable")?),
+            services: localrun::launcher::Services::OneProgram(
+                std::env::current_exe().context("locating the bfctl executable")?,
+            ),
         })
     }
 
@@ -331,7 +333,7 @@ impl Supervisor {
     }
 }
 
-fn broker_pid(broker: &Server<testkit::broker::Broker>) -> u32 {
+fn broker_pid(broker: &Server<localrun::broker::Broker>) -> u32 {
     match &broker.origin {
         Origin::Process(process) => process.process().pid().unwrap_or(0),
         _ => 0,
@@ -377,9 +379,9 @@ fn wait_for_stable_group(
         let owned: Vec<i64> = consumers
             .iter()
             .map(|(_, port)| {
-                testkit::pipeline::http_get(*port, "/metrics")
+                localrun::launcher::http_get(*port, "/metrics")
                     .map(|(_, body)| {
-                        testkit::pipeline::sum_metric(&body, "bf_consumer_assigned_partitions")
+                        localrun::launcher::sum_metric(&body, "bf_consumer_assigned_partitions")
                             as i64
                     })
                     .unwrap_or(-1)

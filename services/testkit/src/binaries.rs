@@ -60,20 +60,14 @@ pub fn service_binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// A program on PATH, or a clear error saying how to install it.
-pub fn tool(program: &str, install_hint: &str) -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([dirs_cargo_bin()])
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-        .with_context(|| format!("`{program}` not found on PATH; install it with: {install_hint}"))
+/// The directory holding the service binaries built from the current
+/// sources (built on first use).
+pub fn services_dir() -> anyhow::Result<PathBuf> {
+    let gateway = service_binary("gateway")?;
+    gateway
+        .parent()
+        .map(PathBuf::from)
+        .context("the gateway binary has no directory")
 }
 
-fn dirs_cargo_bin() -> PathBuf {
-    std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
-        .unwrap_or_default()
-        .join("bin")
-}
+pub use localrun::tool;

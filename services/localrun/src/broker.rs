@@ -9,12 +9,12 @@ use blackfriday_proto::SALES_TOPIC;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::catalog::SaleBody;
-use crate::pipeline::to_sale;
+use crate::launcher::to_sale;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::binaries::tool;
 use crate::process::ChildProcess;
+use crate::tool;
 use crate::{free_port, wait_for};
 
 /// `--kafka-config` settings for consumers of a tansu broker. tansu answers

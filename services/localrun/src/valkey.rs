@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::binaries::tool;
 use crate::process::ChildProcess;
+use crate::tool;
 use crate::{free_port, wait_for};
 
 pub const VALKEY_INSTALL: &str = "apt-get install -t bookworm-backports valkey-server valkey-tools (see ../shared/ENVIRONMENT.md)";
