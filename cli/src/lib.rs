@@ -14,7 +14,8 @@
 //! * [`status`] and [`teardown`]: the other two cluster commands;
 //! * [`progress`]: spinners or plain lines on stderr;
 //! * [`deploy`]: the commands, wired together;
-//! * [`exit`]: the exit statuses every command shares;
+//! * [`exit`]: the exit statuses every command shares; [`files`]: files
+//!   written whole or not at all;
 //! * [`image`]: `bfctl build`: service images built, pushed and recorded by digest.
 //! * [`local`] and [`loadtest`]: the pipeline on this machine, and load
 //!   tests that check every accepted sale was counted ([`probe`]: where
@@ -30,6 +31,7 @@ pub mod deploy;
 pub mod disk;
 pub mod engine;
 pub mod exit;
+pub mod files;
 pub mod image;
 pub mod inventory;
 pub mod loadtest;

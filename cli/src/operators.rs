@@ -230,9 +230,7 @@ impl Fetcher {
         std::fs::create_dir_all(&self.cache_dir)
             .with_context(|| format!("creating {}", self.cache_dir.display()))?;
         let path = self.cache_path(file, &digest);
-        let partial = path.with_extension("partial");
-        std::fs::write(&partial, &bytes)
-            .and_then(|()| std::fs::rename(&partial, &path))
+        crate::files::write_atomically(&path, &bytes)
             .with_context(|| format!("caching {}", path.display()))?;
         Ok(bytes)
     }

@@ -326,11 +326,7 @@ pub fn build(
         build_seconds: started.elapsed().as_secs_f64(),
         cached: false,
     };
-    let record = options.record_path();
-    let partial = record.with_extension("json.partial");
-    std::fs::write(&partial, serde_json::to_vec_pretty(&built)?)
-        .and_then(|()| std::fs::rename(&partial, &record))
-        .with_context(|| format!("writing {}", record.display()))?;
+    crate::files::write_atomically(&options.record_path(), &serde_json::to_vec_pretty(&built)?)?;
     Ok(built)
 }
 

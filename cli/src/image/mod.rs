@@ -115,11 +115,7 @@ impl ImageState {
     pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(state_dir)
             .with_context(|| format!("creating {}", state_dir.display()))?;
-        let path = Self::path(state_dir);
-        let partial = path.with_extension("json.partial");
-        std::fs::write(&partial, serde_json::to_vec_pretty(self)?)
-            .and_then(|()| std::fs::rename(&partial, &path))
-            .with_context(|| format!("writing {}", path.display()))
+        crate::files::write_atomically(&Self::path(state_dir), &serde_json::to_vec_pretty(self)?)
     }
 }
 

@@ -122,11 +122,7 @@ impl LocalState {
 
     /// Writes atomically (a rename), so readers never see half a file.
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
-        let path = state_path(dir);
-        let partial = path.with_extension("json.partial");
-        std::fs::write(&partial, serde_json::to_vec_pretty(self)?)
-            .and_then(|()| std::fs::rename(&partial, &path))
-            .with_context(|| format!("writing {}", path.display()))
+        crate::files::write_atomically(&state_path(dir), &serde_json::to_vec_pretty(self)?)
     }
 
     /// A Valkey connection with the pipeline's password.
