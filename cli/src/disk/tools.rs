@@ -61,15 +61,7 @@ pub fn on_path(command: &str) -> bool {
     if command.starts_with('/') {
         return Path::new(command).exists();
     }
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| {
-            let candidate = dir.join(command);
-            candidate.is_file()
-                && std::fs::metadata(&candidate).is_ok_and(|m| {
-                    std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
-                })
-        })
-    })
+    which::which(command).is_ok()
 }
 
 /// `mke2fs -V`'s version, e.g. (1, 47, 2).

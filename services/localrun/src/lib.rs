@@ -57,13 +57,11 @@ pub fn wait_for<T>(
     }
 }
 
-/// A program on PATH, or a clear error saying how to install it.
+/// A program on PATH (or in cargo's bin directory, where `cargo install`
+/// puts `tansu`), or a clear error saying how to install it.
 pub fn tool(program: &str, install_hint: &str) -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([dirs_cargo_bin()])
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
+    which::which(program)
+        .or_else(|_| which::which_in(program, Some(dirs_cargo_bin()), "."))
         .with_context(|| format!("`{program}` not found on PATH; install it with: {install_hint}"))
 }
 
