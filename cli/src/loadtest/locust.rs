@@ -146,37 +146,28 @@ fn status_in(error: &str) -> u16 {
         .unwrap_or(0)
 }
 
-/// A CSV file with a header row, as maps from column to value. Locust's
-/// files quote fields that hold commas; this handles double quotes.
+/// A CSV file with a header row, as maps from column to value (the `csv`
+/// crate: Locust quotes fields that hold commas and quotes).
 fn read_csv(path: &Path) -> anyhow::Result<Vec<BTreeMap<String, String>>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut lines = text.lines();
-    let header = split_csv_line(lines.next().context("an empty CSV file")?);
-    Ok(lines
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| header.iter().cloned().zip(split_csv_line(line)).collect())
-        .collect())
+    parse_csv(&text).with_context(|| format!("reading {}", path.display()))
 }
 
-fn split_csv_line(line: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(std::mem::take(&mut field)),
-            _ => field.push(c),
-        }
-    }
-    fields.push(field);
-    fields
+fn parse_csv(text: &str) -> anyhow::Result<Vec<BTreeMap<String, String>>> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().context("an empty CSV file")?.clone();
+    reader
+        .records()
+        .map(|record| {
+            let record = record?;
+            Ok(header
+                .iter()
+                .map(str::to_string)
+                .zip(record.iter().map(str::to_string))
+                .collect())
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -184,11 +175,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csv_lines_split_with_quotes() {
-        assert_eq!(
-            split_csv_line(r#"POST,/venta,"HTTPError('503, ""down""')",4"#),
-            vec!["POST", "/venta", r#"HTTPError('503, "down"')"#, "4"]
-        );
+    fn csv_rows_keep_quoted_commas_and_quotes() {
+        let rows = parse_csv(
+            "Method,Name,Error,Occurrences\nPOST,/venta,\"HTTPError('503, \"\"down\"\"')\",4\n",
+        )
+        .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["Error"], r#"HTTPError('503, "down"')"#);
+        assert_eq!(rows[0]["Occurrences"], "4");
     }
 
     #[test]
