@@ -264,23 +264,14 @@ pub async fn scale_consumers(
 /// Sums the sale-to-Valkey histogram buckets of several consumers' bodies.
 pub fn sum_buckets(bodies: &[String]) -> Vec<(f64, f64)> {
     let mut sums: Vec<(f64, f64)> = Vec::new();
-    for line in bodies.iter().flat_map(|body| body.lines()) {
-        let Some(rest) = line.strip_prefix("bf_consumer_sale_to_valkey_seconds_bucket{le=\"")
-        else {
-            continue;
-        };
-        let Some((bound, count)) = rest.split_once("\"} ") else {
-            continue;
-        };
-        let bound = if bound == "+Inf" {
-            f64::INFINITY
-        } else {
-            bound.parse().unwrap_or(f64::NAN)
-        };
-        let count: f64 = count.trim().parse().unwrap_or(0.0);
-        match sums.iter_mut().find(|(b, _)| *b == bound) {
-            Some(entry) => entry.1 += count,
-            None => sums.push((bound, count)),
+    for body in bodies {
+        let buckets =
+            localrun::metrics::Metrics::parse(body).buckets("bf_consumer_sale_to_valkey_seconds");
+        for (bound, count) in buckets {
+            match sums.iter_mut().find(|(b, _)| *b == bound) {
+                Some(entry) => entry.1 += count,
+                None => sums.push((bound, count)),
+            }
         }
     }
     sums.sort_by(|a, b| a.0.total_cmp(&b.0));

@@ -115,14 +115,10 @@ pub async fn pipeline_health(cluster: &Cluster) -> anyhow::Result<PipelineHealth
     Ok(health)
 }
 
-/// A gauge's value in a Prometheus text body.
+/// A gauge's value in a `/metrics` body (whole numbers are what these are).
 fn gauge(body: &str, name: &str) -> Option<i64> {
-    body.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (metric, value) = line.split_once(' ')?;
-            (metric == name).then(|| value.trim().parse::<f64>().ok())?
-        })
+    localrun::metrics::Metrics::parse(body)
+        .first(name)
         .map(|value| value as i64)
 }
 

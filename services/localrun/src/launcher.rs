@@ -51,19 +51,7 @@ impl Service {
     }
 }
 
-/// Sums every sample of `name` in a Prometheus text body.
-pub fn sum_metric(body: &str, name: &str) -> f64 {
-    body.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let metric = series.split('{').next()?;
-            (metric == name)
-                .then(|| value.parse::<f64>().ok())
-                .flatten()
-        })
-        .sum()
-}
+pub use crate::metrics::sum_metric;
 
 /// `GET http://127.0.0.1:port/path` → (status, body).
 pub fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {

@@ -6,6 +6,7 @@
 //! * [`broker`]: a `tansu` Kafka-protocol broker (sqlite storage), topics;
 //! * [`valkey`]: a `valkey-server` with a password and AOF;
 //! * [`launcher`]: the gateway, producer and consumer, ready when healthy;
+//! * [`metrics`]: reading what their `/metrics` says;
 //! * [`catalog`], [`http_load`]: Black Friday sales, sent as HTTP load;
 //! * [`totals`]: what Valkey must hold for the sales that were accepted.
 //!
@@ -17,6 +18,7 @@ pub mod broker;
 pub mod catalog;
 pub mod http_load;
 pub mod launcher;
+pub mod metrics;
 pub mod process;
 pub mod totals;
 pub mod valkey;
