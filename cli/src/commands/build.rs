@@ -46,11 +46,11 @@ pub(crate) fn target_registry(
     config: &config::Config,
     ca_files: &[PathBuf],
 ) -> anyhow::Result<crate::image::registry::RegistryOptions> {
-    let host = config.registry.url.split('/').next().unwrap_or("");
+    let host = crate::image::registry_host(&config.registry.url)?;
     Ok(crate::image::registry::RegistryOptions {
         insecure: config.registry.insecure,
         ca_files: ca_files.to_vec(),
-        auth: crate::image::credentials::for_registry(host, config.registry.credentials)?,
+        auth: crate::image::credentials::for_registry(&host, config.registry.credentials)?,
     })
 }
 
@@ -62,7 +62,6 @@ pub(crate) fn build_images(
     ca_files: &[PathBuf],
 ) -> anyhow::Result<Vec<crate::image::build::Built>> {
     use crate::image::{build, credentials, registry::RegistryOptions};
-    let host = |reference: &str| reference.split('/').next().unwrap_or("").to_string();
     let options = build::BuildOptions {
         workspace: std::env::current_dir().context("reading the current directory")?,
         state_dir: PathBuf::from(STATE_DIR),
@@ -73,7 +72,7 @@ pub(crate) fn build_images(
             insecure: config.registry.insecure,
             ca_files: ca_files.to_vec(),
             auth: credentials::for_registry(
-                &host(&config.images.base),
+                &crate::image::registry_host(&config.images.base)?,
                 config::CredentialSource::DockerConfig,
             )?,
         },

@@ -64,8 +64,8 @@ pub async fn push_and_record(
     recipe_inputs: &str,
 ) -> anyhow::Result<PushReport> {
     let repository = format!("{}/{IMAGE_NAME}", registry_url.trim_end_matches('/'));
-    let host = repository.split('/').next().unwrap_or_default();
-    let client = RegistryClient::new(host, registry)?;
+    let host = crate::image::registry_host(&repository)?;
+    let client = RegistryClient::new(&host, registry)?;
     let report = client.push(&repository, image).await?;
     let mut state = ImageState::load(state_dir)?;
     state.images.insert(

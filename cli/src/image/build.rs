@@ -55,10 +55,6 @@ struct CachedImage {
     layer_diff_id: String,
 }
 
-fn registry_host(reference: &str) -> &str {
-    reference.split('/').next().unwrap_or(reference)
-}
-
 /// Builds (and with `push`, publishes) the three images; records them.
 pub async fn build_all(
     config: &Config,
@@ -118,7 +114,8 @@ pub async fn build_all(
                 service.name
             );
             progress(&format!("{}: pushing to {repository}", service.name));
-            let client = RegistryClient::new(registry_host(&repository), &options.registry)?;
+            let client =
+                RegistryClient::new(&super::registry_host(&repository)?, &options.registry)?;
             let report = client.push(&repository, &image).await?;
             state.images.insert(
                 service.name.to_string(),
@@ -216,7 +213,7 @@ async fn read_base(
         return Ok((Base::default(), None));
     }
     progress(&format!("reading base image {reference}"));
-    let client = RegistryClient::new(registry_host(reference), &options.base_registry)?;
+    let client = RegistryClient::new(&super::registry_host(reference)?, &options.base_registry)?;
     let base = client.base(reference).await?;
     let mut layers: Vec<(Descriptor, Vec<u8>)> = Vec::new();
     for layer in &base.layers {

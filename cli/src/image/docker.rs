@@ -114,7 +114,8 @@ pub async fn build_and_push(
         .await
         .context("the Docker Engine does not answer (is it running? DOCKER_HOST?)")?;
     let context = context_tar(&build.context)?;
-    let host = build.tag.split('/').next().unwrap_or("").to_string();
+    let tag_reference = super::parse_reference(&build.tag)?;
+    let host = tag_reference.registry().to_string();
     let args: HashMap<String, String> = build.build_args.iter().cloned().collect();
     let options = BuildImageOptionsBuilder::new()
         .dockerfile(&build.dockerfile)
@@ -143,13 +144,10 @@ pub async fn build_and_push(
     if !push {
         return Ok(built);
     }
-    let (name, tag) = build
-        .tag
-        .rsplit_once(':')
-        .filter(|(name, _)| name.contains('/'))
-        .unwrap_or((build.tag.as_str(), "latest"));
+    let name = format!("{host}/{}", tag_reference.repository());
+    let tag = tag_reference.tag().unwrap_or("latest");
     let options = PushImageOptionsBuilder::new().tag(tag).build();
-    let mut stream = docker.push_image(name, Some(options), credentials_for(&host, auth));
+    let mut stream = docker.push_image(&name, Some(options), credentials_for(&host, auth));
     while let Some(message) = stream.next().await {
         let info = message.with_context(|| format!("docker push of {}", build.tag))?;
         if let Some(error) = info.error_detail.and_then(|e| e.message) {

@@ -25,6 +25,19 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// `sha256:<hex>` of some bytes.
+/// An image reference (or a repository, `host[:port]/path`), parsed once by
+/// `oci_client::Reference`: the only place bfctl takes references apart.
+pub fn parse_reference(reference: &str) -> anyhow::Result<oci_client::Reference> {
+    reference.parse::<oci_client::Reference>().with_context(|| {
+        format!("{reference:?} is not an image reference (host[:port]/path[:tag|@digest])")
+    })
+}
+
+/// The registry host (`host[:port]`) of a reference or repository.
+pub fn registry_host(reference: &str) -> anyhow::Result<String> {
+    Ok(parse_reference(reference)?.registry().to_string())
+}
+
 pub fn sha256_digest(bytes: &[u8]) -> String {
     let hash = Sha256::digest(bytes);
     let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
@@ -197,4 +210,26 @@ pub fn binary_layer(
         }],
         epoch,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_taken_apart_by_oci_client() {
+        assert_eq!(
+            registry_host("zot.example.com/bf").unwrap(),
+            "zot.example.com"
+        );
+        assert_eq!(
+            registry_host("127.0.0.1:5000/bf/gateway:latest").unwrap(),
+            "127.0.0.1:5000"
+        );
+        assert_eq!(
+            registry_host("grafana/grafana:12.3.0").unwrap(),
+            "docker.io"
+        );
+        assert!(registry_host("Not A Reference").is_err());
+    }
 }
