@@ -1959,16 +1959,24 @@ fn apply(
         stored.object["metadata"]["resourceVersion"] = resource_version.to_string().into();
         inner.log.push(format!("APPLY {description}"));
     }
-    let stored = &inner.objects[&key];
-    if terminating(&stored.object) && finalizers(&stored.object).is_empty() {
-        // The write that removes the last finalizer removes the object; the
-        // answer carries the previous resourceVersion.
-        let mut last = shown(stored);
-        last["metadata"]["resourceVersion"] = previous_version;
-        inner.objects.remove(&key);
-        return axum::Json(last).into_response();
+    if let Some(gone) = remove_if_released(inner, &key, previous_version) {
+        return gone;
     }
-    axum::Json(shown(stored)).into_response()
+    axum::Json(shown(&inner.objects[&key])).into_response()
+}
+
+/// The write that removes an object's last finalizer while it is being
+/// deleted removes the object; the answer carries the previous
+/// resourceVersion (rec: terminating-object).
+fn remove_if_released(inner: &mut Inner, key: &Key, previous_version: Value) -> Option<Response> {
+    let stored = &inner.objects[key];
+    if !(terminating(&stored.object) && finalizers(&stored.object).is_empty()) {
+        return None;
+    }
+    let mut last = shown(stored);
+    last["metadata"]["resourceVersion"] = previous_version;
+    inner.objects.remove(key);
+    Some(axum::Json(last).into_response())
 }
 
 /// A JSON merge patch (RFC 7386): how finalizers are removed by hand.
@@ -2025,12 +2033,8 @@ fn merge_patch(
     stored.owners.entry(descriptor).or_default().extend(taken);
     let description = describe(&stored.object);
     inner.log.push(format!("PATCH {description}"));
-    let stored = &inner.objects[&key];
-    if terminating(&stored.object) && finalizers(&stored.object).is_empty() {
-        let mut last = shown(stored);
-        last["metadata"]["resourceVersion"] = previous_version;
-        inner.objects.remove(&key);
-        return axum::Json(last).into_response();
+    if let Some(gone) = remove_if_released(inner, &key, previous_version) {
+        return gone;
     }
     inner.resource_version += 1;
     let resource_version = inner.resource_version;

@@ -55,9 +55,7 @@ where
 {
     let args = Args::parse_from(args);
     telemetry::init_tracing();
-    tokio::runtime::Runtime::new()
-        .map_err(|error| anyhow::anyhow!("starting the async runtime: {error}"))?
-        .block_on(serve(args))
+    telemetry::block_on(serve(args))
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {

@@ -93,3 +93,13 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutdown signal received");
 }
+
+/// Runs a service's async main on a multi-threaded runtime (what
+/// `#[tokio::main]` does, as a function the services' `run` can call).
+pub fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(
+    serve: F,
+) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()
+        .map_err(|error| anyhow::anyhow!("starting the async runtime: {error}"))?
+        .block_on(serve)
+}
