@@ -498,6 +498,25 @@ pub fn sample(items: &[String]) -> String {
     shown.join(", ")
 }
 
+/// Fails unless `object` exists and is this install's: the check before
+/// bfctl changes an object outside `up` (scaling the consumers).
+pub async fn ensure_owned(
+    cluster: &Cluster,
+    object: &ObjectRef,
+    install: &str,
+) -> anyhow::Result<()> {
+    let Some(live) = cluster.get(object).await? else {
+        anyhow::bail!("{object} does not exist: run `bfctl up` first");
+    };
+    match owner(&live, install) {
+        Owner::ThisInstall => Ok(()),
+        other => anyhow::bail!(
+            "{object} is not this install's ({}); bfctl will not change it",
+            other.describe()
+        ),
+    }
+}
+
 /// Identity regardless of API version (an object keeps its identity when its
 /// kind moves to a newer version).
 pub fn key(object: &ObjectRef) -> (String, String, Option<String>, String) {

@@ -595,3 +595,37 @@ async fn ctrl_c_exits_130_and_names_the_steps_it_stopped() {
     );
     cluster.api.stop();
 }
+
+/// Never touching what is not this install's, outside `up` too: the
+/// consumer replica comparison scales only this install's Deployment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replica_comparison_never_scales_a_deployment_that_is_not_this_installs() {
+    let cluster = FakeCluster::start("").await;
+    cluster.api.insert_as(
+        "someone",
+        serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "consumer", "namespace": "blackfriday"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "theirs"}},
+                "template": {"metadata": {"labels": {"app": "theirs"}},
+                    "spec": {"containers": [{"name": "c", "image": "theirs"}]}}}}),
+    );
+    let run = cluster
+        .bfctl(&["loadtest", "--cluster", "--consumer-replicas", "1"])
+        .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Deployment blackfriday/consumer is not this install's (not made by bfctl: it existed before)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !cluster
+            .api
+            .log()
+            .iter()
+            .any(|line| line.starts_with("SCALE")),
+        "{:?}",
+        cluster.api.log()
+    );
+    cluster.api.stop();
+}

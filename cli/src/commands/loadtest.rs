@@ -137,9 +137,21 @@ pub(crate) fn replicas_cluster_command(
     use crate::loadtest::{self, ReplicaRun};
     let counts = loadtest::parse_replicas(list)?;
     let config = cli.load_config()?;
-    let target = cluster_target(cli)?;
     let runtime = std::sync::Arc::new(runtime()?);
     let cluster = runtime.block_on(deploy::connect(&config, &cli.target(false)))?;
+    // Only this install's consumer Deployment is ever scaled.
+    let consumer = crate::cluster::ObjectRef {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        namespace: Some(cluster.default_namespace().to_string()),
+        name: "consumer".into(),
+    };
+    runtime.block_on(crate::inventory::ensure_owned(
+        &cluster,
+        &consumer,
+        config.install_name(),
+    ))?;
+    let target = cluster_target(cli)?;
     let partitions = config.kafka.partitions.0;
     let settle = std::time::Duration::from_secs(600);
     let note = |message: String| eprintln!("replicas: {message}");
