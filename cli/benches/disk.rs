@@ -11,8 +11,8 @@ mod qemu;
 
 use std::time::{Duration, Instant};
 
-use bfctl::disk::LoadedRecipe;
-use bfctl::disk::build::{DiskBuildOptions, build};
+use bfctl::build::disk::LoadedRecipe;
+use bfctl::build::disk::build::{DiskBuildOptions, build};
 
 fn main() -> anyhow::Result<()> {
     let recipe =
@@ -31,7 +31,7 @@ fn main() -> anyhow::Result<()> {
     let cached = build(&recipe, &options(false), |_| {})?;
     let from_cache = started.elapsed();
     anyhow::ensure!(cached.cached && cached.digest == built.digest);
-    let image = bfctl::disk::container::assemble(
+    let image = bfctl::build::disk::container::assemble(
         &built.path,
         recipe.recipe.source_date_epoch,
         &built.inputs,
@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
 
     let mut boots = Vec::new();
     for firmware in [qemu::Firmware::Bios, qemu::Firmware::Uefi] {
-        let password = bfctl::plan::generate_password();
+        let password = bfctl::plan::secrets::generate_password();
         let (seed, data) = qemu::seed_and_blank_data_disk(work.path(), &password);
         let root = work.path().join("root.qcow2");
         let _ = std::fs::remove_file(&root);

@@ -15,9 +15,9 @@ mod registry;
 use std::path::Path;
 use std::time::Instant;
 
-use bfctl::config::Config;
-use bfctl::image::build::{BuildOptions, build_all};
-use bfctl::image::registry::RegistryOptions;
+use bfctl::build::image::build::{BuildOptions, build_all};
+use bfctl::build::image::registry::RegistryOptions;
+use bfctl::plan::config::Config;
 use oci_client::secrets::RegistryAuth;
 
 fn main() -> anyhow::Result<()> {
@@ -46,7 +46,7 @@ fn main() -> anyhow::Result<()> {
         base_registry: anonymous,
     };
     // Compile first, so the timings are the image work, not rustc.
-    bfctl::image::native::cargo_build(
+    bfctl::build::image::native::cargo_build(
         &options.workspace,
         &["gateway", "producer", "consumer"],
         "release",
@@ -61,7 +61,7 @@ fn main() -> anyhow::Result<()> {
 
     println!("| step | time | bytes uploaded |");
     println!("|---|---|---|");
-    let uploaded = |built: &[bfctl::image::build::Built]| -> u64 {
+    let uploaded = |built: &[bfctl::build::image::build::Built]| -> u64 {
         built
             .iter()
             .filter_map(|b| b.push.as_ref())

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config;
-use crate::deploy::Target;
+use crate::cluster::Target;
+use crate::plan::config;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -1,49 +1,45 @@
 //! bfctl as a library: the pieces the `bfctl` binary is made of, public so
-//! that integration tests can drive them.
+//! that integration tests can drive them. Kubernetes itself (apply, wait,
+//! inventory, prune, teardown) is the `kube-apply` crate, which knows
+//! nothing of bfctl; the services bfctl runs are the crates in `services/`.
 //!
-//! * [`cli`]: the command line (clap types); [`commands`]: one file per
-//!   command, the layer that prints;
-//! * [`config`]: `bfctl.yaml`, parsed strictly;
-//! * [`render`]: the component graph and its templates, rendered to objects;
-//! * [`cluster`]: the kube client, discovery and untyped object operations;
-//! * [`readiness`]: when each kind counts as ready;
-//! * [`engine`]: the dependency-ordered, parallel apply with waits;
-//! * [`inventory`]: installs, what each owns (found by label), ownership rules;
-//! * [`operators`]: pinned, verified, cached operator bundles;
-//! * [`plan`]: operators + components + generated Secrets as engine steps;
-//! * [`status`] and [`teardown`]: the other two cluster commands;
-//! * [`progress`]: spinners or plain lines on stderr;
-//! * [`deploy`]: the commands, wired together;
-//! * [`exit`]: the exit statuses every command shares; [`files`]: files
-//!   written whole or not at all;
-//! * [`image`]: `bfctl build`: service images built, pushed and recorded by digest.
-//! * [`local`] and [`loadtest`]: the pipeline on this machine, and load
-//!   tests that check every accepted sale was counted ([`probe`]: where
-//!   they read the count, locally or on a cluster);
-//! * [`disk`]: `bfctl disk`: the Valkey VM disk, built, boot-ready and
-//!   pushed as a containerDisk.
+//! # Layout
+//!
+//! ```text
+//! main.rs       parse, run, exit status (nothing else)
+//! cli.rs        the command line (clap types); --help text
+//! settings.rs   flags + bfctl.yaml -> the typed options each command takes
+//! commands/     one file per command: runs it through the library and
+//!               shows what came of it
+//! output.rs     the only place that prints (with progress.rs: spinners or
+//!               plain lines on stderr)
+//! exit.rs       exit statuses: 0 done, 1 check failed, 2 error, 130 interrupted
+//! files.rs      files written whole or not at all
+//!
+//! plan/         what `up` applies: config (bfctl.yaml), components, render,
+//!               identity (bfctl's labels for kube-apply), operators (pinned,
+//!               verified bundles), secrets; turned into kube-apply steps
+//! build/        image (service images, pushed by digest, the digest record)
+//!               and disk (the Valkey VM disk as a containerDisk)
+//! cluster/      up/status/teardown on a cluster: kube-apply driven with the
+//!               plan; status (health from the cluster and the consumers)
+//! local/        the same pipeline on this machine: supervisor, servers
+//!               (broker, Valkey), containers, state with a typed phase
+//! loadtest/     load (built-in or Locust), probe (where counts are read),
+//!               drain, report, chart: every accepted sale counted once
+//! ```
 
+pub mod build;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
-pub mod config;
-pub mod deploy;
-pub mod disk;
-pub mod engine;
 pub mod exit;
 pub mod files;
-pub mod image;
-pub mod inventory;
 pub mod loadtest;
 pub mod local;
-pub mod operators;
+pub mod output;
 pub mod plan;
-pub mod probe;
 pub mod progress;
-pub mod readiness;
-pub mod render;
-pub mod status;
-pub mod teardown;
 
 /// Selects rustls's crypto provider (ring) for the whole process. kube and
 /// oci-client each enable a different provider, and with two enabled rustls

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     match bfctl::commands::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("bfctl: {error:#}");
+            bfctl::output::error(&error);
             ExitCode::from(bfctl::exit::code_of(&error))
         }
     }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cluster::ApplyOutcome;
-use crate::engine::{Event, Observer};
+use kube_apply::ApplyOutcome;
+use kube_apply::{Event, Observer};
 
 /// Shows engine events to a person.
 pub struct Progress {

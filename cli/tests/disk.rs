@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use bfctl::disk::LoadedRecipe;
-use bfctl::disk::build::{BuiltDisk, DiskBuildOptions, build};
+use bfctl::build::disk::LoadedRecipe;
+use bfctl::build::disk::build::{BuiltDisk, DiskBuildOptions, build};
 use support::qemu::{Firmware, Vm, overlay, seed_and_blank_data_disk};
 
 /// TCG boots took 50-120 s on these machines; two VMs may share 2 cores.
@@ -150,7 +150,7 @@ fn boot(
 fn bios_boot_needs_the_seed_password_and_keeps_data_across_a_restart() {
     the_first_build();
     let work = test_dir("bios");
-    let password = bfctl::plan::generate_password();
+    let password = bfctl::plan::secrets::generate_password();
     let (seed, data) = seed_and_blank_data_disk(&work, &password);
 
     let (mut vm, _) = boot(&work, "first", &data, &seed, Firmware::Bios, &password);
@@ -200,7 +200,7 @@ fn bios_boot_needs_the_seed_password_and_keeps_data_across_a_restart() {
 fn uefi_boot_serves_valkey() {
     the_first_build();
     let work = test_dir("uefi");
-    let password = bfctl::plan::generate_password();
+    let password = bfctl::plan::secrets::generate_password();
     let (seed, data) = seed_and_blank_data_disk(&work, &password);
     let (vm, _) = boot(&work, "first", &data, &seed, Firmware::Uefi, &password);
     let mut connection = vm.connect(Some(&password)).unwrap();
@@ -213,8 +213,8 @@ fn uefi_boot_serves_valkey() {
 
 #[test]
 fn the_disk_is_pushed_as_a_containerdisk_and_rendered_by_digest() {
-    use bfctl::disk::container;
-    use bfctl::image::registry::RegistryOptions;
+    use bfctl::build::disk::container;
+    use bfctl::build::image::registry::RegistryOptions;
     use support::registry::TestRegistry;
 
     let built = the_first_build();
@@ -249,7 +249,7 @@ fn the_disk_is_pushed_as_a_containerdisk_and_rendered_by_digest() {
     assert_eq!(second.digest, first.digest);
 
     // `bfctl up` reads this record: current for this recipe, named by digest.
-    let recorded = bfctl::image::ImageState::load(state.path()).unwrap();
+    let recorded = bfctl::build::image::ImageState::load(state.path()).unwrap();
     assert!(container::recorded_is_current(
         &recorded,
         &url,
@@ -260,17 +260,17 @@ fn the_disk_is_pushed_as_a_containerdisk_and_rendered_by_digest() {
         &url,
         "sha256:other-recipe"
     ));
-    let config = bfctl::config::Config::parse(
+    let config = bfctl::plan::config::Config::parse(
         &format!("registry:\n  url: {url}\n  credentials: none\ncarnet: \"201900006\"\n"),
         "test bfctl.yaml",
     )
     .unwrap();
-    let (refs, _) = bfctl::render::ImageRefs::resolve(&config, &recorded);
+    let (refs, _) = bfctl::build::image_refs(&config, &recorded);
     assert_eq!(
         refs.valkey_disk,
         format!("{url}/valkey-disk@{}", first.digest)
     );
-    let rendered = bfctl::render::render(&config, &refs).unwrap();
+    let rendered = bfctl::plan::render::render(&config, &refs).unwrap();
     let vm = rendered
         .iter()
         .flat_map(|component| &component.objects)

@@ -8,11 +8,11 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bfctl::config::Config;
-use bfctl::deploy::{self, Target};
-use bfctl::engine::{self, Event, Interrupt, Observer, StepResult, UpOptions, UpReport};
-use bfctl::operators::sha256_hex;
-use bfctl::teardown::TeardownOptions;
+use bfctl::cluster::{self, Target};
+use bfctl::plan::config::Config;
+use bfctl::plan::operators::{sha256_hex, teardown_options};
+use kube_apply::teardown::TeardownOptions;
+use kube_apply::{Event, Interrupt, Observer, StepResult, UpOptions, UpReport};
 use support::fake_apiserver::FakeApiServer;
 use support::release_files::{release_files, serve_files};
 
@@ -95,7 +95,7 @@ impl Harness {
     async fn up(&self, options: &UpOptions) -> (UpReport, Arc<Recorder>) {
         let recorder = Arc::new(Recorder::default());
         let (_keep, interrupt) = Interrupt::new();
-        let (report, _notes) = deploy::up(
+        let (report, _notes) = cluster::up(
             &self.config,
             &self.target,
             options,
@@ -107,19 +107,16 @@ impl Harness {
         (report, recorder)
     }
 
-    async fn teardown(&self) -> bfctl::teardown::TeardownReport {
+    async fn teardown(&self) -> kube_apply::teardown::TeardownReport {
         let options = TeardownOptions {
-            install: "blackfriday".into(),
-            keep_data: false,
-            timeout: Duration::from_secs(10),
             poll: Duration::from_millis(20),
-            remove_finalizers: false,
+            ..teardown_options("blackfriday", false, Duration::from_secs(10), false)
         };
-        deploy::teardown(
+        cluster::teardown(
             &self.config,
             &self.target,
             &options,
-            &engine::Quiet,
+            &kube_apply::Quiet,
             &|_: &[String]| false,
         )
         .await
@@ -220,10 +217,14 @@ async fn up_applies_in_dependency_order_in_parallel_and_a_second_up_changes_noth
     harness.api.set_pod_metrics(
         "# TYPE bf_consumer_lag gauge\nbf_consumer_lag 12\nbf_consumer_valkey_up 1\nbf_consumer_valkey_keys 27\n",
     );
-    let status = deploy::status(&harness.config, &harness.target)
+    let status = cluster::status(&harness.config, &harness.target)
         .await
         .unwrap();
-    assert!(status.healthy, "{}", bfctl::status::to_text(&status));
+    assert!(
+        status.healthy,
+        "{}",
+        bfctl::cluster::status::to_text(&status)
+    );
     assert_eq!(status.external_url.as_deref(), Some("http://203.0.113.10"));
     assert_eq!(
         status.pipeline.consumers.len(),
@@ -236,11 +237,11 @@ async fn up_applies_in_dependency_order_in_parallel_and_a_second_up_changes_noth
     harness
         .api
         .set_pod_metrics("bf_consumer_lag 0\nbf_consumer_valkey_up 0\n");
-    let status = deploy::status(&harness.config, &harness.target)
+    let status = cluster::status(&harness.config, &harness.target)
         .await
         .unwrap();
     assert!(!status.healthy, "Valkey unreachable is not healthy");
-    assert!(bfctl::status::to_text(&status).contains("Valkey NOT reachable"));
+    assert!(bfctl::cluster::status::to_text(&status).contains("Valkey NOT reachable"));
     harness.api.stop();
 }
 
@@ -310,7 +311,7 @@ async fn an_interrupt_starts_nothing_new_and_a_rerun_finishes() {
         let _ = trigger.send(true);
         trigger
     });
-    let (report, _) = deploy::up(
+    let (report, _) = cluster::up(
         &harness.config,
         &harness.target,
         &Harness::options(Duration::from_secs(30)),
@@ -491,14 +492,14 @@ async fn operator_files_are_verified_cached_and_offline_uses_the_cache_only() {
     let files = release_files();
     let (mirror, _) = serve_files(files.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let file = |sha256: Option<String>| bfctl::operators::ReleaseFile {
+    let file = |sha256: Option<String>| bfctl::plan::operators::ReleaseFile {
         file: "kubevirt-cr.yaml".into(),
         url: format!("{mirror}/kubevirt-cr.yaml"),
         sha256,
     };
     let right = sha256_hex(&files["kubevirt-cr.yaml"]);
-    let online = bfctl::operators::Fetcher::new(dir.path().to_path_buf(), false).unwrap();
-    let offline = bfctl::operators::Fetcher::new(dir.path().to_path_buf(), true).unwrap();
+    let online = bfctl::plan::operators::Fetcher::new(dir.path().to_path_buf(), false).unwrap();
+    let offline = bfctl::plan::operators::Fetcher::new(dir.path().to_path_buf(), true).unwrap();
 
     let error = offline.fetch(&file(Some(right.clone()))).await.unwrap_err();
     assert!(format!("{error:#}").contains("--offline"), "{error:#}");
@@ -536,17 +537,14 @@ async fn keep_data_keeps_the_volume_claims_and_their_namespace() {
     let (report, _) = harness.up(&Harness::options(Duration::from_secs(10))).await;
     assert!(report.succeeded());
     let options = TeardownOptions {
-        install: "blackfriday".into(),
-        keep_data: true,
-        timeout: Duration::from_secs(10),
         poll: Duration::from_millis(20),
-        remove_finalizers: false,
+        ..teardown_options("blackfriday", true, Duration::from_secs(10), false)
     };
-    let torn = deploy::teardown(
+    let torn = cluster::teardown(
         &harness.config,
         &harness.target,
         &options,
-        &engine::Quiet,
+        &kube_apply::Quiet,
         &|_: &[String]| false,
     )
     .await

@@ -13,11 +13,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bfctl::config::Config;
-use bfctl::image::build::{BuildOptions, build_all};
-use bfctl::image::layer::{self, LayerFile};
-use bfctl::image::oci::{self, Base, ImageSpec};
-use bfctl::image::registry::{RegistryClient, RegistryOptions};
+use bfctl::build::image::build::{BuildOptions, build_all};
+use bfctl::build::image::layer::{self, LayerFile};
+use bfctl::build::image::oci::{self, Base, ImageSpec};
+use bfctl::build::image::registry::{RegistryClient, RegistryOptions};
+use bfctl::plan::config::Config;
 use oci_client::secrets::RegistryAuth;
 use support::host_base::push_host_base;
 use support::registry::TestRegistry;
@@ -153,8 +153,8 @@ async fn native_images_are_deterministic_pushed_once_and_run_under_docker() {
         assert!(!c.cached);
     }
     // Recorded for render/up.
-    let recorded = bfctl::image::ImageState::load(state.path()).unwrap();
-    let (refs, missing) = bfctl::render::ImageRefs::resolve(&config, &recorded);
+    let recorded = bfctl::build::image::ImageState::load(state.path()).unwrap();
+    let (refs, missing) = bfctl::build::image_refs(&config, &recorded);
     assert_eq!(
         missing,
         vec!["valkey-disk"],
@@ -321,7 +321,7 @@ async fn bad_registries_and_bases_are_clear_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dockerfile_is_built_by_the_engine_through_bollard_and_pushed() {
-    use bfctl::image::docker::{DockerBuild, build_and_push};
+    use bfctl::build::image::docker::{DockerBuild, build_and_push};
     let registry = TestRegistry::start(Some(("ana", "right")));
     let context = tempfile::tempdir().unwrap();
     std::fs::write(

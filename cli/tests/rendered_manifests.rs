@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bfctl::config::Config;
-use bfctl::render::{self, ImageRefs, RenderedComponent};
+use bfctl::plan::config::Config;
+use bfctl::plan::render::{self, ImageRefs, RenderedComponent};
 use serde_json::Value as Json;
 
 fn fixtures() -> PathBuf {
@@ -23,11 +23,11 @@ fn fixtures() -> PathBuf {
 }
 
 fn example_config() -> Config {
-    Config::parse(bfctl::config::EXAMPLE, "bfctl.example.yaml").expect("the example parses")
+    Config::parse(bfctl::plan::config::EXAMPLE, "bfctl.example.yaml").expect("the example parses")
 }
 
 fn variant_config() -> Config {
-    let text = bfctl::config::EXAMPLE
+    let text = bfctl::plan::config::EXAMPLE
         .replace("mode: gateway-api", "mode: nginx")
         .replace("host: \"\"", "host: ventas.example.com")
         .replace("class: \"\"", "class: premium-rwo")

@@ -11,12 +11,12 @@ pub(crate) fn build_command(
     let config = cli.load_config()?;
     if push {
         for warning in config.registry_warnings() {
-            eprintln!("warning: {warning}");
+            crate::note!("warning: {warning}");
         }
     }
     let built = build_images(&config, push, profile, ca_files)?;
     if matches!(cli.output, Output::Json) {
-        println!("{}", serde_json::to_string_pretty(&built)?);
+        crate::out!("{}", serde_json::to_string_pretty(&built)?);
         return Ok(());
     }
     for image in &built {
@@ -30,7 +30,7 @@ pub(crate) fn build_command(
             ),
             None => "not pushed".to_string(),
         };
-        println!(
+        crate::out!(
             "{:<9} {} {:.1} MB{} {pushed}",
             image.service,
             image.digest,
@@ -45,12 +45,12 @@ pub(crate) fn build_command(
 pub(crate) fn target_registry(
     config: &config::Config,
     ca_files: &[PathBuf],
-) -> anyhow::Result<crate::image::registry::RegistryOptions> {
-    let host = crate::image::registry_host(&config.registry.url)?;
-    Ok(crate::image::registry::RegistryOptions {
+) -> anyhow::Result<crate::build::image::registry::RegistryOptions> {
+    let host = crate::build::image::registry_host(&config.registry.url)?;
+    Ok(crate::build::image::registry::RegistryOptions {
         insecure: config.registry.insecure,
         ca_files: ca_files.to_vec(),
-        auth: crate::image::credentials::for_registry(&host, config.registry.credentials)?,
+        auth: crate::build::image::credentials::for_registry(&host, config.registry.credentials)?,
     })
 }
 
@@ -60,8 +60,8 @@ pub(crate) fn build_images(
     push: bool,
     profile: &str,
     ca_files: &[PathBuf],
-) -> anyhow::Result<Vec<crate::image::build::Built>> {
-    use crate::image::{build, credentials, registry::RegistryOptions};
+) -> anyhow::Result<Vec<crate::build::image::build::Built>> {
+    use crate::build::image::{build, credentials, registry::RegistryOptions};
     let options = build::BuildOptions {
         workspace: std::env::current_dir().context("reading the current directory")?,
         state_dir: PathBuf::from(STATE_DIR),
@@ -72,13 +72,13 @@ pub(crate) fn build_images(
             insecure: config.registry.insecure,
             ca_files: ca_files.to_vec(),
             auth: credentials::for_registry(
-                &crate::image::registry_host(&config.images.base)?,
+                &crate::build::image::registry_host(&config.images.base)?,
                 config::CredentialSource::DockerConfig,
             )?,
         },
     };
     let started = std::time::Instant::now();
     runtime()?.block_on(build::build_all(config, &options, |line| {
-        eprintln!("[{:6.1}s] build: {line}", started.elapsed().as_secs_f64());
+        crate::note!("[{:6.1}s] build: {line}", started.elapsed().as_secs_f64());
     }))
 }

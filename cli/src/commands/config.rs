@@ -8,7 +8,7 @@ pub(crate) fn config_init(path: &Path, force: bool) -> anyhow::Result<()> {
         bail!("{} exists; pass --force to overwrite it", path.display());
     }
     std::fs::write(path, config::EXAMPLE).with_context(|| format!("writing {}", path.display()))?;
-    eprintln!(
+    crate::note!(
         "wrote {}: set registry.url and carnet, then run `bfctl config check`",
         path.display()
     );
@@ -21,14 +21,14 @@ pub(crate) fn config_check(path: &Path, output: Output) -> anyhow::Result<()> {
     match output {
         Output::Json => {
             let report = serde_json::json!({ "config": config, "warnings": warnings });
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            crate::out!("{}", serde_json::to_string_pretty(&report)?);
         }
         Output::Text => {
             for warning in &warnings {
-                eprintln!("warning: {warning}");
+                crate::note!("warning: {warning}");
             }
-            print!("{}", serde_yaml::to_string(&config)?);
-            eprintln!("{}: ok", path.display());
+            crate::out_partial!("{}", serde_yaml::to_string(&config)?);
+            crate::note!("{}: ok", path.display());
         }
     }
     Ok(())

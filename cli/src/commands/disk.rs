@@ -7,8 +7,8 @@ use super::prelude::*;
 pub(crate) fn disk_build(
     recipe_dir: &Path,
     force: bool,
-) -> anyhow::Result<crate::disk::build::BuiltDisk> {
-    use crate::disk::{LoadedRecipe, build};
+) -> anyhow::Result<crate::build::disk::build::BuiltDisk> {
+    use crate::build::disk::{LoadedRecipe, build};
     let recipe = LoadedRecipe::load(recipe_dir)?;
     let options = build::DiskBuildOptions {
         out_dir: Path::new(STATE_DIR).join("disk"),
@@ -18,16 +18,16 @@ pub(crate) fn disk_build(
     };
     let started = std::time::Instant::now();
     build::build(&recipe, &options, |line| {
-        eprintln!("[{:6.1}s] disk: {line}", started.elapsed().as_secs_f64());
+        crate::note!("[{:6.1}s] disk: {line}", started.elapsed().as_secs_f64());
     })
 }
 
 pub(crate) fn disk_build_command(cli: &Cli, recipe_dir: &Path, force: bool) -> anyhow::Result<()> {
     let built = disk_build(recipe_dir, force)?;
     if matches!(cli.output, Output::Json) {
-        println!("{}", serde_json::to_string_pretty(&built)?);
+        crate::out!("{}", serde_json::to_string_pretty(&built)?);
     } else {
-        println!(
+        crate::out!(
             "{} {} {:.1} MiB{} ({} packages)",
             built.path.display(),
             built.digest,
@@ -49,15 +49,15 @@ pub(crate) fn disk_push(
     recipe_dir: &Path,
     ca_files: &[PathBuf],
 ) -> anyhow::Result<(
-    crate::disk::build::BuiltDisk,
-    crate::image::registry::PushReport,
+    crate::build::disk::build::BuiltDisk,
+    crate::build::image::registry::PushReport,
 )> {
-    use crate::disk::{LoadedRecipe, container};
+    use crate::build::disk::{LoadedRecipe, container};
     let built = disk_build(recipe_dir, false)?;
     let recipe = LoadedRecipe::load(recipe_dir)?;
-    eprintln!("disk: assembling the containerDisk image");
+    crate::note!("disk: assembling the containerDisk image");
     let image = container::assemble(&built.path, recipe.recipe.source_date_epoch, &built.inputs)?;
-    eprintln!(
+    crate::note!(
         "disk: pushing to {}/{}",
         config.registry.url,
         container::IMAGE_NAME
@@ -79,16 +79,19 @@ pub(crate) fn disk_push_command(
 ) -> anyhow::Result<()> {
     let config = cli.load_config()?;
     for warning in config.registry_warnings() {
-        eprintln!("warning: {warning}");
+        crate::note!("warning: {warning}");
     }
     let (built, report) = disk_push(&config, recipe_dir, ca_files)?;
     if matches!(cli.output, Output::Json) {
         let both = serde_json::json!({"disk": built, "push": report});
-        println!("{}", serde_json::to_string_pretty(&both)?);
+        crate::out!("{}", serde_json::to_string_pretty(&both)?);
     } else {
-        println!(
+        crate::out!(
             "pushed {} ({} blobs sent, {} already there, {} bytes)",
-            report.reference, report.blobs_uploaded, report.blobs_present, report.bytes_uploaded
+            report.reference,
+            report.blobs_uploaded,
+            report.blobs_present,
+            report.bytes_uploaded
         );
     }
     Ok(())

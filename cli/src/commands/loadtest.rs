@@ -6,7 +6,7 @@ use super::prelude::*;
 /// The cluster's external gateway URL, from `bfctl status`.
 pub(crate) fn cluster_target(cli: &Cli) -> anyhow::Result<String> {
     let config = cli.load_config()?;
-    let status = runtime()?.block_on(deploy::status(&config, &cli.target(false)))?;
+    let status = runtime()?.block_on(cluster::status(&config, &cli.target(false)))?;
     status.external_url.context(
         "the cluster has no external address yet (`bfctl status` shows the Gateway or Ingress)",
     )
@@ -41,20 +41,22 @@ pub(crate) fn loadtest_command(
         rate,
     };
     options.check()?;
-    eprintln!(
+    crate::note!(
         "loadtest: {} users for {} s against {}",
-        users, duration, options.target
+        users,
+        duration,
+        options.target
     );
     let mut probe = local
         .as_ref()
-        .map(crate::probe::LocalProbe::new)
+        .map(crate::loadtest::probe::LocalProbe::new)
         .transpose()?;
     let report = crate::loadtest::run_with(
         &options,
         engine,
         probe
             .as_mut()
-            .map(|p| p as &mut dyn crate::probe::PipelineProbe),
+            .map(|p| p as &mut dyn crate::loadtest::probe::PipelineProbe),
     )?;
     if let Some(parent) = chart.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
@@ -63,10 +65,10 @@ pub(crate) fn loadtest_command(
     std::fs::write(chart, crate::loadtest::timeline_chart(&report))
         .with_context(|| format!("writing {}", chart.display()))?;
     if matches!(cli.output, Output::Json) {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::out!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", crate::loadtest::to_text(&report));
-        println!("chart           {}", chart.display());
+        crate::out_partial!("{}", crate::loadtest::to_text(&report));
+        crate::out!("chart           {}", chart.display());
     }
     if report.pipeline.is_some() && !crate::loadtest::is_exact(&report) {
         return Err(crate::exit::check_failed(
@@ -99,7 +101,7 @@ pub(crate) fn replicas_command(
         })?;
     let mut runs = Vec::new();
     for consumers in counts {
-        eprintln!("replicas: restarting the local pipeline with {consumers} consumers");
+        crate::note!("replicas: restarting the local pipeline with {consumers} consumers");
         let report = crate::local::teardown(dir, true)?;
         anyhow::ensure!(report.left.is_empty(), "could not stop: {:?}", report.left);
         let options = crate::local::LocalOptions {
@@ -110,12 +112,12 @@ pub(crate) fn replicas_command(
             dir,
             &options,
             std::time::Duration::from_secs(600),
-            crate::deploy::progress(cli.verbose > 0).as_ref(),
+            crate::cluster::progress(cli.verbose > 0).as_ref(),
         )?;
         let load = replica_load(&started.gateway_url, users, duration, drain_timeout);
-        let mut probe = crate::probe::LocalProbe::new(&started)?;
+        let mut probe = crate::loadtest::probe::LocalProbe::new(&started)?;
         let report = crate::loadtest::run(&load, Some(&mut probe))?;
-        eprint!("{}", crate::loadtest::to_text(&report));
+        crate::note_partial!("{}", crate::loadtest::to_text(&report));
         runs.push(ReplicaRun { consumers, report });
     }
     write_replica_report(cli, report_dir, &runs)
@@ -124,7 +126,7 @@ pub(crate) fn replicas_command(
 /// `loadtest --consumer-replicas LIST --cluster`: for each count, scale the
 /// consumer Deployment, wait until it is ready and the group has settled,
 /// and load the cluster's external address the same way; the count comes
-/// from the consumers' own counters (see `crate::probe`). The Deployment is
+/// from the consumers' own counters (see `crate::loadtest::probe`). The Deployment is
 /// put back to `consumer.replicas` from bfctl.yaml afterwards.
 pub(crate) fn replicas_cluster_command(
     cli: &Cli,
@@ -138,39 +140,40 @@ pub(crate) fn replicas_cluster_command(
     let counts = loadtest::parse_replicas(list)?;
     let config = cli.load_config()?;
     let runtime = std::sync::Arc::new(runtime()?);
-    let cluster = runtime.block_on(deploy::connect(&config, &cli.target(false)))?;
+    let cluster = runtime.block_on(cluster::connect(&config, &cli.target(false)))?;
     // Only this install's consumer Deployment is ever scaled.
-    let consumer = crate::cluster::ObjectRef {
+    let consumer = kube_apply::ObjectRef {
         api_version: "apps/v1".into(),
         kind: "Deployment".into(),
         namespace: Some(cluster.default_namespace().to_string()),
         name: "consumer".into(),
     };
-    runtime.block_on(crate::inventory::ensure_owned(
+    runtime.block_on(kube_apply::inventory::ensure_owned(
         &cluster,
         &consumer,
         config.install_name(),
+        "run `bfctl up` first",
     ))?;
     let target = cluster_target(cli)?;
     let partitions = config.kafka.partitions.0;
     let settle = std::time::Duration::from_secs(600);
-    let note = |message: String| eprintln!("replicas: {message}");
+    let note = |message: String| crate::note!("replicas: {message}");
     let mut runs = Vec::new();
     let mut outcome = Ok(());
     for consumers in counts {
         note(format!("scaling the consumers to {consumers}"));
         let replicas = i32::try_from(consumers).context("replica count")?;
-        if let Err(error) = runtime.block_on(crate::probe::scale_consumers(
+        if let Err(error) = runtime.block_on(crate::loadtest::probe::scale_consumers(
             &cluster, replicas, partitions, settle, &note,
         )) {
             outcome = Err(error);
             break;
         }
         let load = replica_load(&target, users, duration, drain_timeout);
-        let mut probe = crate::probe::ClusterProbe::new(runtime.clone(), cluster.clone());
+        let mut probe = crate::loadtest::probe::ClusterProbe::new(runtime.clone(), cluster.clone());
         match crate::loadtest::run(&load, Some(&mut probe)) {
             Ok(report) => {
-                eprint!("{}", crate::loadtest::to_text(&report));
+                crate::note_partial!("{}", crate::loadtest::to_text(&report));
                 runs.push(ReplicaRun { consumers, report });
             }
             Err(error) => {
@@ -227,10 +230,10 @@ pub(crate) fn write_replica_report(
         loadtest::replica_chart(runs),
     )?;
     if matches!(cli.output, Output::Json) {
-        println!("{}", serde_json::to_string_pretty(runs)?);
+        crate::out!("{}", serde_json::to_string_pretty(runs)?);
     } else {
-        print!("{table}");
-        println!(
+        crate::out_partial!("{table}");
+        crate::out!(
             "wrote {} and {}",
             report_dir.join("replicas.md").display(),
             report_dir.join("replicas.svg").display()

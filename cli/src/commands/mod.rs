@@ -20,10 +20,10 @@ mod prelude {
 
     pub(crate) use super::{STATE_DIR, runtime};
     pub(crate) use crate::cli::{Cli, Output};
-    pub(crate) use crate::deploy;
-    pub(crate) use crate::engine::{Interrupt, UpOptions};
-    pub(crate) use crate::teardown::TeardownOptions;
-    pub(crate) use crate::{config, render, status};
+    pub(crate) use crate::cluster;
+    pub(crate) use crate::cluster::status;
+    pub(crate) use crate::plan::{config, render};
+    pub(crate) use kube_apply::{Interrupt, UpOptions};
 }
 
 use anyhow::Context;

@@ -5,12 +5,12 @@ use super::prelude::*;
 pub(crate) fn render_command(config_path: &Path, out_dir: Option<&Path>) -> anyhow::Result<()> {
     let config = config::Config::load(config_path)?;
     for warning in config.deploy_warnings() {
-        eprintln!("warning: {warning}");
+        crate::note!("warning: {warning}");
     }
-    let state = crate::image::ImageState::load(Path::new(STATE_DIR))?;
-    let (images, missing) = render::ImageRefs::resolve(&config, &state);
+    let state = crate::build::image::ImageState::load(Path::new(STATE_DIR))?;
+    let (images, missing) = crate::build::image_refs(&config, &state);
     if !missing.is_empty() {
-        eprintln!(
+        crate::note!(
             "note: no pushed digest recorded for {} (run `bfctl build --push` and `bfctl disk push`); rendered as :latest",
             missing.join(", ")
         );
@@ -19,13 +19,13 @@ pub(crate) fn render_command(config_path: &Path, out_dir: Option<&Path>) -> anyh
     match out_dir {
         Some(dir) => {
             for path in render::write_to_dir(&components, dir)? {
-                eprintln!("wrote {}", path.display());
+                crate::note!("wrote {}", path.display());
             }
         }
         None => {
             for component in &components {
                 for object in &component.objects {
-                    print!("---\n{}", serde_yaml::to_string(object)?);
+                    crate::out_partial!("---\n{}", serde_yaml::to_string(object)?);
                 }
             }
         }

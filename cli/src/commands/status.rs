@@ -9,21 +9,21 @@ pub(crate) fn status_command(cli: &Cli, watch: bool, offline: bool) -> anyhow::R
     let show = |status: &status::Status| {
         if json {
             match serde_json::to_string(status) {
-                Ok(text) => println!("{text}"),
-                Err(error) => eprintln!("bfctl: {error}"),
+                Ok(text) => crate::out!("{text}"),
+                Err(error) => crate::note!("bfctl: {error}"),
             }
         } else {
-            println!("{}", status::to_text(status));
+            crate::out!("{}", status::to_text(status));
         }
     };
     if watch {
-        return runtime.block_on(deploy::watch_status(&config, &cli.target(offline), show));
+        return runtime.block_on(cluster::watch_status(&config, &cli.target(offline), show));
     }
-    let status = runtime.block_on(deploy::status(&config, &cli.target(offline)))?;
+    let status = runtime.block_on(cluster::status(&config, &cli.target(offline)))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        crate::out!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        print!("{}", status::to_text(&status));
+        crate::out_partial!("{}", status::to_text(&status));
     }
     if status.healthy {
         Ok(())
@@ -38,9 +38,9 @@ pub(crate) fn status_command(cli: &Cli, watch: bool, offline: bool) -> anyhow::R
 pub(crate) fn status_local_command(cli: &Cli, dir: &Path) -> anyhow::Result<()> {
     let status = crate::local::status(dir)?;
     if matches!(cli.output, Output::Json) {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        crate::out!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        print!("{}", crate::local::status_text(&status));
+        crate::out_partial!("{}", crate::local::status_text(&status));
     }
     let down: Vec<&str> = status
         .processes

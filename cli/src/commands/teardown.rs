@@ -14,27 +14,26 @@ pub(crate) struct TeardownFlags<'a> {
 
 pub(crate) fn teardown_command(cli: &Cli, flags: &TeardownFlags) -> anyhow::Result<()> {
     let config = cli.load_config()?;
-    let options = TeardownOptions {
-        install: flags.install.unwrap_or(config.install_name()).to_string(),
-        keep_data: flags.keep_data,
-        timeout: std::time::Duration::from_secs(flags.timeout),
-        poll: std::time::Duration::from_secs(2),
-        remove_finalizers: flags.remove_finalizers,
-    };
+    let options = crate::plan::operators::teardown_options(
+        flags.install.unwrap_or(config.install_name()),
+        flags.keep_data,
+        std::time::Duration::from_secs(flags.timeout),
+        flags.remove_finalizers,
+    );
     let yes = flags.yes;
     let confirm = move |objects: &[String]| -> bool {
-        eprintln!(
+        crate::note!(
             "these objects are still being deleted, held by finalizers:\n  {}",
             objects.join("\n  ")
         );
         if yes {
-            eprintln!("removing their finalizers (--yes)");
+            crate::note!("removing their finalizers (--yes)");
             return true;
         }
         ask("remove their finalizers? Their controllers' cleanup will not run [y/N] ")
     };
-    let progress = deploy::progress(cli.verbose > 0);
-    let report = runtime()?.block_on(deploy::teardown(
+    let progress = cluster::progress(cli.verbose > 0);
+    let report = runtime()?.block_on(cluster::teardown(
         &config,
         &cli.target(flags.offline),
         &options,
@@ -42,30 +41,30 @@ pub(crate) fn teardown_command(cli: &Cli, flags: &TeardownFlags) -> anyhow::Resu
         &confirm,
     ))?;
     if matches!(cli.output, Output::Json) {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::out!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
+        crate::out!(
             "teardown of install '{}': {} objects deleted",
             report.install,
             report.deleted.len()
         );
         for terminating in &report.terminating {
-            println!("already being deleted: {terminating}");
+            crate::out!("already being deleted: {terminating}");
         }
         for removed in &report.finalizers_removed {
-            println!("finalizers removed: {removed}");
+            crate::out!("finalizers removed: {removed}");
         }
         for kept in &report.kept {
-            println!("kept: {} ({})", kept.object, kept.reason);
+            crate::out!("kept: {} ({})", kept.object, kept.reason);
         }
         if report.left.is_empty() {
-            println!("nothing of install '{}' is left", report.install);
+            crate::out!("nothing of install '{}' is left", report.install);
         }
         for left in &report.left {
-            println!("left: {left}");
+            crate::out!("left: {left}");
         }
         for step in &report.next_steps {
-            println!("next: {step}");
+            crate::out!("next: {step}");
         }
     }
     if report.left.is_empty() {
@@ -83,10 +82,10 @@ pub(crate) fn teardown_command(cli: &Cli, flags: &TeardownFlags) -> anyhow::Resu
 pub(crate) fn ask(question: &str) -> bool {
     use std::io::{BufRead, IsTerminal, Write};
     if !std::io::stdin().is_terminal() {
-        eprintln!("not asking: standard input is not a terminal (pass --yes to go ahead)");
+        crate::note!("not asking: standard input is not a terminal (pass --yes to go ahead)");
         return false;
     }
-    eprint!("{question}");
+    crate::note_partial!("{question}");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     if std::io::stdin().lock().read_line(&mut answer).is_err() {
@@ -98,24 +97,24 @@ pub(crate) fn ask(question: &str) -> bool {
 pub(crate) fn teardown_local_command(cli: &Cli, dir: &Path, purge: bool) -> anyhow::Result<()> {
     let report = crate::local::teardown(dir, purge)?;
     if matches!(cli.output, Output::Json) {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::out!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         if report.stopped.is_empty() {
-            println!("nothing was running in {}", dir.display());
+            crate::out!("nothing was running in {}", dir.display());
         }
         for stopped in &report.stopped {
-            println!("stopped {stopped}");
+            crate::out!("stopped {stopped}");
         }
         for left in &report.left {
-            println!("left: {left}");
+            crate::out!("left: {left}");
         }
         for untouched in &report.untouched {
-            println!("not stopped (configured, not started by bfctl): {untouched}");
+            crate::out!("not stopped (configured, not started by bfctl): {untouched}");
         }
         if report.purged {
-            println!("deleted {}", dir.display());
+            crate::out!("deleted {}", dir.display());
         } else if dir.exists() && report.left.is_empty() {
-            println!(
+            crate::out!(
                 "kept data and logs in {} (--purge deletes them)",
                 dir.display()
             );

@@ -14,16 +14,16 @@ pub(crate) fn up_command(
 ) -> anyhow::Result<()> {
     let config = cli.load_config()?;
     for warning in config.deploy_warnings() {
-        eprintln!("warning: {warning}");
+        crate::note!("warning: {warning}");
     }
     if !skip_build {
         for warning in config.registry_warnings() {
-            eprintln!("warning: {warning}");
+            crate::note!("warning: {warning}");
         }
         // Cheap when nothing changed: cargo's own cache, the image cache,
         // and a push that finds every blob already there.
         for image in build_images(&config, true, "release", &[])? {
-            eprintln!(
+            crate::note!(
                 "image {}: {}{}",
                 image.service,
                 image.digest,
@@ -31,44 +31,49 @@ pub(crate) fn up_command(
             );
         }
         // The VM disk: rebuilt and pushed only when its recipe changed.
-        let recipe = crate::disk::LoadedRecipe::load(Path::new("disk"))?;
-        let state = crate::image::ImageState::load(Path::new(STATE_DIR))?;
-        if crate::disk::container::recorded_is_current(&state, &config.registry.url, &recipe.inputs)
-        {
-            eprintln!("image valkey-disk: unchanged");
+        let recipe = crate::build::disk::LoadedRecipe::load(Path::new("disk"))?;
+        let state = crate::build::image::ImageState::load(Path::new(STATE_DIR))?;
+        if crate::build::disk::container::recorded_is_current(
+            &state,
+            &config.registry.url,
+            &recipe.inputs,
+        ) {
+            crate::note!("image valkey-disk: unchanged");
         } else {
             let (_, report) = disk_push(&config, Path::new("disk"), &[])?;
-            eprintln!("image valkey-disk: {}", report.digest);
+            crate::note!("image valkey-disk: {}", report.digest);
         }
     }
     let options = UpOptions {
+        // `cluster::up` sets the configured install.
+        install: String::new(),
         force,
         timeout: std::time::Duration::from_secs(timeout),
-        ..UpOptions::default()
+        poll: std::time::Duration::from_secs(2),
     };
     let (report, notes) = runtime()?.block_on(async {
-        deploy::up(
+        cluster::up(
             &config,
             &cli.target(offline),
             &options,
-            deploy::progress(cli.verbose > 0),
-            Interrupt::on_ctrl_c(),
+            cluster::progress(cli.verbose > 0),
+            Interrupt::on_ctrl_c(crate::output::interrupt_notice),
         )
         .await
     })?;
     for note in notes {
-        eprintln!("note: {note}");
+        crate::note!("note: {note}");
     }
     report_up(&report, matches!(cli.output, Output::Json))
 }
 
 /// Prints the outcome of `up` and turns failures into an error.
-pub(crate) fn report_up(report: &crate::engine::UpReport, json: bool) -> anyhow::Result<()> {
+pub(crate) fn report_up(report: &kube_apply::UpReport, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        crate::out!("{}", serde_json::to_string_pretty(report)?);
     } else {
         for used in report.used_not_owned() {
-            println!(
+            crate::out!(
                 "not this install's, used as it is: {}{}",
                 used.object,
                 used.note
@@ -78,7 +83,7 @@ pub(crate) fn report_up(report: &crate::engine::UpReport, json: bool) -> anyhow:
             );
         }
         for kept in &report.kept {
-            println!("not pruned: {kept}");
+            crate::out!("not pruned: {kept}");
         }
         for (name, other) in &report.other_installs {
             let label = if name.is_empty() {
@@ -91,7 +96,7 @@ pub(crate) fn report_up(report: &crate::engine::UpReport, json: bool) -> anyhow:
             } else {
                 format!("to remove it: bfctl teardown --install {name}")
             };
-            println!(
+            crate::out!(
                 "{label}, is in this cluster ({} objects{}); this up left it alone; {remove}",
                 other.objects,
                 if other.namespaces.is_empty() {
@@ -103,7 +108,7 @@ pub(crate) fn report_up(report: &crate::engine::UpReport, json: bool) -> anyhow:
         }
         if report.unchanged() {
             let objects: usize = report.steps.iter().map(|s| s.objects.len()).sum();
-            println!(
+            crate::out!(
                 "everything is unchanged: {objects} objects in {} steps, all ready ({:.1}s)",
                 report.steps.len(),
                 report.elapsed_ms as f64 / 1000.0
@@ -115,7 +120,7 @@ pub(crate) fn report_up(report: &crate::engine::UpReport, json: bool) -> anyhow:
                 .flat_map(|s| s.objects.iter())
                 .filter(|o| o.outcome.changed())
                 .count();
-            println!(
+            crate::out!(
                 "up: {changed} objects created or changed, {} pruned, every step ready ({:.1}s)",
                 report.pruned.len(),
                 report.elapsed_ms as f64 / 1000.0
@@ -159,14 +164,14 @@ pub(crate) fn up_local_command(
     options: &crate::local::LocalOptions,
     timeout: u64,
 ) -> anyhow::Result<()> {
-    eprintln!(
+    crate::note!(
         "starting the local pipeline in {}: broker, valkey, {} producers, gateway, {} consumers",
         dir.display(),
         options.producers,
         options.consumers
     );
     let started = std::time::Instant::now();
-    let progress = crate::deploy::progress(cli.verbose > 0);
+    let progress = crate::cluster::progress(cli.verbose > 0);
     let state = crate::local::up(
         dir,
         options,
@@ -176,15 +181,18 @@ pub(crate) fn up_local_command(
     if matches!(cli.output, Output::Json) {
         let mut shown = serde_json::to_value(&state)?;
         shown["valkeyPassword"] = "(in state.json)".into();
-        println!("{}", serde_json::to_string_pretty(&shown)?);
+        crate::out!("{}", serde_json::to_string_pretty(&shown)?);
     } else {
         for process in &state.processes {
-            println!(
+            crate::out!(
                 "{:<12} {:<10} pid {:<8} {}",
-                process.name, process.source, process.pid, process.address
+                process.name,
+                process.source,
+                process.pid,
+                process.address
             );
         }
-        println!(
+        crate::out!(
             "ready in {:.1} s; send traffic to {}/venta (logs and data in {})",
             started.elapsed().as_secs_f64(),
             state.gateway_url,

@@ -37,7 +37,7 @@ pub(crate) fn run(
         spawn_rate > 0.0 && spawn_rate.is_finite(),
         "--spawn-rate must be above 0"
     );
-    if !crate::disk::tools::on_path("locust") {
+    if !crate::build::disk::tools::on_path("locust") {
         bail!("`locust` is not on PATH; install it with: {INSTALL}");
     }
     let csv = tempfile::tempdir().context("a directory for Locust's CSV files")?;

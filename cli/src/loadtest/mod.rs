@@ -8,13 +8,14 @@
 //! and quantity; `localrun::catalog`). Latencies go into an HDR histogram.
 
 pub mod locust;
+pub mod probe;
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::probe::{Counted, PipelineProbe};
+use crate::loadtest::probe::{Counted, PipelineProbe};
 
 #[derive(Debug, Clone)]
 pub struct LoadtestOptions {

@@ -27,7 +27,7 @@ use anyhow::{Context, bail};
 use localrun::process::tail_lines;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Event, Observer};
+use kube_apply::{Event, Observer};
 
 /// Where local mode keeps everything unless told otherwise.
 pub const DEFAULT_DIR: &str = ".bfctl/local";

@@ -2,7 +2,7 @@
 //! by `up --local`).
 //!
 //! It brings the pipeline up through the same dependency-graph engine as
-//! the cluster path ([`crate::engine::run_graph`]):
+//! the cluster path ([`kube_apply::run_graph`]):
 //!
 //! ```text
 //! broker ──┬─> producers ──> gateway
@@ -35,10 +35,20 @@ use localrun::launcher::{Launcher, PipelineOptions, Service};
 use super::container;
 use super::servers::{self, Origin, Server, ValkeyServer, blocking};
 use super::{LocalOptions, LocalProcess, LocalState, state_path};
-use crate::cluster::ApplyOutcome;
-use crate::engine::{
-    AppliedObject, Event, GraphNode, Interrupt, Observer, StepReport, StepResult, run_graph,
-};
+use kube_apply::{Done, Event, GraphNode, Interrupt, Observer, StepReport, StepResult, run_graph};
+
+/// What a local step did: a process or server it started (what a
+/// Kubernetes step reports as applied objects).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Started {
+    pub what: String,
+}
+
+impl Done for Started {
+    fn changed(&self) -> bool {
+        true
+    }
+}
 
 /// The file the supervisor appends its engine events to, one JSON per line.
 pub fn events_path(dir: &Path) -> PathBuf {
@@ -171,7 +181,7 @@ impl Supervisor {
         });
     }
 
-    async fn run_step(self: Arc<Self>, step: LocalStep) -> StepReport {
+    async fn run_step(self: Arc<Self>, step: LocalStep) -> StepReport<Started> {
         let started = Instant::now();
         let result = self.clone().work(&step).await;
         let (result, objects) = match result {
@@ -195,7 +205,7 @@ impl Supervisor {
         need_valkey: bool,
         start: fn(&Launcher, usize) -> anyhow::Result<Service>,
         keep: fn(&mut Running) -> &mut Vec<Service>,
-    ) -> anyhow::Result<Vec<AppliedObject>> {
+    ) -> anyhow::Result<Vec<Started>> {
         let mut objects = Vec::new();
         for index in 0..count {
             let launcher = self.launcher(need_valkey)?;
@@ -203,23 +213,15 @@ impl Supervisor {
             let what = describe(&service);
             self.note(step, format!("{what} answers"));
             keep(&mut self.running()).push(service);
-            objects.push(AppliedObject {
-                object: what,
-                outcome: ApplyOutcome::Created,
-                note: None,
-            });
+            objects.push(Started { what });
         }
         Ok(objects)
     }
 
-    async fn work(self: Arc<Self>, step: &LocalStep) -> anyhow::Result<Vec<AppliedObject>> {
+    async fn work(self: Arc<Self>, step: &LocalStep) -> anyhow::Result<Vec<Started>> {
         let name = step.name.clone();
         let note = |message: String| self.note(&name, message);
-        let started = |what: String| AppliedObject {
-            object: what,
-            outcome: ApplyOutcome::Created,
-            note: None,
-        };
+        let started = |what: String| Started { what };
         match step.work {
             Work::Broker => {
                 let broker = servers::start_broker(
@@ -558,7 +560,7 @@ async fn supervise_async(dir: &Path, options: LocalOptions) -> anyhow::Result<()
     state.processes = supervisor.processes();
     state.phase = "ready".into();
     state.save(dir)?;
-    eprintln!(
+    crate::note!(
         "supervisor {supervisor_pid}: ready, gateway at {}",
         state.gateway_url
     );
@@ -569,7 +571,7 @@ async fn supervise_async(dir: &Path, options: LocalOptions) -> anyhow::Result<()
             state.save(dir)?;
         }
     }
-    eprintln!("supervisor {supervisor_pid}: stopping");
+    crate::note!("supervisor {supervisor_pid}: stopping");
     let running = std::mem::take(&mut *supervisor.running());
     running.stop(supervisor.docker.as_ref()).await;
     std::fs::remove_file(state_path(dir)).ok();
@@ -627,7 +629,7 @@ async fn watch(supervisor: &Supervisor, state: &mut LocalState) -> bool {
     let mut changed = false;
     for entry in state.processes.iter_mut() {
         if !entry.exited && exited.contains(&entry.name) {
-            eprintln!("supervisor: {} exited", entry.name);
+            crate::note!("supervisor: {} exited", entry.name);
             entry.exited = true;
             changed = true;
         }
@@ -642,7 +644,7 @@ mod tests {
     #[test]
     fn the_local_graph_is_valid_and_ordered_as_documented() {
         let graph = steps();
-        crate::engine::check_graph(&graph).unwrap();
+        kube_apply::check_graph(&graph).unwrap();
         let depends = |name: &str| {
             graph
                 .iter()

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bfctl::operators::sha256_hex;
+use bfctl::plan::operators::sha256_hex;
 
 use super::fake_apiserver::FakeApiServer;
 use super::release_files::{release_files, serve_files};

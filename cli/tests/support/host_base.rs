@@ -2,9 +2,9 @@
 //! from outside here), pushed to a test registry; the builder then reads it
 //! by digest like any base.
 
-use bfctl::image::layer::{self, LayerFile};
-use bfctl::image::oci::{self, Base, ImageSpec};
-use bfctl::image::registry::{RegistryClient, RegistryOptions};
+use bfctl::build::image::layer::{self, LayerFile};
+use bfctl::build::image::oci::{self, Base, ImageSpec};
+use bfctl::build::image::registry::{RegistryClient, RegistryOptions};
 use oci_client::secrets::RegistryAuth;
 
 use super::registry::TestRegistry;

@@ -90,7 +90,7 @@ pub fn nocloud_seed(path: &Path, user_data: &str) {
 /// (seed, data).
 pub fn seed_and_blank_data_disk(work: &Path, password: &str) -> (PathBuf, PathBuf) {
     let seed = work.join("seed.img");
-    nocloud_seed(&seed, &bfctl::plan::cloud_init_user_data(password));
+    nocloud_seed(&seed, &bfctl::plan::secrets::cloud_init_user_data(password));
     let data = work.join("data.qcow2");
     let _ = std::fs::remove_file(&data);
     blank_disk(&data, "1G");

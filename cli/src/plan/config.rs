@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 /// The commented example written by `bfctl config init`.
-pub const EXAMPLE: &str = include_str!("../bfctl.example.yaml");
+pub const EXAMPLE: &str = include_str!("../../bfctl.example.yaml");
 
 /// Versions this build of bfctl knows how to install.
 pub const SUPPORTED_STRIMZI: &[&str] = &["1.2.0"];
@@ -164,7 +164,7 @@ fn default_image_source() -> String {
     "https://github.com/blackfriday/bfctl".into()
 }
 
-/// Where operator manifests come from (see `bfctl::operators`).
+/// Where operator manifests come from (see `bfctl::plan::operators`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Operators {

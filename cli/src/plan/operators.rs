@@ -17,8 +17,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, IngressMode};
-use crate::engine::Step;
+use crate::plan::config::{Config, IngressMode};
+use kube_apply::Step;
 
 /// The namespace Strimzi's install files are written for.
 const STRIMZI_BUNDLE_NAMESPACE: &str = "myproject";
@@ -328,15 +328,6 @@ pub fn is_operator_step(step: &str) -> bool {
     )
 }
 
-/// The operator bundle a step belongs to: the `KubeVirt` CR goes with
-/// KubeVirt's operator. Other steps are their own.
-pub fn family(step: &str) -> &str {
-    match step {
-        KUBEVIRT_STEP => KUBEVIRT_OPERATOR_STEP,
-        other => other,
-    }
-}
-
 /// The step a component with `operator: <name>` waits for, if any.
 pub fn step_for(operator: &str, config: &Config) -> Option<&'static str> {
     match operator {
@@ -399,13 +390,70 @@ fn labelled(
     install: &str,
 ) -> anyhow::Result<Step> {
     for object in &mut objects {
-        crate::render::add_inventory_labels(object, name, install)?;
+        crate::plan::render::add_inventory_labels(object, name, install)?;
     }
     Ok(Step {
         name: name.to_string(),
         depends_on,
         objects,
     })
+}
+
+/// What teardown needs to know of the operators bfctl installs: which
+/// steps install each one, and what each serves to the whole cluster
+/// (KubeVirt runs every VM, ingress-nginx every Ingress of its class, so
+/// neither goes while others use them; Strimzi's operator watches only its
+/// own install's namespace), and which custom resources go before the one
+/// whose operator removes their finalizers (topics before their Kafka).
+pub fn teardown_options(
+    install: &str,
+    keep_data: bool,
+    timeout: std::time::Duration,
+    remove_finalizers: bool,
+) -> kube_apply::teardown::TeardownOptions {
+    use kube_apply::teardown::{Operator, Served, TeardownOptions};
+    let served = |api_version: &str, kind: &str, only_where: Option<(&str, &str)>| Served {
+        api_version: api_version.into(),
+        kind: kind.into(),
+        only_where: only_where.map(|(pointer, value)| (pointer.into(), value.into())),
+    };
+    TeardownOptions {
+        install: install.to_string(),
+        keep_data,
+        timeout,
+        poll: std::time::Duration::from_secs(2),
+        remove_finalizers,
+        operators: vec![
+            Operator {
+                components: vec![STRIMZI_STEP.into()],
+                serves: Vec::new(),
+            },
+            Operator {
+                components: vec![KUBEVIRT_OPERATOR_STEP.into(), KUBEVIRT_STEP.into()],
+                serves: vec![
+                    served("kubevirt.io/v1", "VirtualMachine", None),
+                    served("kubevirt.io/v1", "VirtualMachineInstance", None),
+                ],
+            },
+            Operator {
+                components: vec![INGRESS_NGINX_STEP.into()],
+                serves: vec![served(
+                    "networking.k8s.io/v1",
+                    "Ingress",
+                    Some(("/spec/ingressClassName", "nginx")),
+                )],
+            },
+        ],
+        dependent_kinds: [
+            "KafkaTopic",
+            "KafkaUser",
+            "KafkaConnector",
+            "KafkaRebalance",
+        ]
+        .into_iter()
+        .map(|kind| ("kafka.strimzi.io".to_string(), kind.to_string()))
+        .collect(),
+    }
 }
 
 #[cfg(test)]

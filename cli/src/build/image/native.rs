@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 
-use crate::image::oci::Descriptor;
+use crate::build::image::oci::Descriptor;
 
 /// Builds the services' binaries with cargo; returns where they are.
 /// `on_line` sees cargo's progress lines.

@@ -13,9 +13,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cluster::{Cluster, ObjectRef};
-use crate::engine::Step;
-use crate::readiness::{self, Readiness};
+use kube_apply::Step;
+use kube_apply::readiness::{self, Readiness};
+use kube_apply::{Cluster, ObjectRef};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -61,7 +61,7 @@ pub struct ConsumerHealth {
     pub error: Option<String>,
 }
 
-use crate::probe::CONSUMER_METRICS_PORT;
+use crate::loadtest::probe::CONSUMER_METRICS_PORT;
 
 /// Reads lag and Valkey health from every running consumer pod.
 pub async fn pipeline_health(cluster: &Cluster) -> anyhow::Result<PipelineHealth> {
@@ -159,7 +159,7 @@ pub async fn collect(cluster: &Cluster, steps: &[Step]) -> anyhow::Result<Status
     for step in steps {
         let mut objects = Vec::new();
         for manifest in &step.objects {
-            let object = crate::engine::with_namespace(ObjectRef::of(manifest)?, cluster);
+            let object = kube_apply::with_namespace(ObjectRef::of(manifest)?, cluster);
             objects.push(object_status(cluster, &object, &mut external_url).await?);
         }
         let state = if objects.iter().any(|o| o.state == "missing") {

@@ -15,7 +15,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Reference, RegistryOperation};
 use serde_json::Value;
 
-use crate::image::oci::{Base, Descriptor, Image, MANIFEST_MEDIA_TYPE};
+use crate::build::image::oci::{Base, Descriptor, Image, MANIFEST_MEDIA_TYPE};
 
 /// How to reach one registry.
 #[derive(Debug, Clone)]
@@ -143,7 +143,7 @@ impl RegistryClient {
             .map(|l| (l.compressed.clone(), l.digest.clone()))
             .chain(std::iter::once((
                 image.config.clone(),
-                crate::image::sha256_digest(&image.config),
+                crate::build::image::sha256_digest(&image.config),
             )));
         for (bytes, digest) in ours {
             if self.has_blob(&tag_reference, &digest).await? {

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use oci_client::secrets::RegistryAuth;
 use serde_json::Value;
 
-use crate::config::CredentialSource;
+use crate::plan::config::CredentialSource;
 
 pub const USERNAME_VARIABLE: &str = "BFCTL_REGISTRY_USERNAME";
 pub const PASSWORD_VARIABLE: &str = "BFCTL_REGISTRY_PASSWORD";

@@ -5,85 +5,69 @@
 //! references, parses every document, and labels every object with the
 //! inventory labels the apply engine uses to find (and prune) what it owns.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use blackfriday_proto::Category;
 use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 
-use crate::config::Config;
+use crate::plan::config::Config;
+
+pub use super::components::{ComponentSpec, components, topological_order};
 
 /// Label every bfctl object carries: which component rendered it.
-pub use crate::inventory::{COMPONENT_LABEL, INSTALL_LABEL, MANAGED_BY_LABEL, PART_OF_LABEL};
+pub use crate::plan::identity::{COMPONENT_LABEL, INSTALL_LABEL, MANAGED_BY_LABEL, PART_OF_LABEL};
 
 /// The Strimzi `Kafka` resource's name; its bootstrap Service follows from it.
 pub const KAFKA_CLUSTER: &str = "ventas-kafka";
 /// Grafana, pinned.
 pub const GRAFANA_IMAGE: &str = "docker.io/grafana/grafana:12.3.0";
 
-const COMPONENTS: &str = include_str!("../../manifests-templates/components.yaml");
-const TEMPLATES: &[(&str, &str)] = &[
+/// The templates, by file name (what `components.yaml` names).
+pub(crate) const TEMPLATES: &[(&str, &str)] = &[
     (
         "namespace.yaml",
-        include_str!("../../manifests-templates/namespace.yaml"),
+        include_str!("../../../manifests-templates/namespace.yaml"),
     ),
     (
         "kafka.yaml",
-        include_str!("../../manifests-templates/kafka.yaml"),
+        include_str!("../../../manifests-templates/kafka.yaml"),
     ),
     (
         "valkey.yaml",
-        include_str!("../../manifests-templates/valkey.yaml"),
+        include_str!("../../../manifests-templates/valkey.yaml"),
     ),
     (
         "network-policies.yaml",
-        include_str!("../../manifests-templates/network-policies.yaml"),
+        include_str!("../../../manifests-templates/network-policies.yaml"),
     ),
     (
         "producer.yaml",
-        include_str!("../../manifests-templates/producer.yaml"),
+        include_str!("../../../manifests-templates/producer.yaml"),
     ),
     (
         "consumer.yaml",
-        include_str!("../../manifests-templates/consumer.yaml"),
+        include_str!("../../../manifests-templates/consumer.yaml"),
     ),
     (
         "gateway.yaml",
-        include_str!("../../manifests-templates/gateway.yaml"),
+        include_str!("../../../manifests-templates/gateway.yaml"),
     ),
     (
         "ingress.yaml",
-        include_str!("../../manifests-templates/ingress.yaml"),
+        include_str!("../../../manifests-templates/ingress.yaml"),
     ),
     (
         "grafana.yaml",
-        include_str!("../../manifests-templates/grafana.yaml"),
+        include_str!("../../../manifests-templates/grafana.yaml"),
     ),
     (
         "grafana-dashboard.json",
-        include_str!("../../manifests-templates/grafana-dashboard.json"),
+        include_str!("../../../manifests-templates/grafana-dashboard.json"),
     ),
 ];
-
-/// One node of the component graph, as declared in `components.yaml`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ComponentSpec {
-    pub name: String,
-    pub templates: Vec<String>,
-    #[serde(default)]
-    pub depends_on: Vec<String>,
-    #[serde(default)]
-    pub operator: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ComponentsFile {
-    components: Vec<ComponentSpec>,
-}
 
 /// The image each workload runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,7 +81,8 @@ pub struct ImageRefs {
 
 impl ImageRefs {
     /// Tags under the configured registry, for rendering before anything was
-    /// built. `bfctl up` replaces them with the digests it pushed.
+    /// built. [`crate::build::image_refs`] replaces them with the digests
+    /// that were pushed.
     pub fn unbuilt(config: &Config) -> ImageRefs {
         let base = config.registry.url.trim_end_matches('/');
         ImageRefs {
@@ -107,38 +92,6 @@ impl ImageRefs {
             valkey_disk: format!("{base}/valkey-disk:latest"),
             grafana: GRAFANA_IMAGE.to_string(),
         }
-    }
-}
-
-impl ImageRefs {
-    /// The digests `bfctl build --push` recorded for the configured
-    /// registry, and tags for the images it has not recorded (named in the
-    /// second value, so the caller can say so).
-    pub fn resolve(
-        config: &Config,
-        state: &crate::image::ImageState,
-    ) -> (ImageRefs, Vec<&'static str>) {
-        let mut refs = ImageRefs::unbuilt(config);
-        let base = config.registry.url.trim_end_matches('/');
-        let mut missing = Vec::new();
-        for (name, slot) in [
-            ("gateway", &mut refs.gateway),
-            ("producer", &mut refs.producer),
-            ("consumer", &mut refs.consumer),
-            ("valkey-disk", &mut refs.valkey_disk),
-        ] {
-            match state.images.get(name) {
-                Some(recorded)
-                    if recorded
-                        .reference
-                        .starts_with(&format!("{base}/{name}@sha256:")) =>
-                {
-                    *slot = recorded.reference.clone();
-                }
-                _ => missing.push(name),
-            }
-        }
-        (refs, missing)
     }
 }
 
@@ -160,61 +113,6 @@ impl RenderedComponent {
             })
             .collect()
     }
-}
-
-/// The component graph, checked: unique names, known dependencies, no cycles.
-pub fn components() -> anyhow::Result<Vec<ComponentSpec>> {
-    let file: ComponentsFile =
-        serde_yaml::from_str(COMPONENTS).context("manifests-templates/components.yaml")?;
-    let names: BTreeSet<&str> = file.components.iter().map(|c| c.name.as_str()).collect();
-    if names.len() != file.components.len() {
-        bail!("components.yaml: component names must be unique");
-    }
-    for component in &file.components {
-        for dependency in &component.depends_on {
-            if !names.contains(dependency.as_str()) {
-                bail!(
-                    "components.yaml: {} depends on unknown component {dependency}",
-                    component.name
-                );
-            }
-        }
-        for template in &component.templates {
-            if !TEMPLATES.iter().any(|(name, _)| name == template) {
-                bail!(
-                    "components.yaml: {} names template {template}, which is not compiled in",
-                    component.name
-                );
-            }
-        }
-    }
-    topological_order(&file.components)?;
-    Ok(file.components)
-}
-
-/// Components in an order where each comes after its dependencies.
-pub fn topological_order(components: &[ComponentSpec]) -> anyhow::Result<Vec<String>> {
-    let mut done: Vec<String> = Vec::new();
-    let mut remaining: Vec<&ComponentSpec> = components.iter().collect();
-    while !remaining.is_empty() {
-        let before = remaining.len();
-        remaining.retain(|component| {
-            if component.depends_on.iter().all(|d| done.contains(d)) {
-                done.push(component.name.clone());
-                false
-            } else {
-                true
-            }
-        });
-        if remaining.len() == before {
-            let stuck: Vec<_> = remaining.iter().map(|c| c.name.as_str()).collect();
-            bail!(
-                "components.yaml: dependency cycle among {}",
-                stuck.join(", ")
-            );
-        }
-    }
-    Ok(done)
 }
 
 fn tera() -> anyhow::Result<tera::Tera> {

@@ -5,8 +5,8 @@
 
 use serde_json::{Value, json};
 
-use crate::image::layer::Layer;
-use crate::image::sha256_digest;
+use crate::build::image::layer::Layer;
+use crate::build::image::sha256_digest;
 
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";

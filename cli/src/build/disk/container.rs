@@ -7,10 +7,10 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::image::layer::{self, LayerFile};
-use crate::image::oci::{self, Base, Image, ImageSpec};
-use crate::image::registry::{PushReport, RegistryClient, RegistryOptions};
-use crate::image::{ImageState, Recorded};
+use crate::build::image::layer::{self, LayerFile};
+use crate::build::image::oci::{self, Base, Image, ImageSpec};
+use crate::build::image::registry::{PushReport, RegistryClient, RegistryOptions};
+use crate::build::image::{ImageState, Recorded};
 
 /// Where KubeVirt looks for the disk inside a containerDisk image.
 pub const DISK_PATH_IN_IMAGE: &str = "/disk/valkey.qcow2";
@@ -64,7 +64,7 @@ pub async fn push_and_record(
     recipe_inputs: &str,
 ) -> anyhow::Result<PushReport> {
     let repository = format!("{}/{IMAGE_NAME}", registry_url.trim_end_matches('/'));
-    let host = crate::image::registry_host(&repository)?;
+    let host = crate::build::image::registry_host(&repository)?;
     let client = RegistryClient::new(&host, registry)?;
     let report = client.push(&repository, image).await?;
     let mut state = ImageState::load(state_dir)?;

@@ -1,5 +1,7 @@
 //! `bfctl up`, `status` and `teardown` against a cluster: configuration in,
-//! plan built, engine run, report out. The binary's `main` only parses flags.
+//! plan built ([`crate::plan`]), kube-apply run with bfctl's
+//! [`IDENTITY`](crate::plan::identity::IDENTITY), report out (the commands
+//! print it).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -8,15 +10,19 @@ use std::time::Duration;
 
 use anyhow::bail;
 
-use crate::cluster::{Cluster, ObjectRef};
-use crate::config::{Config, IngressMode};
-use crate::engine::{self, Interrupt, Observer, UpOptions, UpReport};
-use crate::operators::{self, Fetcher};
+use kube_apply::inventory::{self, UsedObject};
+use kube_apply::teardown::{self, TeardownOptions, TeardownReport};
+use kube_apply::{Cluster, Interrupt, ObjectRef, Observer, UpOptions, UpReport};
+
+use crate::plan::config::{Config, IngressMode};
+use crate::plan::identity::{IDENTITY, KINDS};
+use crate::plan::operators::{self, Fetcher};
 use crate::plan::{self, Plan};
 use crate::progress::Progress;
-use crate::render::ImageRefs;
-use crate::status::{self, Status};
-use crate::teardown::{self, TeardownOptions, TeardownReport};
+
+pub mod status;
+
+use status::Status;
 
 /// How to reach the cluster and where operator files are cached.
 #[derive(Debug, Clone, Default)]
@@ -35,13 +41,17 @@ pub struct Target {
 
 /// Connects with discovery limited to the groups the plan uses.
 pub async fn connect(config: &Config, target: &Target) -> anyhow::Result<Cluster> {
-    let cluster = Cluster::connect(
+    crate::ensure_tls_provider();
+    let mut cluster = Cluster::connect(
+        &IDENTITY,
         target.kubeconfig.as_deref(),
         &config.kube_context,
         &config.namespace.0,
     )
-    .await?
-    .verbose(target.verbose);
+    .await?;
+    if target.verbose {
+        cluster = cluster.traced(crate::output::api_tracer());
+    }
     cluster.check_reachable().await?;
     Ok(cluster)
 }
@@ -100,7 +110,7 @@ pub async fn full_plan(
         .clone()
         .unwrap_or_else(|| PathBuf::from(".bfctl"));
     let (images, missing) =
-        ImageRefs::resolve(config, &crate::image::ImageState::load(&state_dir)?);
+        crate::build::image_refs(config, &crate::build::image::ImageState::load(&state_dir)?);
     if !missing.is_empty() {
         notes.push(format!(
             "no pushed digest recorded for {} (run `bfctl build --push` and `bfctl disk push`); using :latest tags",
@@ -122,9 +132,9 @@ pub async fn full_plan(
 async fn operator_steps_from_inventory(
     cluster: &Cluster,
     install: &str,
-) -> anyhow::Result<Vec<crate::engine::Step>> {
-    let mut steps: Vec<crate::engine::Step> = Vec::new();
-    for owned in crate::inventory::list(cluster, install).await? {
+) -> anyhow::Result<Vec<kube_apply::Step>> {
+    let mut steps: Vec<kube_apply::Step> = Vec::new();
+    for owned in inventory::list(cluster, install).await? {
         if !operators::is_operator_step(owned.component()) {
             continue;
         }
@@ -134,7 +144,7 @@ async fn operator_steps_from_inventory(
         manifest["kind"] = owned.object.kind.clone().into();
         match steps.iter_mut().find(|s| s.name == name) {
             Some(step) => step.objects.push(manifest),
-            None => steps.push(crate::engine::Step {
+            None => steps.push(kube_apply::Step {
                 name,
                 depends_on: Vec::new(),
                 objects: vec![manifest],
@@ -181,7 +191,7 @@ pub async fn up(
         install: config.install_name().to_string(),
         ..options.clone()
     };
-    let report = engine::up(
+    let report = kube_apply::up(
         &planned.cluster,
         planned.plan.steps,
         &options,
@@ -196,23 +206,24 @@ pub async fn up(
 }
 
 /// Writes the install's record of what it uses but does not own (see
-/// [`crate::inventory::RECORD_NAME`]).
+/// [`kube_apply::inventory::record`]).
 async fn record_uses(cluster: &Cluster, config: &Config, report: &UpReport) -> anyhow::Result<()> {
-    let uses: Vec<crate::inventory::UsedObject> = report
+    let uses: Vec<UsedObject> = report
         .used_not_owned()
         .into_iter()
-        .map(|used| crate::inventory::UsedObject {
+        .map(|used| UsedObject {
             object: used.object.clone(),
             reason: used.note.clone().unwrap_or_default(),
         })
         .collect();
-    let mut record = crate::inventory::record(&config.namespace.0, config.install_name(), &uses);
-    crate::render::add_inventory_labels(
+    let mut record =
+        inventory::record(&IDENTITY, &config.namespace.0, config.install_name(), &uses);
+    crate::plan::render::add_inventory_labels(
         &mut record,
-        crate::inventory::RECORD_COMPONENT,
+        IDENTITY.record_component,
         config.install_name(),
     )?;
-    engine::apply_owned(cluster, &record, config.install_name()).await?;
+    kube_apply::apply_owned(cluster, &record, config.install_name()).await?;
     Ok(())
 }
 
@@ -260,12 +271,12 @@ pub async fn teardown(
     let cluster = connect(config, target)
         .await?
         .with_groups(inventory_groups());
-    teardown::teardown(&cluster, options, observer, confirm).await
+    Ok(teardown::teardown(&cluster, options, observer, confirm).await?)
 }
 
 /// The API groups of every kind in the inventory.
 fn inventory_groups() -> BTreeSet<String> {
-    let mut groups: BTreeSet<String> = crate::inventory::KINDS
+    let mut groups: BTreeSet<String> = KINDS
         .iter()
         .map(|(api_version, _)| {
             api_version

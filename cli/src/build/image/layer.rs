@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use anyhow::Context;
 use flate2::{Compression, GzBuilder};
 
-use crate::image::sha256_digest;
+use crate::build::image::sha256_digest;
 
 /// A file to put in a layer.
 #[derive(Debug, Clone)]

@@ -1,115 +1,27 @@
-//! The cluster as bfctl sees it: a kube client, API discovery, and the few
-//! operations the engine needs on untyped objects (server-side apply, get,
-//! list by label, delete).
+//! The cluster as the applier sees it: a kube client, API discovery, and
+//! the few operations needed on untyped objects (server-side apply, get,
+//! list by label, delete, finalizer removal).
 //!
-//! Objects travel as `serde_json::Value` because bfctl's manifests mix
-//! built-in kinds and custom resources whose types it does not compile in;
-//! discovery maps each `apiVersion`/`kind` to its URL and scope.
+//! Objects travel as `serde_json::Value` because manifests mix built-in
+//! kinds and custom resources whose types are not compiled in; discovery
+//! maps each `apiVersion`/`kind` to its URL and scope, limited to the API
+//! groups the caller names (a real cluster serves dozens).
+//!
+//! Every call can be traced (a callback the caller prints, `-v` in bfctl):
+//! this crate prints nothing itself.
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use serde_json::Value;
 use tokio::sync::RwLock;
 
-/// The field manager bfctl's server-side applies use.
-pub const FIELD_MANAGER: &str = "bfctl";
-
-/// The User-Agent of every request bfctl sends to the API server.
-pub const USER_AGENT: &str = concat!("bfctl/", env!("CARGO_PKG_VERSION"));
-
-/// One readable line for a failed API call: `HTTP 400 BadRequest: address
-/// not allowed`, never a debug dump. A plain-text answer (`404 page not
-/// found`, which a real API server sends for a resource type it does not
-/// serve) is shown as its text.
-pub fn readable(error: kube::Error) -> anyhow::Error {
-    match error {
-        kube::Error::Api(status) => {
-            let reason = if status.reason == "Failed to parse error data" {
-                ""
-            } else {
-                status.reason.as_str()
-            };
-            let message = status.message.trim();
-            match (reason.is_empty(), message.is_empty()) {
-                (true, true) => anyhow::anyhow!("HTTP {}", status.code),
-                (true, false) => anyhow::anyhow!("HTTP {}: {message}", status.code),
-                (false, true) => anyhow::anyhow!("HTTP {} {reason}", status.code),
-                (false, false) => anyhow::anyhow!("HTTP {} {reason}: {message}", status.code),
-            }
-        }
-        other => anyhow::anyhow!("{other}"),
-    }
-}
-
-/// True for a 404: the object, or its whole resource type, is not there.
-pub fn is_not_found(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == 404)
-}
-
-/// Names one object: what the user sees in progress lines and errors.
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-pub struct ObjectRef {
-    pub api_version: String,
-    pub kind: String,
-    pub namespace: Option<String>,
-    pub name: String,
-}
-
-impl ObjectRef {
-    /// Reads the reference out of a manifest.
-    pub fn of(object: &Value) -> anyhow::Result<ObjectRef> {
-        let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
-        Ok(ObjectRef {
-            api_version: text("/apiVersion")
-                .context("object without apiVersion")?
-                .to_string(),
-            kind: text("/kind").context("object without kind")?.to_string(),
-            namespace: text("/metadata/namespace").map(str::to_string),
-            name: text("/metadata/name")
-                .context("object without metadata.name")?
-                .to_string(),
-        })
-    }
-
-    pub fn group(&self) -> &str {
-        self.api_version
-            .split_once('/')
-            .map_or("", |(group, _)| group)
-    }
-
-    fn gvk(&self) -> GroupVersionKind {
-        let (group, version) = self
-            .api_version
-            .split_once('/')
-            .unwrap_or(("", self.api_version.as_str()));
-        GroupVersionKind::gvk(group, version, &self.kind)
-    }
-
-    /// The same object under another kind (a VirtualMachine's instance).
-    pub fn with_kind(&self, kind: &str) -> ObjectRef {
-        ObjectRef {
-            kind: kind.to_string(),
-            ..self.clone()
-        }
-    }
-}
-
-impl fmt::Display for ObjectRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.namespace {
-            Some(namespace) => write!(f, "{} {namespace}/{}", self.kind, self.name),
-            None => write!(f, "{} {}", self.kind, self.name),
-        }
-    }
-}
+use crate::error::{Error, Result, is_not_found};
+use crate::identity::Identity;
+pub use crate::object::ObjectRef;
 
 /// What a server-side apply did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -118,7 +30,7 @@ pub enum ApplyOutcome {
     Created,
     Configured,
     Unchanged,
-    /// Not this install's: used as it is (see [`crate::inventory`]).
+    /// Not this install's: used as it is (see [`crate::identity`]).
     #[serde(rename = "not-owned")]
     NotOwned,
 }
@@ -140,29 +52,8 @@ impl ApplyOutcome {
     }
 }
 
-/// A failed operation on one object. Conflicts are their own kind because
-/// the user can resolve them with `--force`.
-#[derive(Debug, thiserror::Error)]
-pub enum ObjectError {
-    #[error(
-        "{object}: another field manager owns fields bfctl sets ({message}); rerun with --force to take ownership"
-    )]
-    Conflict { object: ObjectRef, message: String },
-    #[error(
-        "{object}: the cluster does not serve {kind} in {api_version} (is its operator installed?)"
-    )]
-    UnknownKind {
-        object: ObjectRef,
-        kind: String,
-        api_version: String,
-    },
-    #[error("{object}: {source:#}")]
-    Api {
-        object: ObjectRef,
-        #[source]
-        source: anyhow::Error,
-    },
-}
+/// Receives one line per API call (`-v`).
+pub type Tracer = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// A connected cluster.
 #[derive(Clone)]
@@ -172,46 +63,62 @@ pub struct Cluster {
     default_namespace: String,
     discovery: Arc<RwLock<Option<Discovery>>>,
     /// Only these API groups are discovered ("" is the core group): a real
-    /// cluster serves dozens, and bfctl needs a handful.
+    /// cluster serves dozens, and an applier needs a handful.
     groups: Arc<Vec<String>>,
-    verbose: bool,
+    identity: &'static Identity,
+    tracer: Option<Tracer>,
 }
 
 impl Cluster {
     /// Connects with a kubeconfig file (or the usual `KUBECONFIG` lookup)
     /// and a context (empty: the current one).
     pub async fn connect(
+        identity: &'static Identity,
         kubeconfig: Option<&Path>,
         context: &str,
         default_namespace: &str,
-    ) -> anyhow::Result<Cluster> {
-        crate::ensure_tls_provider();
+    ) -> Result<Cluster> {
+        let config_error = |doing: &str, message: String| Error::Config {
+            doing: doing.to_string(),
+            message,
+        };
         let options = kube::config::KubeConfigOptions {
             context: (!context.is_empty()).then(|| context.to_string()),
             ..Default::default()
         };
         let config = match kubeconfig {
             Some(path) => {
-                let file = kube::config::Kubeconfig::read_from(path)
-                    .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+                let file = kube::config::Kubeconfig::read_from(path).map_err(|error| {
+                    config_error(
+                        &format!("reading kubeconfig {}", path.display()),
+                        error.to_string(),
+                    )
+                })?;
                 kube::Config::from_custom_kubeconfig(file, &options).await
             }
             None => kube::Config::from_kubeconfig(&options).await,
         }
-        .context("loading the kubeconfig (set KUBECONFIG or --kubeconfig)")?;
+        .map_err(|error| {
+            config_error(
+                "loading the kubeconfig (set KUBECONFIG or --kubeconfig)",
+                error.to_string(),
+            )
+        })?;
         let mut config = config;
         // The API server's audit log and rate limits name clients by it.
         config.headers.push((
             http::header::USER_AGENT,
-            http::HeaderValue::from_static(USER_AGENT),
+            http::HeaderValue::from_static(identity.user_agent),
         ));
-        let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
+        let client = kube::Client::try_from(config)
+            .map_err(|error| config_error("building the Kubernetes client", error.to_string()))?;
         Ok(Cluster {
             client,
             default_namespace: default_namespace.to_string(),
             discovery: Arc::new(RwLock::new(None)),
             groups: Arc::new(Vec::new()),
-            verbose: false,
+            identity,
+            tracer: None,
         })
     }
 
@@ -224,9 +131,9 @@ impl Cluster {
         self
     }
 
-    /// Prints every API call on stderr (`-v`).
-    pub fn verbose(mut self, verbose: bool) -> Cluster {
-        self.verbose = verbose;
+    /// Hands a line for every API call to `tracer` (`-v`).
+    pub fn traced(mut self, tracer: Tracer) -> Cluster {
+        self.tracer = Some(tracer);
         self
     }
 
@@ -234,15 +141,20 @@ impl Cluster {
         &self.default_namespace
     }
 
+    /// Who applies (labels, field manager, names in messages).
+    pub fn identity(&self) -> &'static Identity {
+        self.identity
+    }
+
     fn trace(&self, call: impl fmt::Display) {
-        if self.verbose {
-            eprintln!("  api: {call}");
+        if let Some(tracer) = &self.tracer {
+            tracer(&call.to_string());
         }
     }
 
     /// Runs discovery again: after CRDs become Established their kinds are
     /// served, and the cached discovery does not know them.
-    pub async fn refresh_discovery(&self) -> anyhow::Result<()> {
+    pub async fn refresh_discovery(&self) -> Result<()> {
         self.trace("discovery");
         let groups: Vec<&str> = self.groups.iter().map(String::as_str).collect();
         let mut discovery = Discovery::new(self.client.clone());
@@ -252,37 +164,33 @@ impl Cluster {
         let discovery = discovery
             .run()
             .await
-            .map_err(readable)
-            .context("discovering the cluster's API resources")?;
+            .map_err(|error| Error::api("discovering the cluster's API resources", &error))?;
         *self.discovery.write().await = Some(discovery);
         Ok(())
     }
 
     /// The URL and scope of an object's kind, discovering on first use.
-    pub async fn resolve(
-        &self,
-        object: &ObjectRef,
-    ) -> Result<(ApiResource, ApiCapabilities), ObjectError> {
+    pub async fn resolve(&self, object: &ObjectRef) -> Result<(ApiResource, ApiCapabilities)> {
         if self.discovery.read().await.is_none() {
             self.refresh_discovery()
                 .await
-                .map_err(|source| ObjectError::Api {
-                    object: object.clone(),
-                    source,
+                .map_err(|error| Error::Object {
+                    object: Box::new(object.clone()),
+                    message: error.to_string(),
                 })?;
         }
         let guard = self.discovery.read().await;
         guard
             .as_ref()
             .and_then(|discovery| discovery.resolve_gvk(&object.gvk()))
-            .ok_or_else(|| ObjectError::UnknownKind {
-                object: object.clone(),
+            .ok_or_else(|| Error::UnknownKind {
+                object: Box::new(object.clone()),
                 kind: object.kind.clone(),
                 api_version: object.api_version.clone(),
             })
     }
 
-    async fn api(&self, object: &ObjectRef) -> Result<Api<DynamicObject>, ObjectError> {
+    async fn api(&self, object: &ObjectRef) -> Result<Api<DynamicObject>> {
         let (resource, capabilities) = self.resolve(object).await?;
         Ok(match capabilities.scope {
             Scope::Cluster => Api::all_with(self.client.clone(), &resource),
@@ -297,7 +205,7 @@ impl Cluster {
         })
     }
 
-    /// Server-side apply as field manager `bfctl`; `before` is the object as
+    /// Server-side apply as the identity's field manager; `before` is the object as
     /// read just before (None: absent). "Changed" is decided by content, not
     /// by resourceVersion: a real API server bumps a PersistentVolumeClaim's
     /// resourceVersion on its first no-op apply (it writes back the
@@ -307,13 +215,10 @@ impl Cluster {
         manifest: &Value,
         force: bool,
         before: Option<&Value>,
-    ) -> Result<ApplyOutcome, ObjectError> {
-        let object = ObjectRef::of(manifest).map_err(|source| ObjectError::Api {
-            object: unnamed(),
-            source,
-        })?;
+    ) -> Result<ApplyOutcome> {
+        let object = ObjectRef::of(manifest)?;
         let api = self.api(&object).await?;
-        let mut params = PatchParams::apply(FIELD_MANAGER);
+        let mut params = PatchParams::apply(self.identity.manager);
         if force {
             params = params.force();
         }
@@ -325,18 +230,16 @@ impl Cluster {
             .patch(&object.name, &params, &Patch::Apply(manifest))
             .await
             .map_err(|error| match error {
-                kube::Error::Api(status) if status.code == 409 => ObjectError::Conflict {
-                    object: object.clone(),
+                kube::Error::Api(status) if status.code == 409 => Error::Conflict {
+                    object: Box::new(object.clone()),
+                    manager: self.identity.manager.to_string(),
                     message: status.message.clone(),
                 },
-                other => ObjectError::Api {
-                    object: object.clone(),
-                    source: readable(other),
-                },
+                other => Error::object(&object, &other),
             })?;
-        let after = serde_json::to_value(after).map_err(|source| ObjectError::Api {
-            object: object.clone(),
-            source: source.into(),
+        let after = serde_json::to_value(after).map_err(|error| Error::Object {
+            object: Box::new(object.clone()),
+            message: error.to_string(),
         })?;
         Ok(match before {
             None => ApplyOutcome::Created,
@@ -346,38 +249,30 @@ impl Cluster {
     }
 
     /// Reads an object; `None` if it does not exist (or its kind is not served).
-    pub async fn get(&self, object: &ObjectRef) -> Result<Option<Value>, ObjectError> {
+    pub async fn get(&self, object: &ObjectRef) -> Result<Option<Value>> {
         let api = match self.api(object).await {
             Ok(api) => api,
-            Err(ObjectError::UnknownKind { .. }) => return Ok(None),
+            Err(Error::UnknownKind { .. }) => return Ok(None),
             Err(other) => return Err(other),
         };
         self.trace(format_args!("GET {object}"));
         let found = api
             .get_opt(&object.name)
             .await
-            .map_err(|source| ObjectError::Api {
-                object: object.clone(),
-                source: readable(source),
-            })?;
+            .map_err(|error| Error::object(object, &error))?;
         found
             .map(serde_json::to_value)
             .transpose()
-            .map_err(|source| ObjectError::Api {
-                object: object.clone(),
-                source: source.into(),
+            .map_err(|error| Error::Object {
+                object: Box::new(object.clone()),
+                message: error.to_string(),
             })
     }
 
     /// Sets a Deployment's replica count through its `scale` subresource
     /// (a merge patch of `spec.replicas` only, so no field manager takes
     /// over the rest of the object).
-    pub async fn scale_deployment(
-        &self,
-        namespace: &str,
-        name: &str,
-        replicas: i32,
-    ) -> anyhow::Result<()> {
+    pub async fn scale_deployment(&self, namespace: &str, name: &str, replicas: i32) -> Result<()> {
         let api: Api<k8s_openapi::api::apps::v1::Deployment> =
             Api::namespaced(self.client.clone(), namespace);
         self.trace(format_args!(
@@ -389,8 +284,12 @@ impl Cluster {
             &Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}})),
         )
         .await
-        .map_err(readable)
-        .with_context(|| format!("scaling Deployment {namespace}/{name} to {replicas}"))?;
+        .map_err(|error| {
+            Error::api(
+                format!("scaling Deployment {namespace}/{name} to {replicas}"),
+                &error,
+            )
+        })?;
         Ok(())
     }
 
@@ -398,12 +297,7 @@ impl Cluster {
     /// in every namespace (cluster-scoped kinds: all of them). A kind the
     /// server does not serve has none: neither one discovery does not know
     /// nor one whose CRD went away since (its LIST answers 404).
-    pub async fn list(
-        &self,
-        api_version: &str,
-        kind: &str,
-        selector: &str,
-    ) -> anyhow::Result<Vec<Value>> {
+    pub async fn list(&self, api_version: &str, kind: &str, selector: &str) -> Result<Vec<Value>> {
         let probe = ObjectRef {
             api_version: api_version.to_string(),
             kind: kind.to_string(),
@@ -412,11 +306,11 @@ impl Cluster {
         };
         let (resource, _) = match self.resolve(&probe).await {
             Ok(found) => found,
-            Err(ObjectError::UnknownKind { .. }) => {
+            Err(Error::UnknownKind { .. }) => {
                 self.trace(format_args!("LIST {kind}: kind not served"));
                 return Ok(Vec::new());
             }
-            Err(other) => return Err(other.into()),
+            Err(other) => return Err(other),
         };
         self.list_resource(&resource, selector).await
     }
@@ -427,7 +321,7 @@ impl Cluster {
         &self,
         resource: &ApiResource,
         selector: &str,
-    ) -> anyhow::Result<Vec<Value>> {
+    ) -> Result<Vec<Value>> {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), resource);
         self.trace(format_args!("LIST {} -l {selector}", resource.plural));
         let mut params = ListParams::default();
@@ -441,20 +335,22 @@ impl Cluster {
                 return Ok(Vec::new());
             }
             Err(error) => {
-                return Err(readable(error)).with_context(|| {
-                    if selector.is_empty() {
-                        format!("listing {}", resource.plural)
-                    } else {
-                        format!("listing {} with labels {selector}", resource.plural)
-                    }
-                });
+                let doing = if selector.is_empty() {
+                    format!("listing {}", resource.plural)
+                } else {
+                    format!("listing {} with labels {selector}", resource.plural)
+                };
+                return Err(Error::api(doing, &error));
             }
         };
         listed
             .items
             .into_iter()
             .map(|item| {
-                let mut value = serde_json::to_value(item)?;
+                let mut value = serde_json::to_value(item).map_err(|error| Error::Api {
+                    doing: format!("reading the list of {}", resource.plural),
+                    message: error.to_string(),
+                })?;
                 // List items may come without apiVersion/kind.
                 if let Some(map) = value.as_object_mut() {
                     map.entry("apiVersion")
@@ -470,10 +366,10 @@ impl Cluster {
     /// Removes every finalizer of an object (a JSON merge patch setting
     /// `metadata.finalizers` to null): the way out for an object whose
     /// controller is gone. Returns whether it existed.
-    pub async fn remove_finalizers(&self, object: &ObjectRef) -> Result<bool, ObjectError> {
+    pub async fn remove_finalizers(&self, object: &ObjectRef) -> Result<bool> {
         let api = match self.api(object).await {
             Ok(api) => api,
-            Err(ObjectError::UnknownKind { .. }) => return Ok(false),
+            Err(Error::UnknownKind { .. }) => return Ok(false),
             Err(other) => return Err(other),
         };
         self.trace(format_args!("PATCH (merge) {object} finalizers=null"));
@@ -487,29 +383,23 @@ impl Cluster {
         {
             Ok(_) => Ok(true),
             Err(error) if is_not_found(&error) => Ok(false),
-            Err(source) => Err(ObjectError::Api {
-                object: object.clone(),
-                source: readable(source),
-            }),
+            Err(error) => Err(Error::object(object, &error)),
         }
     }
 
     /// Deletes an object (foreground, so dependants go first). Returns
     /// whether it existed.
-    pub async fn delete(&self, object: &ObjectRef) -> Result<bool, ObjectError> {
+    pub async fn delete(&self, object: &ObjectRef) -> Result<bool> {
         let api = match self.api(object).await {
             Ok(api) => api,
-            Err(ObjectError::UnknownKind { .. }) => return Ok(false),
+            Err(Error::UnknownKind { .. }) => return Ok(false),
             Err(other) => return Err(other),
         };
         self.trace(format_args!("DELETE {object}"));
         match api.delete(&object.name, &DeleteParams::foreground()).await {
             Ok(_) => Ok(true),
             Err(error) if is_not_found(&error) => Ok(false),
-            Err(source) => Err(ObjectError::Api {
-                object: object.clone(),
-                source: readable(source),
-            }),
+            Err(error) => Err(Error::object(object, &error)),
         }
     }
 
@@ -521,7 +411,7 @@ impl Cluster {
         pod: &str,
         port: u16,
         path: &str,
-    ) -> anyhow::Result<String> {
+    ) -> Result<String> {
         let url = format!(
             "/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/{}",
             path.trim_start_matches('/')
@@ -529,25 +419,29 @@ impl Cluster {
         self.trace(format_args!("GET {url}"));
         let request = http::Request::get(&url)
             .body(Vec::new())
-            .with_context(|| format!("building GET {url}"))?;
+            .map_err(|error| Error::Api {
+                doing: format!("building GET {url}"),
+                message: error.to_string(),
+            })?;
         self.client
             .request_text(request)
             .await
-            .map_err(readable)
-            .with_context(|| format!("GET {url}"))
+            .map_err(|error| Error::api(format!("GET {url}"), &error))
     }
 
     /// Fails unless the API server answers (used before long work starts).
-    pub async fn check_reachable(&self) -> anyhow::Result<()> {
+    pub async fn check_reachable(&self) -> Result<()> {
         self.trace("GET /version");
         let version = self
             .client
             .apiserver_version()
             .await
-            .map_err(readable)
-            .context("the Kubernetes API server did not answer")?;
+            .map_err(|error| Error::api("the Kubernetes API server did not answer", &error))?;
         if version.major.is_empty() {
-            bail!("the Kubernetes API server sent an empty version");
+            return Err(Error::Api {
+                doing: "reading the Kubernetes API server's version".into(),
+                message: "it sent an empty version".into(),
+            });
         }
         Ok(())
     }
@@ -568,11 +462,31 @@ pub fn content(object: &Value) -> Value {
     copy
 }
 
-fn unnamed() -> ObjectRef {
-    ObjectRef {
-        api_version: String::new(),
-        kind: "object".to_string(),
-        namespace: None,
-        name: "(unnamed)".to_string(),
+/// Fills in the default namespace for namespaced objects rendered without one.
+pub fn with_namespace(object: ObjectRef, cluster: &Cluster) -> ObjectRef {
+    if object.namespace.is_none() && !is_cluster_scoped(&object) {
+        ObjectRef {
+            namespace: Some(cluster.default_namespace().to_string()),
+            ..object
+        }
+    } else {
+        object
     }
+}
+
+/// Kinds that live outside namespaces (of those an applier renders).
+pub fn is_cluster_scoped(object: &ObjectRef) -> bool {
+    matches!(
+        (object.group(), object.kind.as_str()),
+        ("", "Namespace" | "PersistentVolume")
+            | ("apiextensions.k8s.io", "CustomResourceDefinition")
+            | (
+                "rbac.authorization.k8s.io",
+                "ClusterRole" | "ClusterRoleBinding"
+            )
+            | ("admissionregistration.k8s.io", _)
+            | ("scheduling.k8s.io", "PriorityClass")
+            | ("gateway.networking.k8s.io", "GatewayClass")
+            | ("networking.k8s.io", "IngressClass")
+    )
 }

@@ -30,8 +30,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::disk::{LoadedRecipe, tools};
-use crate::image::sha256_digest_file;
+use crate::build::disk::{LoadedRecipe, tools};
+use crate::build::image::sha256_digest_file;
 
 /// Filesystem UUID of the root partition (GRUB and fstab find it by this).
 pub const ROOT_FS_UUID: &str = "5eed0000-0000-4000-8000-000000000003";

@@ -1,16 +1,17 @@
-//! `bfctl teardown`: removes what one install applied, from its inventory
-//! alone (the objects labelled with its name, see [`crate::inventory`]): no
-//! plan and no operator files are needed, so it works offline. The order
-//! lets controllers clean up after themselves:
+//! Teardown: removes what one install applied, from its inventory alone
+//! (the objects labelled with its name, see [`crate::inventory`]): no plan
+//! and no operator files are needed. The order lets controllers clean up
+//! after themselves:
 //!
 //! 1. workloads (Deployments, Services, policies, autoscalers …);
-//! 2. custom resources that belong to another (`KafkaTopic` before its
-//!    `Kafka`: the topic operator that removes a topic's finalizer runs in
-//!    the Kafka cluster);
+//! 2. custom resources that belong to another ([`TeardownOptions::dependent_kinds`],
+//!    e.g. `KafkaTopic` before its `Kafka`: the topic operator that removes
+//!    a topic's finalizer runs in the Kafka cluster);
 //! 3. the other custom resources (`Kafka`, `VirtualMachine`, `Gateway` …),
 //!    waiting while their operators run the finalizers;
-//! 4. the operators (their own custom resources such as the `KubeVirt` CR
-//!    first, then their Deployments and RBAC);
+//! 4. the operators ([`TeardownOptions::operators`]: their own custom
+//!    resources such as the `KubeVirt` CR first, then their Deployments and
+//!    RBAC);
 //! 5. the CustomResourceDefinitions this install created;
 //! 6. the namespaces.
 //!
@@ -22,18 +23,21 @@
 //! teams' resources. `--keep-data` keeps the PersistentVolumeClaims and the
 //! namespaces holding them. Objects already being deleted are reported as
 //! terminating, not as deleted; one held by a finalizer whose controller is
-//! gone is named with the way out (`--remove-finalizers`, which asks first).
-//! Running it again is harmless.
+//! gone is named with the way out (removing finalizers, which the caller
+//! confirms first). Running it again is harmless.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cluster::{Cluster, ObjectRef};
-use crate::engine::{Event, Observer};
-use crate::inventory::{self, Owned, Owner};
+use crate::client::{Cluster, ObjectRef};
+use crate::error::Result;
+use crate::graph::{Event, Observer};
+use crate::identity::Owner;
+use crate::inventory::{self, Owned};
 use crate::readiness;
+use crate::wait::{Check, Poll, WaitError, poll_until};
 
 /// The phases, in order.
 pub const PHASES: [&str; 6] = [
@@ -57,6 +61,40 @@ pub struct TeardownOptions {
     /// timeout (the confirmation is asked by the caller, see
     /// [`teardown`]'s `confirm`).
     pub remove_finalizers: bool,
+    /// The operators an install may have installed: removed in their own
+    /// phase, and kept while they serve anything outside the install.
+    pub operators: Vec<Operator>,
+    /// Custom resource kinds (group, kind) that belong to other custom
+    /// resources and go first, while their controller still runs.
+    pub dependent_kinds: Vec<(String, String)>,
+}
+
+/// An operator bundle, as teardown sees it.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    /// The steps (component labels) that install it, its custom resource
+    /// included; the first names it.
+    pub components: Vec<String>,
+    /// What it serves to the whole cluster: while any object of these kinds
+    /// exists that is not this install's, the operator stays.
+    pub serves: Vec<Served>,
+}
+
+/// A kind an operator serves, optionally only objects whose field at
+/// `pointer` equals `value` (an Ingress of the operator's class).
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub api_version: String,
+    pub kind: String,
+    pub only_where: Option<(String, String)>,
+}
+
+impl TeardownOptions {
+    fn operator(&self, component: &str) -> Option<&Operator> {
+        self.operators
+            .iter()
+            .find(|operator| operator.components.iter().any(|c| c == component))
+    }
 }
 
 /// An object left in place on purpose, and why.
@@ -85,18 +123,20 @@ pub struct TeardownReport {
 }
 
 /// Which phase removes an object (see [`PHASES`]).
-pub fn phase_of(object: &ObjectRef, component: &str) -> usize {
+pub fn phase_of(object: &ObjectRef, component: &str, options: &TeardownOptions) -> usize {
     let group = object.group();
     let custom = !is_builtin_group(group);
+    let dependent = || {
+        options
+            .dependent_kinds
+            .iter()
+            .any(|(g, k)| g == group && *k == object.kind)
+    };
     match object.kind.as_str() {
         "Namespace" if group.is_empty() => 5,
         "CustomResourceDefinition" => 4,
-        _ if crate::operators::is_operator_step(component) => 3,
-        "KafkaTopic" | "KafkaUser" | "KafkaConnector" | "KafkaRebalance"
-            if group == "kafka.strimzi.io" =>
-        {
-            1
-        }
+        _ if options.operator(component).is_some() => 3,
+        _ if dependent() => 1,
         _ if custom => 2,
         _ => 0,
     }
@@ -108,38 +148,26 @@ fn is_builtin_group(group: &str) -> bool {
         || group.ends_with(".k8s.io") && group != "gateway.networking.k8s.io"
 }
 
-/// What an operator bundle still serves outside this install: KubeVirt
-/// runs every VM in the cluster and ingress-nginx every Ingress of its
-/// class, so neither goes while others use them. (Strimzi's operator
-/// watches only its own install's namespace.)
+/// What an operator still serves outside this install (e.g. KubeVirt runs
+/// every VM in the cluster, so it does not go while others use it).
 async fn operator_users(
     cluster: &Cluster,
-    component: &str,
+    operator: &Operator,
     install: &str,
-) -> anyhow::Result<Vec<String>> {
-    let kinds: &[(&str, &str)] = match crate::operators::family(component) {
-        crate::operators::KUBEVIRT_OPERATOR_STEP => &[
-            ("kubevirt.io/v1", "VirtualMachine"),
-            ("kubevirt.io/v1", "VirtualMachineInstance"),
-        ],
-        crate::operators::INGRESS_NGINX_STEP => &[("networking.k8s.io/v1", "Ingress")],
-        _ => &[],
-    };
+) -> Result<Vec<String>> {
+    let identity = cluster.identity();
     let mut users = Vec::new();
-    for (api_version, kind) in kinds {
-        for live in cluster.list(api_version, kind, "").await? {
-            if inventory::owner(&live, install) == Owner::ThisInstall {
+    for served in &operator.serves {
+        for live in cluster.list(&served.api_version, &served.kind, "").await? {
+            if identity.owner(&live, install) == Owner::ThisInstall {
                 continue;
             }
-            if *kind == "Ingress"
-                && live
-                    .pointer("/spec/ingressClassName")
-                    .and_then(Value::as_str)
-                    != Some("nginx")
+            if let Some((pointer, value)) = &served.only_where
+                && live.pointer(pointer).and_then(Value::as_str) != Some(value.as_str())
             {
                 continue;
             }
-            users.push(format!("{kind} {}", inventory::name_of(&live)));
+            users.push(format!("{} {}", served.kind, inventory::name_of(&live)));
         }
     }
     Ok(users)
@@ -153,7 +181,8 @@ pub async fn teardown(
     options: &TeardownOptions,
     observer: &dyn Observer,
     confirm: &(dyn Fn(&[String]) -> bool + Sync),
-) -> anyhow::Result<TeardownReport> {
+) -> Result<TeardownReport> {
+    let identity = cluster.identity();
     let install = options.install.as_str();
     let mut report = TeardownReport {
         install: install.to_string(),
@@ -163,7 +192,7 @@ pub async fn teardown(
     // What the install used without owning it stays; say so.
     for record in owned
         .iter()
-        .filter(|o| o.component() == inventory::RECORD_COMPONENT)
+        .filter(|o| o.component() == identity.record_component)
     {
         for used in inventory::recorded_uses(&record.live) {
             report.kept.push(Kept {
@@ -174,7 +203,7 @@ pub async fn teardown(
     }
     let mut phases: Vec<Vec<Owned>> = vec![Vec::new(); PHASES.len()];
     for object in owned {
-        phases[phase_of(&object.object, object.component())].push(object);
+        phases[phase_of(&object.object, object.component(), options)].push(object);
     }
     // Namespaces that hold kept claims stay with them.
     let mut data_namespaces: Vec<String> = Vec::new();
@@ -198,9 +227,15 @@ pub async fn teardown(
                 keep(&mut report, object, "--keep-data".into());
                 continue;
             }
-            let family = crate::operators::family(owned.component());
-            if index >= 3 && !checked_families.iter().any(|(f, _)| f == family) {
-                let users = operator_users(cluster, owned.component(), install).await?;
+            let operator = options.operator(owned.component());
+            let family = operator
+                .and_then(|o| o.components.first())
+                .map_or(owned.component(), String::as_str);
+            if index >= 3
+                && let Some(operator) = operator
+                && !checked_families.iter().any(|(f, _)| f == family)
+            {
+                let users = operator_users(cluster, operator, install).await?;
                 let reason = (!users.is_empty()).then(|| {
                     format!(
                         "the operator still serves {} outside this install ({})",
@@ -251,9 +286,11 @@ pub async fn teardown(
             for (object, live) in &stuck {
                 report.left.push(format!(
                     "{object}: being deleted ({})",
-                    readiness::deletion_blocker(object, live)
+                    readiness::deletion_blocker(object, live, identity.finalizer_way_out)
                 ));
-                report.next_steps.push(way_out(object));
+                report
+                    .next_steps
+                    .push(way_out(object, identity.finalizer_way_out));
             }
             report.next_steps.insert(
                 0,
@@ -287,7 +324,7 @@ fn keep(report: &mut TeardownReport, object: &ObjectRef, reason: String) {
 }
 
 /// The command that removes an object's finalizers by hand.
-fn way_out(object: &ObjectRef) -> String {
+fn way_out(object: &ObjectRef, tool_way_out: &str) -> String {
     let namespace = object
         .namespace
         .as_ref()
@@ -300,7 +337,7 @@ fn way_out(object: &ObjectRef) -> String {
         format!("{}.{group}", object.kind.to_lowercase())
     };
     format!(
-        "{object}: `bfctl teardown --remove-finalizers` (asks first), or by hand: kubectl patch {resource} {}{namespace} --type merge -p '{{\"metadata\":{{\"finalizers\":null}}}}'",
+        "{object}: {tool_way_out}, or by hand: kubectl patch {resource} {}{namespace} --type merge -p '{{\"metadata\":{{\"finalizers\":null}}}}'",
         object.name
     )
 }
@@ -311,23 +348,40 @@ async fn wait_gone(
     cluster: &Cluster,
     objects: &[ObjectRef],
     options: &TeardownOptions,
-) -> anyhow::Result<Vec<(ObjectRef, Value)>> {
-    let deadline = Instant::now() + options.timeout;
-    let mut remaining: Vec<ObjectRef> = objects.to_vec();
-    let mut interval = crate::engine::backoff_start(options.poll);
-    loop {
-        let mut still = Vec::new();
-        for object in remaining {
-            if let Some(live) = cluster.get(&object).await? {
-                still.push((object, live));
+) -> Result<Vec<(ObjectRef, Value)>> {
+    let poll = Poll {
+        timeout: options.timeout,
+        every: options.poll,
+    };
+    let waited = poll_until(
+        poll,
+        None,
+        |_| {},
+        || async move {
+            for object in objects {
+                match cluster.get(object).await {
+                    Ok(None) => {}
+                    Ok(Some(_)) => return Check::Waiting(object.to_string()),
+                    Err(error) => return Check::Failed(error.to_string()),
+                }
             }
+            Check::Done(())
+        },
+    )
+    .await;
+    match waited {
+        Ok(()) => Ok(Vec::new()),
+        Err(WaitError::Failed(_) | WaitError::TimedOut { .. } | WaitError::Interrupted) => {
+            // Read them all once more: what is left, as it is now (a failed
+            // read is reported from here).
+            let mut still = Vec::new();
+            for object in objects {
+                if let Some(live) = cluster.get(object).await? {
+                    still.push((object.clone(), live));
+                }
+            }
+            Ok(still)
         }
-        if still.is_empty() || Instant::now() >= deadline {
-            return Ok(still);
-        }
-        remaining = still.into_iter().map(|(object, _)| object).collect();
-        tokio::time::sleep(interval).await;
-        interval = (interval * 2).min(options.poll);
     }
 }
 
@@ -344,8 +398,31 @@ mod tests {
         }
     }
 
+    fn options() -> TeardownOptions {
+        TeardownOptions {
+            install: "a".into(),
+            keep_data: false,
+            timeout: Duration::from_secs(1),
+            poll: Duration::from_millis(10),
+            remove_finalizers: false,
+            operators: vec![
+                Operator {
+                    components: vec!["operator-strimzi".into()],
+                    serves: Vec::new(),
+                },
+                Operator {
+                    components: vec!["operator-kubevirt".into(), "kubevirt".into()],
+                    serves: Vec::new(),
+                },
+            ],
+            dependent_kinds: vec![("kafka.strimzi.io".into(), "KafkaTopic".into())],
+        }
+    }
+
     #[test]
     fn workloads_go_before_topics_before_custom_resources_operators_crds_and_namespaces() {
+        let options = &options();
+        let phase_of = |object: &ObjectRef, component: &str| phase_of(object, component, options);
         let order = [
             phase_of(&object("apps/v1", "Deployment"), "gateway"),
             phase_of(&object("networking.k8s.io/v1", "NetworkPolicy"), "x"),
@@ -367,7 +444,7 @@ mod tests {
     fn the_way_out_names_the_command() {
         let mut topic = object("kafka.strimzi.io/v1", "KafkaTopic");
         topic.namespace = Some("blackfriday".into());
-        let text = way_out(&topic);
+        let text = way_out(&topic, "`tool teardown --remove-finalizers`");
         assert!(
             text.contains(
                 "kubectl patch kafkatopic.kafka.strimzi.io x -n blackfriday --type merge"

@@ -15,7 +15,7 @@
 
 use serde_json::Value;
 
-use crate::cluster::ObjectRef;
+use crate::client::ObjectRef;
 
 /// What an object's status says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,22 +27,90 @@ pub enum Readiness {
     Failed(String),
 }
 
-/// Whether bfctl waits on this kind at all.
+/// One kind's rule: how its status reads, and whether an apply waits on it.
+pub struct Rule {
+    /// The API group ("" for the core group) and kind it applies to.
+    pub group: &'static str,
+    pub kind: &'static str,
+    /// Whether an apply waits for it (an autoscaler is assessed by
+    /// `status`, but its first sync is ~15 s away, so `up` does not wait).
+    pub waited: bool,
+    pub assess: fn(&ObjectRef, &Value) -> Readiness,
+}
+
+const fn rule(
+    group: &'static str,
+    kind: &'static str,
+    waited: bool,
+    assess: fn(&ObjectRef, &Value) -> Readiness,
+) -> Rule {
+    Rule {
+        group,
+        kind,
+        waited,
+        assess,
+    }
+}
+
+/// Every rule, one per kind. Kinds not here are ready as soon as they exist
+/// and are never waited on.
+pub const RULES: &[Rule] = &[
+    rule("apps", "Deployment", true, |_, live| deployment(live)),
+    rule("apps", "StatefulSet", true, |_, live| stateful_set(live)),
+    rule("batch", "Job", true, |_, live| job(live)),
+    rule(
+        "apiextensions.k8s.io",
+        "CustomResourceDefinition",
+        true,
+        |_, live| condition_true(live, "Established", false),
+    ),
+    rule("kafka.strimzi.io", "Kafka", true, |_, live| {
+        condition_true(live, "Ready", true)
+    }),
+    rule("kafka.strimzi.io", "KafkaTopic", true, |_, live| {
+        condition_true(live, "Ready", true)
+    }),
+    rule("kubevirt.io", "KubeVirt", true, |_, live| {
+        condition_true(live, "Available", false)
+    }),
+    // A VirtualMachine is waited on through its instance (`wait_target`).
+    rule("kubevirt.io", "VirtualMachine", true, |_, _| {
+        Readiness::Ready
+    }),
+    rule("kubevirt.io", "VirtualMachineInstance", true, |_, live| {
+        condition_true(live, "Ready", false)
+    }),
+    rule("gateway.networking.k8s.io", "Gateway", true, |_, live| {
+        condition_true(live, "Programmed", true)
+    }),
+    rule("networking.k8s.io", "Ingress", true, |_, live| {
+        load_balancer_address(live)
+    }),
+    rule("", "Service", true, |_, live| {
+        if live.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer") {
+            load_balancer_address(live)
+        } else {
+            Readiness::Ready
+        }
+    }),
+    rule("", "Namespace", true, namespace),
+    rule(
+        "autoscaling",
+        "HorizontalPodAutoscaler",
+        false,
+        |_, live| autoscaler(live),
+    ),
+];
+
+fn rule_of(object: &ObjectRef) -> Option<&'static Rule> {
+    RULES
+        .iter()
+        .find(|rule| rule.group == object.group() && rule.kind == object.kind)
+}
+
+/// Whether an apply waits on this kind at all.
 pub fn has_rule(object: &ObjectRef) -> bool {
-    matches!(
-        (object.group(), object.kind.as_str()),
-        ("apps", "Deployment" | "StatefulSet")
-            | ("batch", "Job")
-            | ("apiextensions.k8s.io", "CustomResourceDefinition")
-            | ("kafka.strimzi.io", "Kafka" | "KafkaTopic")
-            | (
-                "kubevirt.io",
-                "KubeVirt" | "VirtualMachine" | "VirtualMachineInstance"
-            )
-            | ("gateway.networking.k8s.io", "Gateway")
-            | ("networking.k8s.io", "Ingress")
-            | ("", "Service" | "Namespace")
-    )
+    rule_of(object).is_some_and(|rule| rule.waited)
 }
 
 /// The object whose status decides readiness: itself, or for a
@@ -58,33 +126,18 @@ pub fn wait_target(object: &ObjectRef) -> ObjectRef {
 /// Applies the kind's rule to the object as read from the cluster.
 /// Kinds without a rule are ready as soon as they exist.
 pub fn assess(object: &ObjectRef, live: &Value) -> Readiness {
-    match (object.group(), object.kind.as_str()) {
-        ("apps", "Deployment") => deployment(live),
-        ("apps", "StatefulSet") => stateful_set(live),
-        ("batch", "Job") => job(live),
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
-            condition_true(live, "Established", false)
-        }
-        ("kafka.strimzi.io", "Kafka" | "KafkaTopic") => condition_true(live, "Ready", true),
-        ("kubevirt.io", "KubeVirt") => condition_true(live, "Available", false),
-        ("kubevirt.io", "VirtualMachineInstance") => condition_true(live, "Ready", false),
-        ("gateway.networking.k8s.io", "Gateway") => condition_true(live, "Programmed", true),
-        ("networking.k8s.io", "Ingress") => load_balancer_address(live),
-        ("", "Service") => {
-            if live.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer") {
-                load_balancer_address(live)
-            } else {
-                Readiness::Ready
-            }
-        }
-        ("", "Namespace") => match live.pointer("/status/phase").and_then(Value::as_str) {
-            Some("Terminating") => Readiness::Waiting(format!(
-                "namespace is being deleted: {}",
-                deletion_blocker(object, live)
-            )),
-            _ => Readiness::Ready,
-        },
-        ("autoscaling", "HorizontalPodAutoscaler") => autoscaler(live),
+    match rule_of(object) {
+        Some(rule) => (rule.assess)(object, live),
+        None => Readiness::Ready,
+    }
+}
+
+fn namespace(object: &ObjectRef, live: &Value) -> Readiness {
+    match live.pointer("/status/phase").and_then(Value::as_str) {
+        Some("Terminating") => Readiness::Waiting(format!(
+            "namespace is being deleted: {}",
+            deletion_blocker(object, live, "")
+        )),
         _ => Readiness::Ready,
     }
 }
@@ -137,7 +190,9 @@ pub fn finalizer_controller(finalizer: &str) -> &'static str {
 /// What keeps an object that is being deleted from going: its finalizers
 /// and who removes them; for a namespace, its own conditions (which name
 /// the finalizers held by its content and how many objects hold them).
-pub fn deletion_blocker(object: &ObjectRef, live: &Value) -> String {
+/// `way_out` is what a person runs when that controller is gone (see
+/// [`crate::Identity::finalizer_way_out`]; empty: nothing said).
+pub fn deletion_blocker(object: &ObjectRef, live: &Value, way_out: &str) -> String {
     let mut parts = Vec::new();
     if object.kind == "Namespace" {
         for kind in ["NamespaceFinalizersRemaining", "NamespaceContentRemaining"] {
@@ -182,9 +237,9 @@ pub fn deletion_blocker(object: &ObjectRef, live: &Value) -> String {
     if parts.is_empty() {
         return "no finalizer left; it should go at once".into();
     }
-    parts.push(
-        "if that controller is gone: `bfctl teardown --remove-finalizers` (asks first)".into(),
-    );
+    if !way_out.is_empty() {
+        parts.push(format!("if that controller is gone: {way_out}"));
+    }
     parts.join("; ")
 }
 

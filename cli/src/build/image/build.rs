@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
-use crate::image::layer::Layer;
-use crate::image::oci::{self, Base, Descriptor, Image};
-use crate::image::registry::{PushReport, RegistryClient, RegistryOptions};
-use crate::image::{self as images, ImageState, Recorded, SERVICES, native, sha256_digest};
+use crate::build::image::layer::Layer;
+use crate::build::image::oci::{self, Base, Descriptor, Image};
+use crate::build::image::registry::{PushReport, RegistryClient, RegistryOptions};
+use crate::build::image::{self as images, ImageState, Recorded, SERVICES, native, sha256_digest};
+use crate::plan::config::Config;
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -61,7 +61,7 @@ pub async fn build_all(
     options: &BuildOptions,
     mut progress: impl FnMut(&str),
 ) -> anyhow::Result<Vec<Built>> {
-    if config.images.builder == crate::config::Builder::Docker {
+    if config.images.builder == crate::plan::config::Builder::Docker {
         return build_with_docker(config, options, progress).await;
     }
     let packages: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
@@ -149,7 +149,7 @@ async fn build_with_docker(
     options: &BuildOptions,
     mut progress: impl FnMut(&str),
 ) -> anyhow::Result<Vec<Built>> {
-    use crate::image::docker::{DockerBuild, build_and_push};
+    use crate::build::image::docker::{DockerBuild, build_and_push};
     let revision = images::revision(&options.workspace);
     let short: String = revision.chars().take(12).collect();
     let mut state = ImageState::load(&options.state_dir)?;

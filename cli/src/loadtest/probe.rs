@@ -16,8 +16,8 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::Value;
 
-use crate::cluster::Cluster;
 use crate::local::LocalState;
+use kube_apply::Cluster;
 
 /// What has been counted so far (monotonic while nothing restarts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +196,7 @@ pub async fn scale_consumers(
     cluster
         .scale_deployment(&namespace, "consumer", replicas)
         .await?;
-    let deployment = crate::cluster::ObjectRef {
+    let deployment = kube_apply::ObjectRef {
         api_version: "apps/v1".into(),
         kind: "Deployment".into(),
         namespace: Some(namespace.clone()),
@@ -206,13 +206,15 @@ pub async fn scale_consumers(
     let mut last = String::new();
     loop {
         let state = match cluster.get(&deployment).await? {
-            Some(live) => crate::readiness::assess(&deployment, &live),
-            None => crate::readiness::Readiness::Failed(format!("{deployment} does not exist")),
+            Some(live) => kube_apply::readiness::assess(&deployment, &live),
+            None => {
+                kube_apply::readiness::Readiness::Failed(format!("{deployment} does not exist"))
+            }
         };
         match state {
-            crate::readiness::Readiness::Ready => break,
-            crate::readiness::Readiness::Failed(message) => anyhow::bail!("{message}"),
-            crate::readiness::Readiness::Waiting(message) => last = message,
+            kube_apply::readiness::Readiness::Ready => break,
+            kube_apply::readiness::Readiness::Failed(message) => anyhow::bail!("{message}"),
+            kube_apply::readiness::Readiness::Waiting(message) => last = message,
         }
         anyhow::ensure!(
             std::time::Instant::now() < deadline,

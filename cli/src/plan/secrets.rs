@@ -1,8 +1,6 @@
-//! The plan `bfctl up` applies: operator steps, then the components of
-//! `manifests-templates/components.yaml`, each depending on its declared
-//! components and on the operator it needs, plus the generated Secrets.
-
-use std::collections::BTreeSet;
+//! The Secrets bfctl generates rather than renders: the Valkey password and
+//! the cloud-init user-data that gives the VM the same password. A password
+//! already in the cluster is kept, never regenerated.
 
 use anyhow::Context;
 use base64::Engine as _;
@@ -10,60 +8,13 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde_json::{Value, json};
 
-use crate::cluster::{Cluster, ObjectRef};
-use crate::config::Config;
-use crate::engine::Step;
-use crate::operators;
-use crate::render::{self, ImageRefs};
+use kube_apply::{Cluster, ObjectRef};
+
+use super::config::Config;
+use super::render;
 
 /// The Valkey password Secret's key.
 pub const PASSWORD_KEY: &str = "password";
-
-/// Steps and which of them install operators.
-pub struct Plan {
-    pub steps: Vec<Step>,
-    pub operator_steps: BTreeSet<String>,
-}
-
-/// Builds the plan. `operator_steps` come from [`operators::steps`] (empty
-/// when the operators are managed elsewhere); `secrets` from
-/// [`valkey_secrets`].
-pub fn build(
-    config: &Config,
-    images: &ImageRefs,
-    operator_steps: Vec<Step>,
-    secrets: Vec<Value>,
-) -> anyhow::Result<Plan> {
-    let operator_names: BTreeSet<String> = operator_steps.iter().map(|s| s.name.clone()).collect();
-    let mut steps = operator_steps;
-    let mut secrets = Some(secrets);
-    for component in render::render(config, images)? {
-        let mut depends_on = component.spec.depends_on.clone();
-        if let Some(operator) = &component.spec.operator
-            && let Some(step) = operators::step_for(operator, config)
-            && operator_names.contains(step)
-        {
-            depends_on.push(step.to_string());
-        }
-        let mut objects = component.json_objects()?;
-        // The Valkey VM boots with the password; the consumer and Grafana
-        // (both after valkey) read it.
-        if component.spec.name == "valkey" {
-            let mut generated = secrets.take().unwrap_or_default();
-            generated.append(&mut objects);
-            objects = generated;
-        }
-        steps.push(Step {
-            name: component.spec.name.clone(),
-            depends_on,
-            objects,
-        });
-    }
-    Ok(Plan {
-        steps,
-        operator_steps: operator_names,
-    })
-}
 
 /// The Valkey password Secret and the cloud-init Secret built from it. An
 /// existing password is kept: regenerating it would lock the consumer out of
@@ -151,50 +102,4 @@ pub fn secrets_for(config: &Config, password: &str) -> anyhow::Result<Vec<Value>
         render::add_inventory_labels(secret, "valkey", config.install_name())?;
     }
     Ok(secrets)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn components_wait_for_the_operators_they_need() {
-        let config = Config::parse(crate::config::EXAMPLE, "example").unwrap();
-        let images = ImageRefs::unbuilt(&config);
-        let operator = |name: &str| Step {
-            name: name.into(),
-            depends_on: Vec::new(),
-            objects: Vec::new(),
-        };
-        let plan = build(
-            &config,
-            &images,
-            vec![
-                operator(operators::STRIMZI_STEP),
-                operator(operators::KUBEVIRT_STEP),
-            ],
-            secrets_for(&config, "pw").unwrap(),
-        )
-        .unwrap();
-        let step = |name: &str| plan.steps.iter().find(|s| s.name == name).unwrap();
-        assert!(
-            step("kafka")
-                .depends_on
-                .contains(&operators::STRIMZI_STEP.to_string())
-        );
-        assert!(
-            step("valkey")
-                .depends_on
-                .contains(&operators::KUBEVIRT_STEP.to_string())
-        );
-        // gateway-api mode installs no ingress operator.
-        assert_eq!(step("ingress").depends_on, vec!["gateway".to_string()]);
-        let valkey_kinds: Vec<&str> = step("valkey")
-            .objects
-            .iter()
-            .filter_map(|o| o["kind"].as_str())
-            .collect();
-        assert_eq!(&valkey_kinds[..2], ["Secret", "Secret"]);
-        crate::engine::check_graph(&plan.steps).unwrap();
-    }
 }
