@@ -40,6 +40,7 @@ pub mod local;
 pub mod output;
 pub mod plan;
 pub mod progress;
+pub mod settings;
 
 /// Selects rustls's crypto provider (ring) for the whole process. kube and
 /// oci-client each enable a different provider, and with two enabled rustls

@@ -2,6 +2,7 @@
 //! (local or on a cluster), with its report, table and charts.
 
 use super::prelude::*;
+use crate::settings::Load;
 
 /// The cluster's external gateway URL, from `bfctl status`.
 pub(crate) fn cluster_target(cli: &Cli) -> anyhow::Result<String> {
@@ -16,12 +17,13 @@ pub(crate) fn loadtest_command(
     cli: &Cli,
     dir: &Path,
     target: Option<&str>,
-    (users, duration, rate): (usize, u64, Option<f64>),
-    (engine, drain_timeout): (&crate::loadtest::Engine, u64),
+    load: Load,
+    engine: &crate::loadtest::Engine,
     chart: &Path,
 ) -> anyhow::Result<()> {
-    let local = crate::local::LocalState::load(dir)?
-        .filter(|state| state.phase == "ready" && crate::local::is_alive(state.supervisor_pid));
+    let local = crate::local::LocalState::load(dir)?.filter(|state| {
+        state.phase == crate::local::Phase::Ready && crate::local::is_alive(state.supervisor_pid)
+    });
     let target = match (target, &local) {
         (Some(url), _) => url.to_string(),
         (None, Some(state)) => state.gateway_url.clone(),
@@ -33,18 +35,14 @@ pub(crate) fn loadtest_command(
     // Valkey is checked when the target is the local pipeline's gateway.
     let local = local.filter(|state| state.gateway_url == target.trim_end_matches('/'));
     let options = crate::loadtest::LoadtestOptions {
-        target,
-        users,
-        duration: std::time::Duration::from_secs(duration),
-        drain_timeout: std::time::Duration::from_secs(drain_timeout),
-        seed: 2026,
-        rate,
+        rate: load.rate,
+        ..replica_load(&target, load)
     };
     options.check()?;
     crate::note!(
         "loadtest: {} users for {} s against {}",
-        users,
-        duration,
+        load.users,
+        load.duration.as_secs(),
         options.target
     );
     let mut probe = local
@@ -85,9 +83,7 @@ pub(crate) fn replicas_command(
     dir: &Path,
     list: &str,
     report_dir: &Path,
-    users: usize,
-    duration: u64,
-    drain_timeout: u64,
+    load: Load,
 ) -> anyhow::Result<()> {
     use crate::loadtest::{self, ReplicaRun};
     let counts = loadtest::parse_replicas(list)?;
@@ -114,7 +110,7 @@ pub(crate) fn replicas_command(
             std::time::Duration::from_secs(600),
             crate::cluster::progress(cli.verbose > 0).as_ref(),
         )?;
-        let load = replica_load(&started.gateway_url, users, duration, drain_timeout);
+        let load = replica_load(&started.gateway_url, load);
         let mut probe = crate::loadtest::probe::LocalProbe::new(&started)?;
         let report = crate::loadtest::run(&load, Some(&mut probe))?;
         crate::note_partial!("{}", crate::loadtest::to_text(&report));
@@ -132,9 +128,7 @@ pub(crate) fn replicas_cluster_command(
     cli: &Cli,
     list: &str,
     report_dir: &Path,
-    users: usize,
-    duration: u64,
-    drain_timeout: u64,
+    load: Load,
 ) -> anyhow::Result<()> {
     use crate::loadtest::{self, ReplicaRun};
     let counts = loadtest::parse_replicas(list)?;
@@ -169,7 +163,7 @@ pub(crate) fn replicas_cluster_command(
             outcome = Err(error);
             break;
         }
-        let load = replica_load(&target, users, duration, drain_timeout);
+        let load = replica_load(&target, load);
         let mut probe = crate::loadtest::probe::ClusterProbe::new(runtime.clone(), cluster.clone());
         match crate::loadtest::run(&load, Some(&mut probe)) {
             Ok(report) => {
@@ -197,17 +191,14 @@ pub(crate) fn replicas_cluster_command(
 
 /// The load every count of a replica comparison gets: closed loop, the
 /// same seed, so that the runs differ only in the consumers.
-pub(crate) fn replica_load(
-    target: &str,
-    users: usize,
-    duration: u64,
-    drain_timeout: u64,
-) -> crate::loadtest::LoadtestOptions {
+/// The load test options for one run (no rate limit: the replica
+/// comparison measures what the pipeline absorbs).
+pub(crate) fn replica_load(target: &str, load: Load) -> crate::loadtest::LoadtestOptions {
     crate::loadtest::LoadtestOptions {
         target: target.to_string(),
-        users,
-        duration: std::time::Duration::from_secs(duration),
-        drain_timeout: std::time::Duration::from_secs(drain_timeout),
+        users: load.users,
+        duration: load.duration,
+        drain_timeout: load.drain_timeout,
         seed: 2026,
         rate: None,
     }

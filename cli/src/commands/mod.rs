@@ -28,7 +28,8 @@ mod prelude {
 
 use anyhow::Context;
 
-use crate::cli::{Cli, Command, ConfigCommand, DiskCommand, LoadEngine, ServiceName};
+use crate::cli::{Cli, ServiceName};
+use crate::settings::Settings;
 
 /// Where bfctl keeps what it built (images.json, the image cache).
 pub(crate) const STATE_DIR: &str = ".bfctl";
@@ -42,195 +43,73 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Runs the command; its error's exit status is [`crate::exit::code_of`].
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
-    match &cli.command {
-        Command::Build {
+    match Settings::from_cli(cli)? {
+        Settings::Build {
             push,
             profile,
-            ca_file,
-        } => build::build_command(cli, *push, profile, ca_file),
-        Command::Up {
-            local: true,
-            producers,
-            consumers,
-            partitions,
-            gateway_port,
-            local_dir,
+            ca_files,
+        } => build::build_command(cli, push, profile, ca_files),
+        Settings::UpLocal {
+            dir,
+            options,
             timeout,
-            kafka_bootstrap,
-            valkey_url,
-            docker,
-            kafka_image,
-            valkey_image,
-            ..
-        } => {
-            let config = up::local_config(cli)?;
-            let mut servers = config.local.server_choices();
-            if let Some(bootstrap) = kafka_bootstrap {
-                servers.kafka_bootstrap = Some(bootstrap.clone());
-            }
-            if let Some(url) = valkey_url {
-                servers.valkey_url = Some(url.clone());
-            }
-            if let Some(docker) = docker {
-                servers.docker = *docker;
-            }
-            if let Some(image) = kafka_image {
-                servers.kafka_image = image.clone();
-            }
-            if let Some(image) = valkey_image {
-                servers.valkey_image = image.clone();
-            }
-            let options = crate::local::LocalOptions {
-                producers: *producers,
-                consumers: *consumers,
-                partitions: *partitions,
-                gateway_port: *gateway_port,
-                carnet: config.carnet.0.clone(),
-                servers,
-            };
-            up::up_local_command(cli, local_dir, &options, *timeout)
-        }
-        Command::Up {
-            local: false,
-            force,
+        } => up::up_local_command(cli, dir, &options, timeout),
+        Settings::Up {
+            options,
             offline,
-            timeout,
             skip_build,
-            ..
-        } => up::up_command(cli, *force, *offline, *timeout, *skip_build),
-        Command::Status {
-            local: true,
-            local_dir,
-            ..
-        } => status::status_local_command(cli, local_dir),
-        Command::Status {
-            local: false,
-            watch,
+        } => up::up_command(cli, &options, offline, skip_build),
+        Settings::StatusLocal { dir } => status::status_local_command(cli, dir),
+        Settings::Status { watch, offline } => status::status_command(cli, watch, offline),
+        Settings::TeardownLocal { dir, purge } => teardown::teardown_local_command(cli, dir, purge),
+        Settings::Teardown {
+            options,
             offline,
-            ..
-        } => status::status_command(cli, *watch, *offline),
-        Command::Teardown {
-            local: true,
-            purge,
-            local_dir,
-            ..
-        } => teardown::teardown_local_command(cli, local_dir, *purge),
-        Command::Teardown {
-            local: false,
-            keep_data,
-            offline,
-            timeout,
-            install,
-            remove_finalizers,
             yes,
+        } => teardown::teardown_command(cli, &options, offline, yes),
+        Settings::Replicas {
+            counts,
+            report_dir,
+            load,
+            on_cluster: true,
             ..
-        } => teardown::teardown_command(
-            cli,
-            &teardown::TeardownFlags {
-                keep_data: *keep_data,
-                offline: *offline,
-                timeout: *timeout,
-                install: install.as_deref(),
-                remove_finalizers: *remove_finalizers,
-                yes: *yes,
-            },
-        ),
-        Command::Loadtest {
-            users,
-            duration,
-            drain_timeout,
-            consumer_replicas: Some(list),
+        } => loadtest::replicas_cluster_command(cli, counts, report_dir, load),
+        Settings::Replicas {
+            dir,
+            counts,
             report_dir,
-            cluster: true,
-            ..
-        } => loadtest::replicas_cluster_command(
-            cli,
-            list,
-            report_dir,
-            *users,
-            *duration,
-            *drain_timeout,
-        ),
-        Command::Loadtest {
-            users,
-            duration,
-            drain_timeout,
-            local_dir,
-            consumer_replicas: Some(list),
-            report_dir,
-            cluster: false,
-            ..
-        } => loadtest::replicas_command(
-            cli,
-            local_dir,
-            list,
-            report_dir,
-            *users,
-            *duration,
-            *drain_timeout,
-        ),
-        Command::Loadtest {
-            users,
-            duration,
+            load,
+            on_cluster: false,
+        } => loadtest::replicas_command(cli, dir, counts, report_dir, load),
+        Settings::Loadtest {
+            dir,
             target,
-            drain_timeout,
-            local_dir,
-            consumer_replicas: None,
-            rate,
-            chart,
+            on_cluster,
+            load,
             engine,
-            locustfile,
-            spawn_rate,
-            cluster,
-            ..
+            chart,
         } => {
-            let target = match cluster {
+            let target = match on_cluster {
                 true => Some(loadtest::cluster_target(cli)?),
-                false => target.clone(),
+                false => target.map(str::to_string),
             };
-            let engine = match engine {
-                LoadEngine::Builtin => crate::loadtest::Engine::Builtin,
-                LoadEngine::Locust => crate::loadtest::Engine::Locust {
-                    locustfile: locustfile.clone(),
-                    spawn_rate: *spawn_rate,
-                },
-            };
-            loadtest::loadtest_command(
-                cli,
-                local_dir,
-                target.as_deref(),
-                (*users, *duration, *rate),
-                (&engine, *drain_timeout),
-                chart,
-            )
+            loadtest::loadtest_command(cli, dir, target.as_deref(), load, &engine, chart)
         }
-        Command::Service { name, args } => {
-            let program = match name {
-                ServiceName::Gateway => "gateway",
-                ServiceName::Producer => "producer",
-                ServiceName::Consumer => "consumer",
-            };
-            let argv =
-                std::iter::once(std::ffi::OsString::from(program)).chain(args.iter().cloned());
-            match name {
-                ServiceName::Gateway => gateway::run(argv),
-                ServiceName::Producer => producer::run(argv),
-                ServiceName::Consumer => consumer::run(argv),
-            }
-        }
-        Command::LocalSupervise { dir, options } => {
-            let options: crate::local::LocalOptions =
-                serde_json::from_str(options).context("--options is not LocalOptions JSON")?;
+        Settings::Service { name, argv } => match name {
+            ServiceName::Gateway => gateway::run(argv),
+            ServiceName::Producer => producer::run(argv),
+            ServiceName::Consumer => consumer::run(argv),
+        },
+        Settings::LocalSupervise { dir, options } => {
             crate::local::supervisor::supervise(dir, options)
         }
-        Command::Render { out_dir } => render::render_command(&cli.config, out_dir.as_deref()),
-        Command::Disk(DiskCommand::Build { recipe, force }) => {
-            disk::disk_build_command(cli, recipe, *force)
-        }
-        Command::Disk(DiskCommand::Push { recipe, ca_file }) => {
-            disk::disk_push_command(cli, recipe, ca_file)
-        }
-        Command::Config(ConfigCommand::Init { force }) => config::config_init(&cli.config, *force),
-        Command::Config(ConfigCommand::Check) => config::config_check(&cli.config, cli.output),
+        Settings::Render {
+            config_path,
+            out_dir,
+        } => render::render_command(config_path, out_dir),
+        Settings::DiskBuild { recipe, force } => disk::disk_build_command(cli, recipe, force),
+        Settings::DiskPush { recipe, ca_files } => disk::disk_push_command(cli, recipe, ca_files),
+        Settings::ConfigInit { path, force } => config::config_init(path, force),
+        Settings::ConfigCheck { path } => config::config_check(path, cli.output),
     }
 }

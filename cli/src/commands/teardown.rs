@@ -3,24 +3,13 @@
 
 use super::prelude::*;
 
-pub(crate) struct TeardownFlags<'a> {
-    pub(crate) keep_data: bool,
-    pub(crate) offline: bool,
-    pub(crate) timeout: u64,
-    pub(crate) install: Option<&'a str>,
-    pub(crate) remove_finalizers: bool,
-    pub(crate) yes: bool,
-}
-
-pub(crate) fn teardown_command(cli: &Cli, flags: &TeardownFlags) -> anyhow::Result<()> {
+pub(crate) fn teardown_command(
+    cli: &Cli,
+    options: &kube_apply::teardown::TeardownOptions,
+    offline: bool,
+    yes: bool,
+) -> anyhow::Result<()> {
     let config = cli.load_config()?;
-    let options = crate::plan::operators::teardown_options(
-        flags.install.unwrap_or(config.install_name()),
-        flags.keep_data,
-        std::time::Duration::from_secs(flags.timeout),
-        flags.remove_finalizers,
-    );
-    let yes = flags.yes;
     let confirm = move |objects: &[String]| -> bool {
         crate::note!(
             "these objects are still being deleted, held by finalizers:\n  {}",
@@ -35,8 +24,8 @@ pub(crate) fn teardown_command(cli: &Cli, flags: &TeardownFlags) -> anyhow::Resu
     let progress = cluster::progress(cli.verbose > 0);
     let report = runtime()?.block_on(cluster::teardown(
         &config,
-        &cli.target(flags.offline),
-        &options,
+        &cli.target(offline),
+        options,
         progress.as_ref(),
         &confirm,
     ))?;

@@ -7,9 +7,8 @@ use super::prelude::*;
 
 pub(crate) fn up_command(
     cli: &Cli,
-    force: bool,
+    options: &UpOptions,
     offline: bool,
-    timeout: u64,
     skip_build: bool,
 ) -> anyhow::Result<()> {
     let config = cli.load_config()?;
@@ -44,18 +43,11 @@ pub(crate) fn up_command(
             crate::note!("image valkey-disk: {}", report.digest);
         }
     }
-    let options = UpOptions {
-        // `cluster::up` sets the configured install.
-        install: String::new(),
-        force,
-        timeout: std::time::Duration::from_secs(timeout),
-        poll: std::time::Duration::from_secs(2),
-    };
     let (report, notes) = runtime()?.block_on(async {
         cluster::up(
             &config,
             &cli.target(offline),
-            &options,
+            options,
             cluster::progress(cli.verbose > 0),
             Interrupt::on_ctrl_c(crate::output::interrupt_notice),
         )
@@ -151,18 +143,11 @@ pub(crate) fn report_up(report: &kube_apply::UpReport, json: bool) -> anyhow::Re
 
 /// bfctl.yaml when there is one, else the example's values (the carnet,
 /// the `local:` section).
-pub(crate) fn local_config(cli: &Cli) -> anyhow::Result<config::Config> {
-    if cli.config.exists() {
-        return cli.load_config();
-    }
-    config::Config::parse(config::EXAMPLE, "the example configuration")
-}
-
 pub(crate) fn up_local_command(
     cli: &Cli,
     dir: &Path,
     options: &crate::local::LocalOptions,
-    timeout: u64,
+    timeout: std::time::Duration,
 ) -> anyhow::Result<()> {
     crate::note!(
         "starting the local pipeline in {}: broker, valkey, {} producers, gateway, {} consumers",
@@ -172,12 +157,7 @@ pub(crate) fn up_local_command(
     );
     let started = std::time::Instant::now();
     let progress = crate::cluster::progress(cli.verbose > 0);
-    let state = crate::local::up(
-        dir,
-        options,
-        std::time::Duration::from_secs(timeout),
-        progress.as_ref(),
-    )?;
+    let state = crate::local::up(dir, options, timeout, progress.as_ref())?;
     if matches!(cli.output, Output::Json) {
         let mut shown = serde_json::to_value(&state)?;
         shown["valkeyPassword"] = "(in state.json)".into();

@@ -83,12 +83,34 @@ impl LocalProcess {
     }
 }
 
+/// Where the local pipeline is in its life, as the supervisor last wrote
+/// it (`"starting"`, `"ready"`, `"failed"` in `state.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The supervisor is starting the servers and services.
+    Starting,
+    /// Every step is ready; the gateway takes sales.
+    Ready,
+    /// A step failed; the supervisor stopped what it had started.
+    Failed,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Starting => "starting",
+            Phase::Ready => "ready",
+            Phase::Failed => "failed",
+        })
+    }
+}
+
 /// `state.json`: written by the supervisor, read by every other command.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalState {
-    /// `starting`, `ready` or `failed`.
-    pub phase: String,
+    pub phase: Phase,
     pub error: Option<String>,
     pub supervisor_pid: u32,
     pub options: LocalOptions,
@@ -213,12 +235,12 @@ pub fn up(
     loop {
         events.forward(observer);
         if let Some(state) = LocalState::load(&dir)? {
-            match state.phase.as_str() {
-                "ready" => {
+            match state.phase {
+                Phase::Ready => {
                     events.forward(observer);
                     return Ok(state);
                 }
-                "failed" => {
+                Phase::Failed => {
                     // Whatever it said before giving up.
                     let _ = child.wait();
                     events.forward(observer);
@@ -227,7 +249,7 @@ pub fn up(
                         state.error.unwrap_or_default()
                     )
                 }
-                _ => {}
+                Phase::Starting => {}
             }
         }
         if let Some(status) = child.try_wait()? {
@@ -319,8 +341,8 @@ pub struct ProcessStatus {
 #[serde(rename_all = "camelCase")]
 pub struct LocalStatus {
     pub dir: PathBuf,
-    /// `starting`, `ready` or `failed` (as the supervisor last wrote it).
-    pub phase: String,
+    /// As the supervisor last wrote it.
+    pub phase: Phase,
     /// Why the last `up --local` failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -391,7 +413,7 @@ pub fn status(dir: &Path) -> anyhow::Result<LocalStatus> {
     });
     Ok(LocalStatus {
         dir: dir.to_path_buf(),
-        phase: state.phase.clone(),
+        phase: state.phase,
         error: state.error.clone(),
         supervisor_running: is_alive(state.supervisor_pid),
         gateway_url: state.gateway_url.clone(),
@@ -444,7 +466,7 @@ pub fn status_text(status: &LocalStatus) -> String {
             "NOT running"
         }
     );
-    if status.phase != "ready" {
+    if status.phase != Phase::Ready {
         out.push_str(&format!("phase: {}\n", status.phase));
     }
     if let Some(error) = &status.error {

@@ -34,7 +34,7 @@ use localrun::launcher::{Launcher, PipelineOptions, Service};
 
 use super::container;
 use super::servers::{self, Origin, Server, ValkeyServer, blocking};
-use super::{LocalOptions, LocalProcess, LocalState, state_path};
+use super::{LocalOptions, LocalProcess, LocalState, Phase, state_path};
 use kube_apply::{Done, Event, GraphNode, Interrupt, Observer, StepReport, StepResult, run_graph};
 
 /// What a local step did: a process or server it started (what a
@@ -478,7 +478,7 @@ pub fn supervise(dir: &Path, options: LocalOptions) -> anyhow::Result<()> {
 async fn supervise_async(dir: &Path, options: LocalOptions) -> anyhow::Result<()> {
     let supervisor_pid = std::process::id();
     let mut state = LocalState {
-        phase: "starting".into(),
+        phase: Phase::Starting,
         error: None,
         supervisor_pid,
         options: options.clone(),
@@ -533,7 +533,7 @@ async fn supervise_async(dir: &Path, options: LocalOptions) -> anyhow::Result<()
     if outcome.interrupted || !failures.is_empty() {
         let running = std::mem::take(&mut *supervisor.running());
         running.stop(supervisor.docker.as_ref()).await;
-        state.phase = "failed".into();
+        state.phase = Phase::Failed;
         state.error = Some(if failures.is_empty() {
             "stopped while starting".into()
         } else {
@@ -558,7 +558,7 @@ async fn supervise_async(dir: &Path, options: LocalOptions) -> anyhow::Result<()
         }
     }
     state.processes = supervisor.processes();
-    state.phase = "ready".into();
+    state.phase = Phase::Ready;
     state.save(dir)?;
     crate::note!(
         "supervisor {supervisor_pid}: ready, gateway at {}",
