@@ -7,8 +7,8 @@ mod support;
 
 use std::time::Duration;
 
+use fake_apiserver::FakeApiServer;
 use support::cli::{FakeCluster, bfctl};
-use support::fake_apiserver::FakeApiServer;
 
 /// A fake API server and a directory holding its kubeconfig and a
 /// bfctl.yaml (plus `extra` configuration lines).

@@ -1,5 +1,5 @@
 //! The apply engine, `status` and `teardown` against the in-process fake API
-//! server (tests/support/fake_apiserver.rs), with operator release files
+//! server (the `fake-apiserver` crate), with operator release files
 //! served by a local HTTP server: ordering, parallelism, waits, timeouts,
 //! reruns, conflicts, prune, interrupts and teardown order.
 
@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use bfctl::cluster::{self, Target};
 use bfctl::plan::config::Config;
 use bfctl::plan::operators::{sha256_hex, teardown_options};
+use fake_apiserver::FakeApiServer;
 use kube_apply::teardown::TeardownOptions;
 use kube_apply::{Event, Interrupt, Observer, StepResult, UpOptions, UpReport};
-use support::fake_apiserver::FakeApiServer;
 use support::release_files::{release_files, serve_files};
 
 const GATEWAY_CLASS: &str = "gke-l7-global-external-managed";

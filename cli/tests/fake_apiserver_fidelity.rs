@@ -19,8 +19,8 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use fake_apiserver::{FakeApiServer, finalizers};
 use serde_json::Value;
-use support::fake_apiserver::FakeApiServer;
 
 fn fixtures() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -153,16 +153,6 @@ fn identity(object: &Value) -> Option<String> {
         metadata["namespace"].as_str().unwrap_or(""),
         metadata["name"].as_str()?
     ))
-}
-
-fn finalizers(object: &Value) -> Vec<String> {
-    object["metadata"]["finalizers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_string)
-        .collect()
 }
 
 /// What is compared of one answer.

@@ -1,7 +1,7 @@
 //! The thirteen things a real Kubernetes v1.34 API server showed that the
 //! old fake hid (issue 12), each through the `bfctl` binary as a user runs
 //! it, against the fake API server that now behaves like the recorded one
-//! (`support/fake_apiserver.rs`). Run with `--nocapture` for transcripts.
+//! (the `fake-apiserver` crate). Run with `--nocapture` for transcripts.
 
 mod support;
 

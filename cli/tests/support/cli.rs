@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use bfctl::plan::operators::sha256_hex;
 
-use super::fake_apiserver::FakeApiServer;
 use super::release_files::{release_files, serve_files};
+use fake_apiserver::FakeApiServer;
 
 /// One run of the binary.
 pub struct Run {

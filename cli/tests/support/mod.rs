@@ -3,7 +3,6 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod cli;
-pub mod fake_apiserver;
 pub mod host_base;
 pub mod local;
 pub mod qemu;
