@@ -37,10 +37,16 @@ pub struct DockerBuilt {
 }
 
 /// The context as a tar (sorted paths, so identical contexts send identical
-/// bytes and the engine's cache hits).
-pub fn context_tar(context: &Path) -> anyhow::Result<Vec<u8>> {
+/// bytes and the engine's cache hits), without what the context's
+/// `.dockerignore` excludes (and never `target`, `.git` or `.bfctl`). The
+/// Dockerfile is always sent, as the Docker CLI does.
+pub fn context_tar(context: &Path, dockerfile: &Path) -> anyhow::Result<Vec<u8>> {
+    let ignore = dockerignore(context)?;
     let mut files = Vec::new();
-    collect(context, context, &mut files)?;
+    collect(context, context, &ignore, &mut files)?;
+    if context.join(dockerfile).is_file() && !files.iter().any(|f| f == dockerfile) {
+        files.push(dockerfile.to_path_buf());
+    }
     files.sort();
     let mut tar = tar::Builder::new(Vec::new());
     tar.follow_symlinks(false);
@@ -52,22 +58,64 @@ pub fn context_tar(context: &Path) -> anyhow::Result<Vec<u8>> {
     tar.into_inner().context("finishing the build context")
 }
 
-fn collect(root: &Path, directory: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+/// The context's `.dockerignore` as a matcher (the `ignore` crate's
+/// gitignore engine). Docker's patterns are relative to the context root,
+/// so each is anchored there (`*.md` excludes `README.md`, not
+/// `docs/x.md`; `**/*.md` excludes both); `!` re-includes, later lines win.
+fn dockerignore(context: &Path) -> anyhow::Result<ignore::gitignore::Gitignore> {
+    let mut builder = ignore::gitignore::GitignoreBuilder::new(context);
+    for excluded in EXCLUDED {
+        builder
+            .add_line(None, &format!("/{excluded}"))
+            .context("an exclusion of bfctl's own")?;
+    }
+    let path = context.join(".dockerignore");
+    if path.is_file() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (negation, pattern) = match line.strip_prefix('!') {
+                Some(rest) => ("!", rest.trim()),
+                None => ("", line),
+            };
+            let pattern = pattern.trim_start_matches("./").trim_start_matches('/');
+            let anchored = if pattern.starts_with("**") {
+                format!("{negation}{pattern}")
+            } else {
+                format!("{negation}/{pattern}")
+            };
+            builder.add_line(Some(path.clone()), &anchored).with_context(|| {
+                format!("{}:{}: cannot read pattern {line:?}", path.display(), number + 1)
+            })?;
+        }
+    }
+    builder
+        .build()
+        .with_context(|| format!("reading {}", path.display()))
+}
+
+fn collect(
+    root: &Path,
+    directory: &Path,
+    ignore: &ignore::gitignore::Gitignore,
+    files: &mut Vec<PathBuf>,
+) -> anyhow::Result<()> {
     for entry in
         std::fs::read_dir(directory).with_context(|| format!("reading {}", directory.display()))?
     {
         let entry = entry?;
         let path = entry.path();
         let relative = path.strip_prefix(root)?.to_path_buf();
-        if directory == root
-            && EXCLUDED
-                .iter()
-                .any(|excluded| relative.as_os_str() == *excluded)
-        {
+        let is_dir = entry.file_type()?.is_dir();
+        if ignore.matched(&relative, is_dir).is_ignore() {
             continue;
         }
-        if entry.file_type()?.is_dir() {
-            collect(root, &path, files)?;
+        if is_dir {
+            collect(root, &path, ignore, files)?;
         } else {
             files.push(relative);
         }
@@ -113,7 +161,7 @@ pub async fn build_and_push(
         .ping()
         .await
         .context("the Docker Engine does not answer (is it running? DOCKER_HOST?)")?;
-    let context = context_tar(&build.context)?;
+    let context = context_tar(&build.context, Path::new(&build.dockerfile))?;
     let tag_reference = super::parse_reference(&build.tag)?;
     let host = tag_reference.registry().to_string();
     let args: HashMap<String, String> = build.build_args.iter().cloned().collect();
@@ -165,4 +213,65 @@ pub async fn build_and_push(
         bail!("docker push of {} reported no digest", build.tag);
     }
     Ok(built)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(context: &Path) -> Vec<String> {
+        let bytes = context_tar(context, Path::new("Dockerfile")).unwrap();
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        archive
+            .entries()
+            .unwrap()
+            .map(|entry| entry.unwrap().path().unwrap().display().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_context_honours_dockerignore_as_docker_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for file in [
+            "Dockerfile",
+            "README.md",
+            "docs/guide.md",
+            "src/main.rs",
+            "secrets/key.pem",
+            "secrets/public.pem",
+            "target/debug/big",
+            "logs/a.log",
+            "logs/keep.log",
+        ] {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, file).unwrap();
+        }
+        // Without a .dockerignore only bfctl's own exclusions apply.
+        assert!(!sent(root).iter().any(|p| p.starts_with("target")));
+        std::fs::write(
+            root.join(".dockerignore"),
+            "# comments and blank lines are skipped
+
+*.md
+secrets
+!secrets/public.pem
+logs/*.log
+!logs/keep.log
+Dockerfile
+",
+        )
+        .unwrap();
+        assert_eq!(
+            sent(root),
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "docs/guide.md",
+                "logs/keep.log",
+                "src/main.rs"
+            ]
+        );
+    }
 }

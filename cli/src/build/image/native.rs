@@ -75,71 +75,36 @@ pub fn cargo_build(
 
 /// The highest `GLIBC_2.N` symbol version in an ELF file: for a program,
 /// the versions it needs (`.gnu.version_r`); for libc itself, the versions it
-/// defines (`.gnu.version_d`). Read from those sections, not by searching
-/// the bytes, so string constants cannot fool it. `None` for a non-ELF file
+/// defines (`.gnu.version_d`). Read from those sections with the `object`
+/// crate's version iterators, not by searching the bytes, so string
+/// constants cannot fool it. `None` for a non-ELF file
 /// or one without glibc versions.
 pub fn highest_glibc_version(bytes: &[u8]) -> Option<(u32, u32)> {
-    use object::{Object, ObjectSection};
-    let file = object::File::parse(bytes).ok()?;
-    let dynstr = file.section_by_name(".dynstr")?.data().ok()?;
-    let name_at = |offset: u32| -> Option<&str> {
-        let rest = dynstr.get(offset as usize..)?;
-        let end = rest.iter().position(|&b| b == 0)?;
-        std::str::from_utf8(&rest[..end]).ok()
-    };
-    let u16_at = |data: &[u8], at: usize| -> Option<u16> {
-        Some(u16::from_le_bytes(data.get(at..at + 2)?.try_into().ok()?))
-    };
-    let u32_at = |data: &[u8], at: usize| -> Option<u32> {
-        Some(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?))
-    };
-    let mut names: Vec<&str> = Vec::new();
-    if let Some(section) = file.section_by_name(".gnu.version_r") {
-        // Elf64_Verneed {vn_version u16, vn_cnt u16, vn_file u32, vn_aux u32,
-        // vn_next u32}; Elf64_Vernaux {vna_hash u32, vna_flags u16,
-        // vna_other u16, vna_name u32, vna_next u32}.
-        let data = section.data().ok()?;
-        let mut at = 0usize;
-        loop {
-            let count = u16_at(data, at + 2)? as usize;
-            let mut aux = at + u32_at(data, at + 8)? as usize;
-            for _ in 0..count {
-                if let Some(name) = u32_at(data, aux + 8).and_then(name_at) {
-                    names.push(name);
-                }
-                let next = u32_at(data, aux + 12)? as usize;
-                if next == 0 {
-                    break;
-                }
-                aux += next;
+    use object::read::elf::{ElfFile64, FileHeader};
+    let file = ElfFile64::<object::Endianness>::parse(bytes).ok()?;
+    let endian = file.endian();
+    let sections = file.elf_header().sections(endian, bytes).ok()?;
+    let mut names: Vec<&[u8]> = Vec::new();
+    if let Ok(Some((mut needs, link))) = sections.gnu_verneed(endian, bytes) {
+        let strings = sections.strings(endian, bytes, link).ok()?;
+        while let Ok(Some((_, mut auxes))) = needs.next() {
+            while let Ok(Some(aux)) = auxes.next() {
+                names.extend(aux.name(endian, strings).ok());
             }
-            let next = u32_at(data, at + 12)? as usize;
-            if next == 0 {
-                break;
-            }
-            at += next;
         }
     }
-    if let Some(section) = file.section_by_name(".gnu.version_d") {
-        // Elf64_Verdef {vd_version u16, vd_flags u16, vd_ndx u16, vd_cnt u16,
-        // vd_hash u32, vd_aux u32, vd_next u32}; Elf64_Verdaux {vda_name u32,
-        // vda_next u32}: the first aux names the version.
-        let data = section.data().ok()?;
-        let mut at = 0usize;
-        loop {
-            let aux = at + u32_at(data, at + 12)? as usize;
-            if let Some(name) = u32_at(data, aux).and_then(name_at) {
-                names.push(name);
+    if let Ok(Some((mut defs, link))) = sections.gnu_verdef(endian, bytes) {
+        let strings = sections.strings(endian, bytes, link).ok()?;
+        while let Ok(Some((_, mut auxes))) = defs.next() {
+            // The first aux names the version; later ones its parents.
+            if let Ok(Some(aux)) = auxes.next() {
+                names.extend(aux.name(endian, strings).ok());
             }
-            let next = u32_at(data, at + 16)? as usize;
-            if next == 0 {
-                break;
-            }
-            at += next;
         }
     }
     names
         .into_iter()
+        .filter_map(|name| std::str::from_utf8(name).ok())
         .filter_map(|name| name.strip_prefix("GLIBC_2."))
         .filter_map(|rest| rest.split('.').next()?.parse::<u32>().ok())
         .map(|minor| (2, minor))
