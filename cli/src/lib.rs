@@ -41,6 +41,7 @@ pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod settings;
+pub mod yaml;
 
 /// Selects rustls's crypto provider (ring) for the whole process. kube and
 /// oci-client each enable a different provider, and with two enabled rustls

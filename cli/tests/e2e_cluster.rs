@@ -44,8 +44,8 @@ fn bfctl_code(kubeconfig: &str, config: &str, args: &[&str]) -> (Option<i32>, St
 /// The same configuration in another namespace: a second install.
 fn second_install_config(config: &str) -> (std::path::PathBuf, String) {
     let text = std::fs::read_to_string(config).expect("reading BFCTL_E2E_CONFIG");
-    let mut value: serde_yaml::Value =
-        serde_yaml::from_str(&text).expect("BFCTL_E2E_CONFIG is YAML");
+    let mut value: serde_json::Value =
+        bfctl::yaml::parse(&text, config).expect("BFCTL_E2E_CONFIG is YAML");
     let namespace = value["namespace"]
         .as_str()
         .unwrap_or("blackfriday")
@@ -54,7 +54,7 @@ fn second_install_config(config: &str) -> (std::path::PathBuf, String) {
     value["namespace"] = second.clone().into();
     value["install"] = "".into();
     let path = std::env::temp_dir().join("bfctl-e2e-second.yaml");
-    std::fs::write(&path, serde_yaml::to_string(&value).unwrap()).unwrap();
+    std::fs::write(&path, bfctl::yaml::to_string(&value).unwrap()).unwrap();
     (path, namespace)
 }
 

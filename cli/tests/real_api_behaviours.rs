@@ -128,7 +128,7 @@ fn install_strimzi_crds_as_another_team(cluster: &FakeCluster) {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let crd: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+        let crd: serde_json::Value = bfctl::yaml::parse(&text, "a CRD").unwrap();
         cluster.api.insert_as("helm", crd);
     }
 }

@@ -40,8 +40,8 @@ fn rendered(config: &Config) -> Vec<RenderedComponent> {
     render::render(config, &ImageRefs::unbuilt(config)).expect("renders")
 }
 
-fn to_json(value: &serde_yaml::Value) -> Json {
-    serde_json::to_value(value).expect("YAML objects convert to JSON")
+fn to_json(value: &Json) -> Json {
+    value.clone()
 }
 
 /// CRD schemas by (group/version, kind).
@@ -51,9 +51,7 @@ fn crd_schemas() -> BTreeMap<(String, String), Json> {
         for entry in std::fs::read_dir(fixtures().join(dir)).unwrap() {
             let path = entry.unwrap().path();
             let text = std::fs::read_to_string(&path).unwrap();
-            for document in serde_yaml::Deserializer::from_str(&text) {
-                let value: serde_yaml::Value = serde::Deserialize::deserialize(document).unwrap();
-                let crd = to_json(&value);
+            for crd in bfctl::yaml::parse_documents(&text, &path.display().to_string()).unwrap() {
                 if crd["kind"] != "CustomResourceDefinition" {
                     continue;
                 }
@@ -157,7 +155,7 @@ fn kubernetes_validate(objects: &[&Json]) -> Result<(), String> {
     let mut files = Vec::new();
     for (index, object) in objects.iter().enumerate() {
         let path = dir.path().join(format!("{index:03}.yaml"));
-        std::fs::write(&path, serde_yaml::to_string(object).unwrap()).unwrap();
+        std::fs::write(&path, bfctl::yaml::to_string(object).unwrap()).unwrap();
         files.push(path);
     }
     let output = Command::new("kubernetes-validate")
@@ -280,7 +278,7 @@ fn the_example_configuration_matches_its_golden_file() {
         ));
         for object in &component.objects {
             text.push_str("---\n");
-            text.push_str(&serde_yaml::to_string(object).unwrap());
+            text.push_str(&bfctl::yaml::to_string(object).unwrap());
         }
     }
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/example.yaml");

@@ -27,7 +27,7 @@ pub(crate) fn config_check(path: &Path, output: Output) -> anyhow::Result<()> {
             for warning in &warnings {
                 crate::note!("warning: {warning}");
             }
-            crate::out_partial!("{}", serde_yaml::to_string(&config)?);
+            crate::out_partial!("{}", crate::yaml::to_string(&config)?);
             crate::note!("{}: ok", path.display());
         }
     }

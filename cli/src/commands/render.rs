@@ -25,7 +25,7 @@ pub(crate) fn render_command(config_path: &Path, out_dir: Option<&Path>) -> anyh
         None => {
             for component in &components {
                 for object in &component.objects {
-                    crate::out_partial!("---\n{}", serde_yaml::to_string(object)?);
+                    crate::out_partial!("---\n{}", crate::yaml::to_string(object)?);
                 }
             }
         }

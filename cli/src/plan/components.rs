@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
 use super::render::TEMPLATES;
@@ -33,7 +33,7 @@ struct ComponentsFile {
 /// The component graph, checked: unique names, known dependencies, no cycles.
 pub fn components() -> anyhow::Result<Vec<ComponentSpec>> {
     let file: ComponentsFile =
-        serde_yaml::from_str(COMPONENTS).context("manifests-templates/components.yaml")?;
+        crate::yaml::parse(COMPONENTS, "manifests-templates/components.yaml")?;
     let names: BTreeSet<&str> = file.components.iter().map(|c| c.name.as_str()).collect();
     if names.len() != file.components.len() {
         bail!("components.yaml: component names must be unique");

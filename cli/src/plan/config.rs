@@ -515,62 +515,10 @@ fn ten_gi() -> Quantity {
     Quantity("10Gi".into())
 }
 
-/// `origin, line L: full.key: problem`. serde_yaml names only the enclosing
-/// map and the line; the key itself is read back from that line.
-fn describe_yaml_error(error: &serde_yaml::Error, text: &str, origin: &str) -> String {
-    let message = error.to_string();
-    let Some(location) = error.location() else {
-        return format!("{origin}: {message}");
-    };
-    let problem = message
-        .rsplit_once(" at line ")
-        .map(|(before, _)| before.to_string())
-        .unwrap_or(message);
-    let key_and_value = |line: usize| {
-        let text_line = text.lines().nth(line.saturating_sub(1))?;
-        let (key, value) = text_line
-            .trim_start()
-            .trim_start_matches("- ")
-            .split_once(':')?;
-        let key = key.trim();
-        (!key.is_empty() && !key.contains(' '))
-            .then(|| (key.to_string(), value.trim().trim_matches('"').to_string()))
-    };
-    let mut line = location.line();
-    // A top-level value is reported at the document's start; find the line
-    // holding the value the message quotes.
-    if line == 1
-        && location.column() <= 1
-        && !problem.split(' ').next().is_some_and(|w| w.ends_with(':'))
-    {
-        let quoted = problem.split('"').nth(1).map(str::to_string);
-        let value = quoted.or_else(|| problem.split(' ').next().map(str::to_string));
-        if let Some(found) = value.and_then(|value| {
-            (1..=text.lines().count()).find(|&n| key_and_value(n).is_some_and(|(_, v)| v == value))
-        }) {
-            line = found;
-        }
-    }
-    let key = key_and_value(line).map(|(key, _)| key);
-    let problem = match (key, problem.split_once(": ")) {
-        (Some(key), Some((path, rest))) if !path.contains(' ') => {
-            if path == key || path.ends_with(&format!(".{key}")) {
-                problem
-            } else {
-                format!("{path}.{key}: {rest}")
-            }
-        }
-        (Some(key), _) => format!("{key}: {problem}"),
-        (None, _) => problem,
-    };
-    format!("{origin}, line {line}: {problem}")
-}
-
 impl Config {
     /// Parses `text` (from `origin`, named in errors) and checks it.
     pub fn parse(text: &str, origin: &str) -> anyhow::Result<Config> {
-        let config: Config = serde_yaml::from_str(text)
-            .map_err(|error| anyhow::anyhow!("{}", describe_yaml_error(&error, text, origin)))?;
+        let config: Config = crate::yaml::parse(text, origin)?;
         config
             .check()
             .with_context(|| format!("{origin}: invalid configuration"))?;

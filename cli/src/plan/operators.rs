@@ -13,7 +13,6 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -254,14 +253,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// The non-empty documents of a multi-document YAML text, as JSON values.
 pub fn parse_documents(text: &str) -> anyhow::Result<Vec<Value>> {
     let mut objects = Vec::new();
-    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = serde_yaml::Value::deserialize(document)
-            .with_context(|| format!("document {}", index + 1))?;
-        if value.is_null() {
-            continue;
-        }
-        let json: Value = serde_json::to_value(&value)
-            .with_context(|| format!("document {} is not representable as JSON", index + 1))?;
+    for json in crate::yaml::parse_documents(text, "the operator bundle")? {
         // `kind: List` documents carry their objects in `items`.
         if json.get("kind").and_then(Value::as_str) == Some("List") {
             objects.extend(json["items"].as_array().cloned().unwrap_or_default());

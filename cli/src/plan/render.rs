@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::Context;
 use blackfriday_proto::Category;
 use serde::{Deserialize, Serialize};
-use serde_yaml::{Mapping, Value};
+use serde_json::Value;
 
 use crate::plan::config::Config;
 
@@ -104,14 +104,8 @@ pub struct RenderedComponent {
 
 impl RenderedComponent {
     /// The objects as JSON, the form the API server takes.
-    pub fn json_objects(&self) -> anyhow::Result<Vec<serde_json::Value>> {
-        self.objects
-            .iter()
-            .map(|object| {
-                serde_json::to_value(object)
-                    .with_context(|| format!("component {}: object is not JSON", self.spec.name))
-            })
-            .collect()
+    pub fn json_objects(&self) -> anyhow::Result<Vec<Value>> {
+        Ok(self.objects.clone())
     }
 }
 
@@ -174,24 +168,6 @@ pub fn add_inventory_labels(
     Ok(())
 }
 
-fn add_labels(object: &mut Value, component: &str, install: &str) -> anyhow::Result<()> {
-    let metadata = object
-        .get_mut("metadata")
-        .and_then(Value::as_mapping_mut)
-        .context("object without metadata")?;
-    let labels = metadata
-        .entry(Value::from("labels"))
-        .or_insert_with(|| Value::Mapping(Mapping::new()));
-    let labels = labels
-        .as_mapping_mut()
-        .context("metadata.labels is not a map")?;
-    labels.insert(PART_OF_LABEL.into(), "blackfriday".into());
-    labels.insert(MANAGED_BY_LABEL.into(), "bfctl".into());
-    labels.insert(COMPONENT_LABEL.into(), component.into());
-    labels.insert(INSTALL_LABEL.into(), install.into());
-    Ok(())
-}
-
 /// Renders every component.
 pub fn render(config: &Config, images: &ImageRefs) -> anyhow::Result<Vec<RenderedComponent>> {
     let tera = tera()?;
@@ -210,17 +186,10 @@ pub fn render(config: &Config, images: &ImageRefs) -> anyhow::Result<Vec<Rendere
             let text = tera
                 .render(template, &context)
                 .with_context(|| format!("rendering {template}"))?;
-            for (index, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-                let mut object = Value::deserialize(document).with_context(|| {
-                    format!(
-                        "{template}: document {} is not valid YAML once rendered",
-                        index + 1
-                    )
-                })?;
-                if object.is_null() {
-                    continue;
-                }
-                add_labels(&mut object, &spec.name, config.install_name())
+            let documents = crate::yaml::parse_documents(&text, template)
+                .with_context(|| format!("{template} is not valid YAML once rendered"))?;
+            for (index, mut object) in documents.into_iter().enumerate() {
+                add_inventory_labels(&mut object, &spec.name, config.install_name())
                     .with_context(|| format!("{template}: document {}", index + 1))?;
                 objects.push(object);
             }
@@ -253,7 +222,7 @@ pub fn write_to_dir(
         let mut text = String::new();
         for object in &component.objects {
             text.push_str("---\n");
-            text.push_str(&serde_yaml::to_string(object)?);
+            text.push_str(&crate::yaml::to_string(object)?);
         }
         let path = dir.join(format!("{:02}-{name}.yaml", index + 1));
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;

@@ -72,8 +72,8 @@ impl LoadedRecipe {
         let recipe_path = dir.join("recipe.yaml");
         let text = std::fs::read_to_string(&recipe_path)
             .with_context(|| format!("reading the disk recipe {}", recipe_path.display()))?;
-        let recipe: Recipe = serde_yaml::from_str(&text)
-            .with_context(|| format!("{} is not a valid disk recipe", recipe_path.display()))?;
+        let recipe: Recipe = crate::yaml::parse(&text, &recipe_path.display().to_string())
+            .context("not a valid disk recipe")?;
         recipe
             .check()
             .with_context(|| format!("in {}", recipe_path.display()))?;

@@ -88,9 +88,15 @@ fn dockerignore(context: &Path) -> anyhow::Result<ignore::gitignore::Gitignore> 
             } else {
                 format!("{negation}/{pattern}")
             };
-            builder.add_line(Some(path.clone()), &anchored).with_context(|| {
-                format!("{}:{}: cannot read pattern {line:?}", path.display(), number + 1)
-            })?;
+            builder
+                .add_line(Some(path.clone()), &anchored)
+                .with_context(|| {
+                    format!(
+                        "{}:{}: cannot read pattern {line:?}",
+                        path.display(),
+                        number + 1
+                    )
+                })?;
         }
     }
     builder
