@@ -1,10 +1,10 @@
 //! Where bfctl prints. Every line bfctl shows a person goes through the
 //! macros and functions here (and the live progress in
 //! [`crate::progress`]); the library computes and returns, it never
-//! prints. A test ([`tests::nothing_else_prints`]) keeps it that way.
+//! prints. A unit test here (`nothing_else_prints`) keeps it that way.
 //!
-//! * results go to stdout ([`out!`]), as text or as JSON (`--output json`);
-//! * notes, warnings and errors go to stderr ([`note!`]);
+//! * results go to stdout (`out!`), as text or as JSON (`--output json`);
+//! * notes, warnings and errors go to stderr (`note!`);
 //! * `-v` API traces go to stderr ([`api_tracer`]).
 
 /// A line of the command's result, on stdout.

@@ -97,13 +97,8 @@ fn carnet_settings(args: &Args) -> anyhow::Result<Option<aggregate::CarnetSettin
 
 /// Runs one consumer group member with these command-line arguments (the
 /// first is the program's name) until SIGTERM or Ctrl-C.
-pub fn run<I, T>(args: I) -> anyhow::Result<()>
-where
-    I: IntoIterator<Item = T>,
-    T: Into<std::ffi::OsString> + Clone,
-{
-    let args = Args::parse_from(args);
-    telemetry::init_tracing();
+pub fn run(argv: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
+    let args: Args = telemetry::start(argv);
     if args.batch_max == 0 {
         bail!("--batch-max must be at least 1");
     }

@@ -1,12 +1,17 @@
 //! The consumer: a member of the Kafka consumer group on topic `ventas` that
 //! keeps the dashboard's aggregates in Valkey with exactly-once effect.
 //!
-//! * [`group`]: polling, rebalances and resyncs, the heart of exactly-once;
-//! * [`aggregate`]: folding a batch of sales into the changes Valkey makes;
-//! * [`store`] with `apply.lua`: the atomic apply and the stored offsets;
-//! * [`dead_letter`]: where undecodable records go;
-//! * [`metrics`]: what `/metrics` shows;
-//! * [`cli`]: the command line, [`run`] by the binary and by `bfctl service consumer`.
+//! # Layout
+//!
+//! ```text
+//! group.rs        polling, rebalances and resyncs: the heart of exactly-once
+//! aggregate.rs    a batch of sales folded into the changes Valkey makes
+//! store.rs        the atomic apply (apply.lua) and the stored offsets
+//! apply.lua       the one script that writes aggregates and offsets together
+//! dead_letter.rs  where undecodable records go
+//! metrics.rs      what /metrics shows
+//! cli.rs          the command line; run, by the binary and `bfctl service consumer`
+//! ```
 //!
 //! docs/valkey-schema.md lists every key written.
 

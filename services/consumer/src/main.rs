@@ -2,5 +2,5 @@
 //! same code runs as `bfctl service consumer` in the local pipeline.
 
 fn main() -> anyhow::Result<()> {
-    consumer::run(std::env::args_os())
+    consumer::run(std::env::args_os().collect())
 }

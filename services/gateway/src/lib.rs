@@ -2,6 +2,17 @@
 //! sale id (UUIDv7) and a timestamp, and go over one shared, balanced gRPC
 //! channel to the producers. A sale is answered 202 only once a producer
 //! confirmed that Kafka acknowledged it.
+//!
+//! # Layout
+//!
+//! ```text
+//! lib.rs        Args, run (binary and `bfctl service gateway`), serve
+//! http.rs       the axum routes: POST /venta and /ventas, /healthz, /readyz
+//! input.rs      a sale's JSON, checked and normalised (what a 400 says)
+//! batcher.rs    sales gathered into ProcesarVentas calls
+//! producers.rs  the gRPC channel to the producers, balanced and re-resolved
+//! metrics.rs    what /metrics shows
+//! ```
 
 mod batcher;
 mod http;
@@ -48,14 +59,8 @@ struct Args {
 /// Runs the gateway with these command-line arguments (the first is the
 /// program's name) until SIGTERM or Ctrl-C: what the `gateway` binary and
 /// `bfctl service gateway` both do.
-pub fn run<I, T>(args: I) -> anyhow::Result<()>
-where
-    I: IntoIterator<Item = T>,
-    T: Into<std::ffi::OsString> + Clone,
-{
-    let args = Args::parse_from(args);
-    telemetry::init_tracing();
-    telemetry::block_on(serve(args))
+pub fn run(argv: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
+    telemetry::block_on(serve(telemetry::start::<Args>(argv)))
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {

@@ -2,5 +2,5 @@
 //! same code runs as `bfctl service gateway` in the local pipeline.
 
 fn main() -> anyhow::Result<()> {
-    gateway::run(std::env::args_os())
+    gateway::run(std::env::args_os().collect())
 }

@@ -1,14 +1,18 @@
 //! The Black Friday pipeline's parts as real processes on 127.0.0.1, and
 //! load for it: what bfctl's local mode and the tests both run.
 //!
-//! Layout:
-//! * [`process`]: a child process that dies with its parent, with its log;
-//! * [`broker`]: a `tansu` Kafka-protocol broker (sqlite storage), topics;
-//! * [`valkey`]: a `valkey-server` with a password and AOF;
-//! * [`launcher`]: the gateway, producer and consumer, ready when healthy;
-//! * [`metrics`]: reading what their `/metrics` says;
-//! * [`catalog`], [`http_load`]: Black Friday sales, sent as HTTP load;
-//! * [`totals`]: what Valkey must hold for the sales that were accepted.
+//! # Layout
+//!
+//! ```text
+//! process.rs    a child process that dies with its parent, with its log
+//! broker.rs     a `tansu` Kafka-protocol broker (sqlite storage), topics
+//! valkey.rs     a `valkey-server` with a password and AOF
+//! launcher.rs   the gateway, producer and consumer, ready when healthy
+//! metrics.rs    reading what their /metrics says (prometheus-parse)
+//! catalog.rs    Black Friday sales in the Locustfile's mix
+//! http_load.rs  those sales sent as HTTP load, closed or open loop
+//! totals.rs     what Valkey must hold for the sales that were accepted
+//! ```
 //!
 //! Each server listens on 127.0.0.1 on a free port, keeps its data and log
 //! under a directory it is given, and is killed when its handle is

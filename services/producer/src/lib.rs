@@ -2,6 +2,15 @@
 //! topic `ventas` with `acks=all` and idempotence on, and replies only once the
 //! broker's delivery report arrived. On SIGTERM it stops taking calls, lets the
 //! calls in flight finish and flushes what librdkafka still holds.
+//!
+//! # Layout
+//!
+//! ```text
+//! lib.rs      Args, run (binary and `bfctl service producer`), serve
+//! service.rs  the gRPC ProductSaleService: a call answered once Kafka acked
+//! kafka.rs    the idempotent librdkafka producer, topic creation
+//! metrics.rs  what /metrics shows
+//! ```
 
 mod kafka;
 mod metrics;
@@ -50,14 +59,8 @@ struct Args {
 /// Runs the producer with these command-line arguments (the first is the
 /// program's name) until SIGTERM or Ctrl-C: what the `producer` binary and
 /// `bfctl service producer` both do.
-pub fn run<I, T>(args: I) -> anyhow::Result<()>
-where
-    I: IntoIterator<Item = T>,
-    T: Into<std::ffi::OsString> + Clone,
-{
-    let args = Args::parse_from(args);
-    telemetry::init_tracing();
-    telemetry::block_on(serve(args))
+pub fn run(argv: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
+    telemetry::block_on(serve(telemetry::start::<Args>(argv)))
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {

@@ -2,5 +2,5 @@
 //! same code runs as `bfctl service producer` in the local pipeline.
 
 fn main() -> anyhow::Result<()> {
-    producer::run(std::env::args_os())
+    producer::run(std::env::args_os().collect())
 }

@@ -1,10 +1,14 @@
 //! The Black Friday wire contract.
 //!
-//! * [`pb`]: the gRPC service `blackfriday.ProductSaleService` and its messages,
-//!   generated from `proto/blackfriday.proto`.
-//! * [`Category`]: the four product categories, parsed from their number or name.
-//! * [`record`]: how a sale is written to the Kafka topic `ventas` (versioned).
-//! * `topics` (feature `admin`): creating topics for local runs and tests.
+//! # Layout
+//!
+//! ```text
+//! lib.rs       pb: the gRPC service blackfriday.ProductSaleService and its
+//!              messages, generated from proto/blackfriday.proto; limits
+//! category.rs  Category: the four product categories, by number or name
+//! record.rs    how a sale is written to the Kafka topic `ventas` (versioned)
+//! topics.rs    (feature `admin`) creating topics for local runs and tests
+//! ```
 
 pub mod record;
 #[cfg(feature = "admin")]

@@ -3,6 +3,13 @@
 //!
 //! Each service owns its metrics (a `prometheus_client::registry::Registry`);
 //! this crate only knows how to serve one.
+//!
+//! # Layout
+//!
+//! ```text
+//! lib.rs  start (command line + logging), block_on, the metrics router,
+//!         serve_http, shutdown_signal: one file, all a service shares
+//! ```
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +24,16 @@ use tracing_subscriber::EnvFilter;
 
 /// The content type of the Prometheus text exposition format, version 0.0.4.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A service's command line (`argv[0]` first), parsed, with logging set up:
+/// how each service's `run` starts, whether its binary or
+/// `bfctl service NAME` calls it. `--help` and bad flags exit here, as
+/// clap does.
+pub fn start<Args: clap::Parser>(argv: Vec<std::ffi::OsString>) -> Args {
+    let args = Args::parse_from(argv);
+    init_tracing();
+    args
+}
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`), `LOG_FORMAT=json` for JSON lines.
 pub fn init_tracing() {

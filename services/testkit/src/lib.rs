@@ -2,8 +2,12 @@
 //! benchmarks (a dev-dependency only; what bfctl itself runs is in
 //! `localrun`, re-exported here).
 //!
-//! * [`binaries`]: the workspace's service binaries, built first;
-//! * [`pipeline`]: a whole pipeline under a temporary directory.
+//! # Layout
+//!
+//! ```text
+//! binaries.rs  the workspace's service binaries, built by cargo first
+//! pipeline.rs  a whole pipeline under a temporary directory
+//! ```
 
 pub mod binaries;
 pub mod pipeline;
