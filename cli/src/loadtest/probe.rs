@@ -202,65 +202,88 @@ pub async fn scale_consumers(
         namespace: Some(namespace.clone()),
         name: "consumer".into(),
     };
-    let deadline = std::time::Instant::now() + timeout;
-    let mut last = String::new();
-    loop {
-        let state = match cluster.get(&deployment).await? {
-            Some(live) => kube_apply::readiness::assess(&deployment, &live),
-            None => {
-                kube_apply::readiness::Readiness::Failed(format!("{deployment} does not exist"))
+    use kube_apply::readiness::{self, Readiness};
+    use kube_apply::wait::{Check, Poll, WaitError, poll_until};
+    let poll = Poll {
+        timeout,
+        every: Duration::from_millis(250),
+    };
+    let deployment = &deployment;
+    poll_until(
+        poll,
+        None,
+        |_| {},
+        || async move {
+            match cluster.get(deployment).await {
+                Ok(Some(live)) => match readiness::assess(deployment, &live) {
+                    Readiness::Ready => Check::Done(()),
+                    Readiness::Waiting(message) => Check::Waiting(message),
+                    Readiness::Failed(message) => Check::Failed(message),
+                },
+                Ok(None) => Check::Failed(format!("{deployment} does not exist")),
+                Err(error) => Check::Failed(error.to_string()),
             }
-        };
-        match state {
-            kube_apply::readiness::Readiness::Ready => break,
-            kube_apply::readiness::Readiness::Failed(message) => anyhow::bail!("{message}"),
-            kube_apply::readiness::Readiness::Waiting(message) => last = message,
-        }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
+        },
+    )
+    .await
+    .map_err(|error| match error {
+        WaitError::TimedOut { last } => anyhow::anyhow!(
             "{deployment} not ready after {}s: {last}",
             timeout.as_secs()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        ),
+        WaitError::Failed(message) => anyhow::anyhow!("{message}"),
+        WaitError::Interrupted => anyhow::anyhow!("interrupted"),
+    })?;
     note(format!("{deployment} has {replicas} ready replicas"));
-    let mut settled_since: Option<std::time::Instant> = None;
-    loop {
-        let owned: Vec<(String, i64)> = consumer_metrics(cluster)
-            .await?
-            .into_iter()
-            .map(|(pod, body)| {
-                let owned =
-                    localrun::launcher::sum_metric(&body, "bf_consumer_assigned_partitions") as i64;
-                (pod, owned)
-            })
-            .collect();
-        let summary = owned
-            .iter()
-            .map(|(pod, n)| format!("{pod}: {n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        if summary != last {
-            note(format!("partitions owned: {summary} (of {partitions})"));
-            last = summary.clone();
-        }
-        let total: i64 = owned.iter().map(|(_, n)| n).sum();
-        let everyone = i64::from(replicas) > partitions || owned.iter().all(|(_, n)| *n > 0);
-        if owned.len() == replicas as usize && total == partitions && everyone {
-            let since = *settled_since.get_or_insert_with(std::time::Instant::now);
-            if since.elapsed() >= Duration::from_secs(1) {
-                return Ok(());
+    // Settled: the right number of consumers, every partition owned, each
+    // consumer owning one (when there are enough), for a whole second.
+    let settled_since = std::cell::Cell::new(None::<std::time::Instant>);
+    let settled_since = &settled_since;
+    poll_until(
+        poll,
+        None,
+        |summary| note(format!("partitions owned: {summary} (of {partitions})")),
+        || async move {
+            let bodies = match consumer_metrics(cluster).await {
+                Ok(bodies) => bodies,
+                Err(error) => return Check::Failed(format!("{error:#}")),
+            };
+            let owned: Vec<(String, i64)> = bodies
+                .into_iter()
+                .map(|(pod, body)| {
+                    let owned = localrun::launcher::sum_metric(&body, "bf_consumer_assigned_partitions")
+                        as i64;
+                    (pod, owned)
+                })
+                .collect();
+            let summary = owned
+                .iter()
+                .map(|(pod, n)| format!("{pod}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let total: i64 = owned.iter().map(|(_, n)| n).sum();
+            let everyone = i64::from(replicas) > partitions || owned.iter().all(|(_, n)| *n > 0);
+            if owned.len() == replicas as usize && total == partitions && everyone {
+                let since = settled_since.get().unwrap_or_else(std::time::Instant::now);
+                settled_since.set(Some(since));
+                if since.elapsed() >= Duration::from_secs(1) {
+                    return Check::Done(());
+                }
+            } else {
+                settled_since.set(None);
             }
-        } else {
-            settled_since = None;
-        }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "the consumer group did not settle within {}s; partitions owned: {summary} (of {partitions})",
+            Check::Waiting(summary)
+        },
+    )
+    .await
+    .map_err(|error| match error {
+        WaitError::TimedOut { last } => anyhow::anyhow!(
+            "the consumer group did not settle within {}s; partitions owned: {last} (of {partitions})",
             timeout.as_secs()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        ),
+        WaitError::Failed(message) => anyhow::anyhow!("{message}"),
+        WaitError::Interrupted => anyhow::anyhow!("interrupted"),
+    })
 }
 
 /// Sums the sale-to-Valkey histogram buckets of several consumers' bodies.
