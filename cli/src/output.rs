@@ -1,7 +1,8 @@
 //! Where bfctl prints. Every line bfctl shows a person goes through the
 //! macros and functions here (and the live progress in
 //! [`crate::progress`]); the library computes and returns, it never
-//! prints. A unit test here (`nothing_else_prints`) keeps it that way.
+//! prints. A test (`cli/tests/module_graph.rs`, `only_output_and_progress_print`)
+//! keeps it that way.
 //!
 //! * results go to stdout (`out!`), as text or as JSON (`--output json`);
 //! * notes, warnings and errors go to stderr (`note!`);
@@ -54,49 +55,4 @@ pub fn interrupt_notice() {
     note!(
         "\ninterrupt: finishing the requests in flight, starting nothing new (Ctrl-C again to quit at once)"
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    /// Only this file and the progress display print.
-    #[test]
-    fn nothing_else_prints() {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut offenders = Vec::new();
-        let mut stack = vec![src.clone()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                    continue;
-                }
-                let relative = path
-                    .strip_prefix(&src)
-                    .unwrap()
-                    .to_string_lossy()
-                    .to_string();
-                if relative == "output.rs" || relative == "progress.rs" {
-                    continue;
-                }
-                let text = std::fs::read_to_string(&path).unwrap();
-                for (number, line) in text.lines().enumerate() {
-                    let code = line.split("//").next().unwrap_or("");
-                    if ["println!", "eprintln!", "print!(", "eprint!("]
-                        .iter()
-                        .any(|m| code.contains(m))
-                    {
-                        offenders.push(format!("{relative}:{}: {}", number + 1, line.trim()));
-                    }
-                }
-            }
-        }
-        assert!(
-            offenders.is_empty(),
-            "print through output.rs instead:\n{}",
-            offenders.join("\n")
-        );
-    }
 }

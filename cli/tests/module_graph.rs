@@ -1,4 +1,5 @@
-//! bfctl's modules form no cycle, nor do kube-apply's: the top-level modules
+//! The source tree keeps its shape. bfctl's modules form no cycle, nor do
+//! kube-apply's: the top-level modules
 //! of `cli/src` (`plan`, `cluster`, `local`, …) and of
 //! `crates/kube-apply/src`, and the `crate::` paths each uses
 //! outside comments and tests make a graph that must have no strongly
@@ -11,21 +12,30 @@ use std::path::Path;
 /// module → module it uses → where (file:line).
 type Graph = BTreeMap<String, BTreeMap<String, Vec<String>>>;
 
-fn graph(src: &Path) -> Graph {
-    let src = src.to_path_buf();
-    let mut graph = Graph::new();
-    let mut stack = vec![src.clone()];
+/// Every `.rs` file under `src`: its path relative to `src`, and its text.
+fn rust_files(src: &Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut files = Vec::new();
+    let mut stack = vec![src.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-                continue;
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                files.push((path.strip_prefix(src).unwrap().to_path_buf(), text));
             }
-            if path.extension().is_none_or(|e| e != "rs") {
-                continue;
-            }
-            let relative = path.strip_prefix(&src).unwrap();
+        }
+    }
+    files.sort();
+    files
+}
+
+fn graph(src: &Path) -> Graph {
+    let mut graph = Graph::new();
+    for (relative, text) in rust_files(src) {
+        {
+            let relative = relative.as_path();
             let module = relative
                 .components()
                 .next()
@@ -37,7 +47,6 @@ fn graph(src: &Path) -> Graph {
             if module == "main" || module == "lib" {
                 continue;
             }
-            let text = std::fs::read_to_string(&path).unwrap();
             let code = text.split("#[cfg(test)]").next().unwrap_or("");
             for (number, line) in code.lines().enumerate() {
                 if line.trim_start().starts_with("//") {
@@ -147,6 +156,33 @@ fn assert_no_cycle(graph: &Graph) {
         }
     }
     assert!(found.is_empty(), "{report}");
+}
+
+/// Only `output.rs` and `progress.rs` print: everything else returns what
+/// it found, and the commands hand it to them.
+#[test]
+fn only_output_and_progress_print() {
+    let mut offenders = Vec::new();
+    for (relative, text) in rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src")) {
+        let name = relative.to_string_lossy().to_string();
+        if name == "output.rs" || name == "progress.rs" {
+            continue;
+        }
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if ["println!", "eprintln!", "print!(", "eprint!("]
+                .iter()
+                .any(|m| code.contains(m))
+            {
+                offenders.push(format!("{name}:{}: {}", number + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "print through output.rs instead:\n{}",
+        offenders.join("\n")
+    );
 }
 
 #[test]

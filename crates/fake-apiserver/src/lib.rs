@@ -456,18 +456,8 @@ impl FakeApiServer {
     /// The stored object, if any (as a GET would show it).
     pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
         let inner = self.lock();
-        inner
-            .objects
-            .values()
-            .find(|stored| {
-                stored.object["kind"] == kind
-                    && stored.object["metadata"]["name"] == name
-                    && stored.object["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap_or("")
-                        == namespace
-            })
-            .map(shown)
+        let key = find_key(&inner, kind, namespace, name)?;
+        inner.objects.get(&key).map(shown)
     }
 
     /// How many objects are stored.
