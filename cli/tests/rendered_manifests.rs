@@ -32,7 +32,8 @@ fn variant_config() -> Config {
         .replace("host: \"\"", "host: ventas.example.com")
         .replace("class: \"\"", "class: premium-rwo")
         .replace("replication: 1", "replication: 3")
-        .replace("carnet: \"201900006\"", "carnet: \"201900001\"");
+        .replace("carnet: \"201900006\"", "carnet: \"201900001\"")
+        + "gke:\n  project: my-project-id\n  location: europe-west1\n";
     Config::parse(&text, "variant").expect("the variant parses")
 }
 
@@ -233,6 +234,25 @@ fn the_example_configuration_renders_valid_objects() {
 #[test]
 fn the_nginx_three_broker_variant_renders_valid_objects() {
     validate_all(&rendered(&variant_config()));
+}
+
+#[test]
+fn with_a_gke_virt_pool_the_vm_is_placed_on_it() {
+    let vm = |config: &Config| {
+        rendered(config)
+            .into_iter()
+            .flat_map(|c| c.objects)
+            .find(|o| o["kind"] == "VirtualMachine")
+            .expect("a VirtualMachine")
+    };
+    let placed = vm(&variant_config());
+    let spec = &placed["spec"]["template"]["spec"];
+    assert_eq!(spec["nodeSelector"]["bfctl.io/pool"], "virt", "{spec}");
+    assert_eq!(spec["tolerations"][0]["key"], "bfctl.io/pool");
+    assert_eq!(spec["tolerations"][0]["effect"], "NoSchedule");
+    let anywhere = vm(&example_config());
+    let spec = &anywhere["spec"]["template"]["spec"];
+    assert!(spec.get("nodeSelector").is_none() && spec.get("tolerations").is_none());
 }
 
 #[test]

@@ -56,6 +56,10 @@ pub struct Config {
     pub images: Images,
     #[serde(default)]
     pub local: Local,
+    /// The GKE cluster `bfctl cluster create|status|delete` manages
+    /// (none: the cluster is made elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gke: Option<super::gke::Gke>,
 }
 
 /// Where `bfctl up --local` gets its broker and Valkey (see
@@ -591,7 +595,23 @@ impl Config {
                 bail!("operators.sha256.{file}: {digest:?} is not a sha256 (64 hex digits)");
             }
         }
+        if let Some(gke) = &self.gke {
+            gke.check().map_err(anyhow::Error::msg)?;
+        }
         Ok(())
+    }
+
+    /// Whether the Valkey VM runs on a pool with nested virtualization
+    /// (a `gke:` cluster's `virt` pool): then it is placed there and
+    /// KubeVirt does not emulate.
+    pub fn has_virt_pool(&self) -> bool {
+        self.gke.is_some()
+    }
+
+    /// `kubevirt.useEmulation`, unless the VM has a pool with nested
+    /// virtualization, where emulation would only slow it down.
+    pub fn use_emulation(&self) -> bool {
+        self.kubevirt.use_emulation && !self.has_virt_pool()
     }
 
     /// The install's name (`install`, or the namespace when empty).
@@ -606,6 +626,11 @@ impl Config {
     /// Warnings about what `bfctl up` deploys (the ingress it installs).
     pub fn deploy_warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
+        if self.kubevirt.use_emulation && self.has_virt_pool() {
+            warnings.push(
+                "kubevirt.useEmulation is ignored: the gke.virt pool has nested virtualization, so the VM runs with KVM".into(),
+            );
+        }
         if self.ingress.mode == IngressMode::Nginx {
             warnings.push(format!(
                 "ingress.mode nginx: ingress-nginx is retired upstream ({} is its final release, with no more security fixes); prefer gateway-api",
@@ -655,6 +680,78 @@ mod tests {
         assert_eq!(example.gateway.max_replicas.0, 5);
         assert_eq!(example.gateway.target_cpu_percent.0, 50);
         assert_eq!(example.versions.kafka, "4.2.1");
+    }
+
+    /// The example with its commented `gke:` block switched on.
+    fn example_with_gke() -> String {
+        let mut on = false;
+        EXAMPLE
+            .lines()
+            .map(|line| {
+                if line == "# gke:" {
+                    on = true;
+                }
+                match line.strip_prefix("# ") {
+                    Some(rest) if on && !rest.trim_start().starts_with('#') => {
+                        format!("{rest}\n")
+                    }
+                    _ if on && line.trim_start().starts_with("#   #") => String::new(),
+                    _ => format!("{line}\n"),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_examples_gke_block_parses_with_its_documented_defaults() {
+        let config = Config::parse(&example_with_gke(), "example with gke").unwrap();
+        let gke = config.gke.as_ref().expect("the gke block is on");
+        assert_eq!(gke.project.0, "my-project-id");
+        assert!(gke.location.is_zone());
+        let defaults: crate::plan::gke::Gke = crate::yaml::parse(
+            "project: my-project-id\nlocation: europe-west1-b\n",
+            "minimal gke",
+        )
+        .unwrap();
+        assert_eq!(gke, &defaults, "the example must show the gke defaults");
+        assert!(config.has_virt_pool());
+        assert!(!config.use_emulation());
+    }
+
+    #[test]
+    fn gke_values_are_checked_with_key_and_line() {
+        let base = example_with_gke();
+        let case = |from: &str, to: &str| {
+            assert!(base.contains(from), "{from}");
+            error_of(&base.replacen(from, to, 1))
+        };
+        let error = case("machineType: n2-standard-4", "machineType: e2-standard-4");
+        assert!(
+            error.contains("gke.virt.machineType") && error.contains("cannot run nested VMs"),
+            "{error}"
+        );
+        let error = case("imageType: UBUNTU_CONTAINERD", "imageType: COS");
+        assert!(error.contains("gke.virt.imageType"), "{error}");
+        let error = case("location: europe-west1-b", "location: europe");
+        assert!(error.contains("gke.location"), "{error}");
+        let error = case("releaseChannel: REGULAR", "releaseChannel: NIGHTLY");
+        assert!(error.contains("gke.releaseChannel"), "{error}");
+        let error = case("    maxNodes: 3", "    maxNodes: 0");
+        assert!(error.contains("gke.general.maxNodes"), "{error}");
+        let error = case(
+            "    minNodes: 1\n    maxNodes: 3",
+            "    minNodes: 4\n    maxNodes: 3",
+        );
+        assert!(
+            error.contains("gke.general.minNodes (4) is above gke.general.maxNodes (3)"),
+            "{error}"
+        );
+        for error in [
+            case("machineType: n2-standard-4", "machineType: e2-standard-4"),
+            case("location: europe-west1-b", "location: europe"),
+        ] {
+            assert!(error.contains(", line "), "{error}");
+        }
     }
 
     fn error_of(text: &str) -> String {

@@ -1,5 +1,5 @@
 //! What `bfctl up` applies, worked out before anything is applied: the
-//! configuration read ([`config`]), the components of
+//! configuration read ([`config`], with its optional [`gke`] cluster), the components of
 //! `manifests-templates/components.yaml` ([`components`]) rendered with
 //! bfctl's labels ([`render`], [`identity`]), the pinned operators
 //! ([`operators`]), and the generated Secrets ([`secrets`]), turned into
@@ -8,6 +8,7 @@
 
 pub mod components;
 pub mod config;
+pub mod gke;
 pub mod identity;
 pub mod operators;
 pub mod render;

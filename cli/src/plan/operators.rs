@@ -294,12 +294,18 @@ pub fn rewrite_strimzi_namespace(objects: &mut [Value], namespace: &str) {
     }
 }
 
-/// Sets `useEmulation` on the KubeVirt CR.
-pub fn configure_kubevirt_cr(objects: &mut [Value], use_emulation: bool) {
+/// Sets `useEmulation` on the KubeVirt CR and, when the VM has a node
+/// pool of its own (tainted), lets KubeVirt's node agent (virt-handler)
+/// run there too: without it no VM could start on those nodes.
+pub fn configure_kubevirt_cr(objects: &mut [Value], use_emulation: bool, virt_pool: bool) {
     for object in objects {
         if object.get("kind").and_then(Value::as_str) == Some("KubeVirt") {
             object["spec"]["configuration"]["developerConfiguration"]["useEmulation"] =
                 use_emulation.into();
+            if virt_pool {
+                object["spec"]["workloads"]["nodePlacement"]["tolerations"] =
+                    serde_json::json!([super::gke::virt_pool_toleration()]);
+            }
         }
     }
 }
@@ -357,7 +363,7 @@ pub async fn steps(config: &Config, fetcher: &Fetcher) -> anyhow::Result<Vec<Ste
         install,
     )?);
     let mut cr = fetcher.objects(&cr_file).await?;
-    configure_kubevirt_cr(&mut cr, config.kubevirt.use_emulation);
+    configure_kubevirt_cr(&mut cr, config.use_emulation(), config.has_virt_pool());
     steps.push(labelled(
         KUBEVIRT_STEP,
         vec![KUBEVIRT_OPERATOR_STEP.into()],
@@ -481,10 +487,21 @@ mod tests {
     #[test]
     fn use_emulation_is_set_on_the_kubevirt_cr() {
         let mut objects = vec![json!({"kind": "KubeVirt", "spec": {}})];
-        configure_kubevirt_cr(&mut objects, true);
+        configure_kubevirt_cr(&mut objects, true, false);
         assert_eq!(
             objects[0]["spec"]["configuration"]["developerConfiguration"]["useEmulation"],
             true
+        );
+        assert!(objects[0]["spec"].get("workloads").is_none());
+    }
+
+    #[test]
+    fn with_a_virt_pool_virt_handler_tolerates_its_taint() {
+        let mut objects = vec![json!({"kind": "KubeVirt", "spec": {}})];
+        configure_kubevirt_cr(&mut objects, false, true);
+        assert_eq!(
+            objects[0]["spec"]["workloads"]["nodePlacement"]["tolerations"][0]["key"],
+            crate::plan::gke::VIRT_POOL_LABEL
         );
     }
 }

@@ -138,6 +138,9 @@ fn context(config: &Config, images: &ImageRefs) -> anyhow::Result<tera::Context>
     );
     let category = Category::for_carnet(&config.carnet.0).context("carnet must end in a digit")?;
     context.insert("carnet_category", category.name());
+    context.insert("virt_pool", &config.has_virt_pool());
+    context.insert("virt_pool_label", super::gke::VIRT_POOL_LABEL);
+    context.insert("virt_pool_value", super::gke::VIRT_POOL_VALUE);
     Ok(context)
 }
 
