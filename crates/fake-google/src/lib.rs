@@ -1,0 +1,153 @@
+//! Fakes of Google Cloud for tests: a dev-only crate. Every request is
+//! checked against the API's own Discovery document (`discovery`), so a
+//! request the real service would refuse is refused here too, with the
+//! real error shape.
+//!
+//! # Layout
+//!
+//! ```text
+//! discovery.rs  methods, path templates, parameter patterns and body schemas
+//!               from a Discovery document; ApiError, Google's error shape
+//! token.rs      a service-account key file and the token endpoint that
+//!               verifies its signed JWT assertions
+//! gke.rs        FakeGke: the GKE v1 API (clusters, operations) and the
+//!               token endpoint, on 127.0.0.1
+//! ```
+
+pub mod discovery;
+pub mod gke;
+pub mod token;
+
+pub use discovery::{Api, ApiError, Call};
+pub use gke::FakeGke;
+
+/// Where the shared fixtures keep the Google API descriptions: the
+/// `shared/` folder beside the checkout.
+pub fn google_apis_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/google-apis")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn gke() -> Api {
+        Api::load(&google_apis_dir().join("container.v1.json")).expect("container.v1.json")
+    }
+
+    const PARENT: &str = "/v1/projects/my-project/locations/europe-west1-b";
+
+    #[test]
+    fn a_create_matches_its_method_and_names_its_parent() {
+        let api = gke();
+        assert!(api.method_count() > 50, "{}", api.method_count());
+        let body = json!({"cluster": {"name": "bf", "nodePools": [{"name": "general",
+            "initialNodeCount": 1,
+            "config": {"machineType": "e2-standard-4", "diskSizeGb": 50,
+                       "advancedMachineFeatures": {"enableNestedVirtualization": true}},
+            "autoscaling": {"enabled": true, "minNodeCount": 1, "maxNodeCount": 3}}],
+            "releaseChannel": {"channel": "REGULAR"},
+            "networkConfig": {"gatewayApiConfig": {"channel": "CHANNEL_STANDARD"}}}});
+        let call = api
+            .check("POST", &format!("{PARENT}/clusters"), &[], Some(&body))
+            .unwrap();
+        assert_eq!(call.id, "container.projects.locations.clusters.create");
+        assert_eq!(
+            call.params["parent"],
+            "projects/my-project/locations/europe-west1-b"
+        );
+        let get = api
+            .check("GET", &format!("{PARENT}/clusters/bf"), &[], None)
+            .unwrap();
+        assert_eq!(get.id, "container.projects.locations.clusters.get");
+        let delete = api
+            .check("DELETE", &format!("{PARENT}/clusters/bf"), &[], None)
+            .unwrap();
+        assert_eq!(delete.id, "container.projects.locations.clusters.delete");
+        let operation = api
+            .check(
+                "GET",
+                &format!("{PARENT}/operations/operation-1"),
+                &[],
+                None,
+            )
+            .unwrap();
+        assert_eq!(operation.id, "container.projects.locations.operations.get");
+    }
+
+    #[test]
+    fn unknown_fields_wrong_types_and_enums_are_refused_as_google_refuses_them() {
+        let api = gke();
+        let create = |cluster: serde_json::Value| {
+            api.check(
+                "POST",
+                &format!("{PARENT}/clusters"),
+                &[],
+                Some(&json!({ "cluster": cluster })),
+            )
+            .unwrap_err()
+        };
+        let unknown =
+            create(json!({"name": "bf", "nodePools": [{"config": {"nestedVirt": true}}]}));
+        assert_eq!(unknown.code, 400);
+        assert_eq!(unknown.status, "INVALID_ARGUMENT");
+        assert_eq!(
+            unknown.message,
+            "Invalid JSON payload received. Unknown name \"nestedVirt\" at 'cluster.node_pools[0].config': Cannot find field."
+        );
+        assert_eq!(
+            unknown.body()["error"]["status"],
+            "INVALID_ARGUMENT",
+            "the real error shape"
+        );
+        let wrong_type =
+            create(json!({"name": "bf", "nodePools": [{"config": {"diskSizeGb": "big"}}]}));
+        assert!(
+            wrong_type
+                .message
+                .contains("'cluster.node_pools[0].config.disk_size_gb'"),
+            "{}",
+            wrong_type.message
+        );
+        let wrong_enum = create(json!({"name": "bf", "releaseChannel": {"channel": "NIGHTLY"}}));
+        assert!(
+            wrong_enum.message.contains("TYPE_ENUM"),
+            "{}",
+            wrong_enum.message
+        );
+    }
+
+    #[test]
+    fn paths_outside_the_patterns_and_unknown_query_parameters_are_refused() {
+        let api = gke();
+        let missing = api
+            .check("GET", "/v1/projects/p/clusters/bf", &[], None)
+            .unwrap_err();
+        assert_eq!(missing.code, 404);
+        let query = api
+            .check(
+                "GET",
+                &format!("{PARENT}/clusters/bf"),
+                &[("verbose".into(), "1".into())],
+                None,
+            )
+            .unwrap_err();
+        assert!(
+            query.message.contains("Unknown name \"verbose\""),
+            "{}",
+            query.message
+        );
+        let known = api.check(
+            "GET",
+            &format!("{PARENT}/clusters/bf"),
+            &[("prettyPrint".into(), "false".into())],
+            None,
+        );
+        assert!(known.is_ok(), "{known:?}");
+        let wrong_verb = api
+            .check("PATCH", &format!("{PARENT}/clusters/bf"), &[], None)
+            .unwrap_err();
+        assert_eq!(wrong_verb.code, 405);
+    }
+}
