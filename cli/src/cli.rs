@@ -279,6 +279,47 @@ pub enum Command {
     /// Write or check the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Create, inspect or delete the GKE cluster that bfctl.yaml's `gke:` describes.
+    ///
+    /// Credentials are Google's Application Default Credentials: the key
+    /// file GOOGLE_APPLICATION_CREDENTIALS names, gcloud's ADC file
+    /// (`gcloud auth application-default login`), or the metadata server on
+    /// Google Cloud. No gcloud or gke-gcloud-auth-plugin is needed: the
+    /// kubeconfig context bfctl writes gets its tokens from `bfctl cluster
+    /// token`.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Create the cluster (both node pools) and write its kubeconfig context.
+    ///
+    /// Idempotent: an existing cluster is compared with bfctl.yaml (each
+    /// difference said, nothing changed in place), a create that an earlier
+    /// run started is followed to its end, and the context is written
+    /// again. The context is `gke_PROJECT_LOCATION_CLUSTER`, merged into
+    /// the kubeconfig (--kubeconfig, $KUBECONFIG or ~/.kube/config) without
+    /// touching other entries; it becomes the current context only when
+    /// none is set. Exit 0 done, 2 error.
+    Create,
+    /// The cluster's status, version, endpoint, node pools and running
+    /// operations. Exit 0 when it is RUNNING, 1 otherwise.
+    Status,
+    /// Delete the cluster (asks first; --yes for scripts).
+    ///
+    /// Refuses while this install's pipeline is on it: `bfctl teardown`
+    /// first removes the Gateway and its load balancer, which deleting the
+    /// cluster would leave behind. Deletes only a cluster bfctl made (its
+    /// `managed-by: bfctl` label).
+    Delete {
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Print an ExecCredential with a Google access token (the kubeconfig's
+    /// exec plugin; kubectl runs it).
+    Token,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

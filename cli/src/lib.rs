@@ -23,6 +23,8 @@
 //!               and disk (the Valkey VM disk as a containerDisk)
 //! cluster/      up/status/teardown on a cluster: kube-apply driven with the
 //!               plan; status (health from the cluster and the consumers)
+//! gke/          the GKE cluster itself: create/status/delete through the GKE
+//!               API, the kubeconfig context, `cluster token`
 //! local/        the same pipeline on this machine: supervisor, servers
 //!               (broker, Valkey), containers, state with a typed phase
 //! loadtest/     load (built-in or Locust), probe (where counts are read),
@@ -35,6 +37,7 @@ pub mod cluster;
 pub mod commands;
 pub mod exit;
 pub mod files;
+pub mod gke;
 pub mod loadtest;
 pub mod local;
 pub mod output;

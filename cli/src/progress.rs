@@ -141,3 +141,67 @@ impl Observer for Progress {
         }
     }
 }
+
+/// A long-running cloud operation (a GKE cluster made or deleted): a bar
+/// fed by the operation's percent and current stage on a terminal, a line
+/// per change otherwise.
+pub struct OperationProgress {
+    started: Instant,
+    title: String,
+    bar: Option<ProgressBar>,
+}
+
+impl OperationProgress {
+    pub fn new(title: &str) -> OperationProgress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(Some(100), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} [{elapsed:>4}] {bar:30} {pos:>3}% {wide_msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_prefix(title.to_string());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        OperationProgress {
+            started: Instant::now(),
+            title: title.to_string(),
+            bar,
+        }
+    }
+
+    /// The operation's latest state.
+    pub fn update(&self, status: &str, percent: Option<u64>, stage: Option<&str>) {
+        let what = match stage {
+            Some(stage) => format!("{status}: {stage}"),
+            None => status.to_string(),
+        };
+        match &self.bar {
+            Some(bar) => {
+                if let Some(percent) = percent {
+                    bar.set_position(percent.min(100));
+                }
+                bar.set_message(what);
+            }
+            None => eprintln!(
+                "[{:6.1}s] {}: {what}{}",
+                self.started.elapsed().as_secs_f64(),
+                self.title,
+                percent.map(|p| format!(" ({p}%)")).unwrap_or_default()
+            ),
+        }
+    }
+
+    pub fn finish(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.finish_with_message(message.to_string()),
+            None => eprintln!(
+                "[{:6.1}s] {}: {message}",
+                self.started.elapsed().as_secs_f64(),
+                self.title
+            ),
+        }
+    }
+}

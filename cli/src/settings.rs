@@ -13,10 +13,13 @@ use anyhow::Context;
 use kube_apply::UpOptions;
 use kube_apply::teardown::TeardownOptions;
 
-use crate::cli::{Cli, Command, ConfigCommand, DiskCommand, LoadEngine, ServiceName};
+use crate::cli::{
+    Cli, ClusterCommand, Command, ConfigCommand, DiskCommand, LoadEngine, ServiceName,
+};
 use crate::loadtest::Engine;
 use crate::local::LocalOptions;
 use crate::plan::config::{self, Config};
+use crate::plan::gke::Gke;
 
 /// A command, ready to run.
 pub enum Settings<'a> {
@@ -96,6 +99,27 @@ pub enum Settings<'a> {
     ConfigCheck {
         path: &'a Path,
     },
+    ClusterCreate {
+        gke: Gke,
+    },
+    ClusterStatus {
+        gke: Gke,
+    },
+    ClusterDelete {
+        gke: Gke,
+        yes: bool,
+    },
+    ClusterToken,
+}
+
+/// The `gke:` section, which the cluster commands need.
+fn gke_of(cli: &Cli) -> anyhow::Result<Gke> {
+    cli.load_config()?.gke.with_context(|| {
+        format!(
+            "{} has no gke: section; add one (`bfctl config init` shows it) to let bfctl manage a GKE cluster",
+            cli.config.display()
+        )
+    })
 }
 
 /// The load of a load test.
@@ -323,6 +347,17 @@ impl<'a> Settings<'a> {
                 force: *force,
             },
             Command::Config(ConfigCommand::Check) => Settings::ConfigCheck { path: &cli.config },
+            Command::Cluster(ClusterCommand::Create) => {
+                Settings::ClusterCreate { gke: gke_of(cli)? }
+            }
+            Command::Cluster(ClusterCommand::Status) => {
+                Settings::ClusterStatus { gke: gke_of(cli)? }
+            }
+            Command::Cluster(ClusterCommand::Delete { yes }) => Settings::ClusterDelete {
+                gke: gke_of(cli)?,
+                yes: *yes,
+            },
+            Command::Cluster(ClusterCommand::Token) => Settings::ClusterToken,
         })
     }
 }

@@ -40,19 +40,38 @@ pub struct Target {
 }
 
 /// Connects with discovery limited to the groups the plan uses.
+/// With a `gke:` section and no `kubeContext`, the context is the one
+/// `bfctl cluster create` writes.
 pub async fn connect(config: &Config, target: &Target) -> anyhow::Result<Cluster> {
     crate::ensure_tls_provider();
+    let context = match (&config.gke, config.kube_context.is_empty()) {
+        (Some(gke), true) => crate::gke::kubeconfig::context_name(gke),
+        _ => config.kube_context.clone(),
+    };
+    let hint = |error: anyhow::Error| {
+        match &config.gke {
+        Some(gke) => error.context(format!(
+            "reaching GKE cluster {} through context {context} (does it exist? `bfctl cluster status`; `bfctl cluster create` makes it and writes the context)",
+            gke.cluster.0
+        )),
+        None => error,
+    }
+    };
     let mut cluster = Cluster::connect(
         &IDENTITY,
         target.kubeconfig.as_deref(),
-        &config.kube_context,
+        &context,
         &config.namespace.0,
     )
-    .await?;
+    .await
+    .map_err(|error| hint(error.into()))?;
     if target.verbose {
         cluster = cluster.traced(crate::output::api_tracer());
     }
-    cluster.check_reachable().await?;
+    cluster
+        .check_reachable()
+        .await
+        .map_err(|error| hint(error.into()))?;
     Ok(cluster)
 }
 

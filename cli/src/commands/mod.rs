@@ -4,6 +4,7 @@
 //! [`crate::progress`]). [`run`] picks the command.
 
 mod build;
+mod cluster;
 mod config;
 mod disk;
 mod loadtest;
@@ -111,5 +112,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         Settings::DiskPush { recipe, ca_files } => disk::disk_push_command(cli, recipe, ca_files),
         Settings::ConfigInit { path, force } => config::config_init(path, force),
         Settings::ConfigCheck { path } => config::config_check(path, cli.output),
+        Settings::ClusterCreate { gke } => cluster::create_command(cli, &gke),
+        Settings::ClusterStatus { gke } => cluster::status_command(cli, &gke),
+        Settings::ClusterDelete { gke, yes } => cluster::delete_command(cli, &gke, yes),
+        Settings::ClusterToken => cluster::token_command(),
     }
 }

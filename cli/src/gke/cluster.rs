@@ -1,0 +1,239 @@
+//! The cluster bfctl.yaml's `gke:` asks for, as the GKE API's `Cluster`
+//! (two node pools: `general`, and `virt` with nested virtualization,
+//! labelled and tainted for the VM), how it differs from a live one, and
+//! following a long-running `Operation` to its end.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::api::{ApiFailure, GkeApi};
+use crate::plan::gke::{Gke, VIRT_POOL_LABEL, VIRT_POOL_VALUE};
+
+/// The resource label that marks a cluster as made by bfctl: `cluster
+/// delete` deletes nothing else.
+pub const MANAGED_BY_LABEL: (&str, &str) = ("managed-by", "bfctl");
+
+/// The `Cluster` body of a create request.
+pub fn cluster_request(gke: &Gke) -> Value {
+    let general = &gke.general;
+    let virt = &gke.virt;
+    json!({
+        "name": gke.cluster.0,
+        "resourceLabels": { MANAGED_BY_LABEL.0: MANAGED_BY_LABEL.1 },
+        "releaseChannel": { "channel": gke.release_channel },
+        "networkConfig": { "gatewayApiConfig": { "channel": gke.gateway_api_channel } },
+        "nodePools": [
+            {
+                "name": "general",
+                "initialNodeCount": general.min_nodes.0.max(1),
+                "config": {
+                    "machineType": general.machine_type.0,
+                    "diskSizeGb": general.disk_size_gb.0,
+                    "oauthScopes": [super::api::SCOPE],
+                },
+                "autoscaling": {
+                    "enabled": true,
+                    "minNodeCount": general.min_nodes.0,
+                    "maxNodeCount": general.max_nodes.0,
+                },
+                "management": { "autoRepair": true, "autoUpgrade": true },
+            },
+            {
+                "name": "virt",
+                "initialNodeCount": virt.min_nodes.0.max(1),
+                "config": {
+                    "machineType": virt.machine_type.0,
+                    "diskSizeGb": virt.disk_size_gb.0,
+                    "imageType": virt.image_type.api_name(),
+                    "advancedMachineFeatures": { "enableNestedVirtualization": true },
+                    "labels": { VIRT_POOL_LABEL: VIRT_POOL_VALUE },
+                    "taints": [{ "key": VIRT_POOL_LABEL, "value": VIRT_POOL_VALUE, "effect": "NO_SCHEDULE" }],
+                    "oauthScopes": [super::api::SCOPE],
+                },
+                "autoscaling": {
+                    "enabled": true,
+                    "minNodeCount": virt.min_nodes.0,
+                    "maxNodeCount": virt.max_nodes.0,
+                },
+                "management": { "autoRepair": true, "autoUpgrade": true },
+            }
+        ]
+    })
+}
+
+/// What differs between the cluster asked for and the live one, one line
+/// each, naming the field. Nothing here is changed by bfctl: node pool
+/// machines, images and nested virtualization are fixed at creation (a new
+/// pool would be needed), and bfctl does not replace pools under a running
+/// pipeline.
+pub fn differences(wanted: &Value, live: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let text = |value: &Value| match value {
+        Value::Null => "(not set)".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut compare = |what: String, want: &Value, have: &Value| {
+        let same = match (want, have) {
+            (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+            (Value::Number(a), Value::String(b)) | (Value::String(b), Value::Number(a)) => {
+                b.parse::<f64>().ok() == a.as_f64()
+            }
+            (a, b) => a == b,
+        };
+        if !same {
+            found.push(format!(
+                "{what}: wanted {}, the cluster has {}",
+                text(want),
+                text(have)
+            ));
+        }
+    };
+    compare(
+        "gatewayApiChannel".into(),
+        &wanted["networkConfig"]["gatewayApiConfig"]["channel"],
+        &live["networkConfig"]["gatewayApiConfig"]["channel"],
+    );
+    compare(
+        "releaseChannel".into(),
+        &wanted["releaseChannel"]["channel"],
+        &live["releaseChannel"]["channel"],
+    );
+    let pools = |cluster: &Value| -> Vec<Value> {
+        cluster["nodePools"].as_array().cloned().unwrap_or_default()
+    };
+    let live_pools = pools(live);
+    for pool in pools(wanted) {
+        let name = pool["name"].as_str().unwrap_or_default();
+        let Some(have) = live_pools.iter().find(|p| p["name"] == name) else {
+            compare(
+                format!("node pool {name}"),
+                &Value::String("present".into()),
+                &Value::String("missing".into()),
+            );
+            continue;
+        };
+        for (what, pointer) in [
+            ("machineType", "/config/machineType"),
+            ("diskSizeGb", "/config/diskSizeGb"),
+            ("imageType", "/config/imageType"),
+            (
+                "nested virtualization",
+                "/config/advancedMachineFeatures/enableNestedVirtualization",
+            ),
+            ("autoscaling.minNodeCount", "/autoscaling/minNodeCount"),
+            ("autoscaling.maxNodeCount", "/autoscaling/maxNodeCount"),
+        ] {
+            if let Some(want) = pool.pointer(pointer) {
+                let have = have.pointer(pointer).cloned().unwrap_or(Value::Null);
+                compare(format!("node pool {name}: {what}"), want, &have);
+            }
+        }
+    }
+    found
+}
+
+/// Where an operation stands, for a progress display.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationState {
+    pub status: String,
+    pub percent: Option<u64>,
+    /// The stage running now, if the operation says.
+    pub stage: Option<String>,
+}
+
+impl OperationState {
+    pub fn of(operation: &Value) -> OperationState {
+        let progress = &operation["progress"];
+        let percent = progress["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["name"] == "percent done")
+            .and_then(|m| {
+                m["intValue"]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .or_else(|| m["intValue"].as_u64())
+            });
+        let stage = progress["stages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["status"] == "RUNNING")
+            .and_then(|s| s["name"].as_str())
+            .map(str::to_string);
+        OperationState {
+            status: operation["status"]
+                .as_str()
+                .unwrap_or("UNKNOWN")
+                .to_string(),
+            percent,
+            stage,
+        }
+    }
+}
+
+/// `projects/P/locations/L/operations/OP` of an operation as the API
+/// answers it (its `selfLink` names it; `name` is the short id).
+pub fn operation_path(operation: &Value, location_parent: &str) -> String {
+    let short = operation["name"].as_str().unwrap_or_default();
+    format!("{location_parent}/operations/{short}")
+}
+
+/// Polls an operation until DONE; `seen` hears every new state. An
+/// operation that ends with an `error` is an error naming it.
+pub async fn follow(
+    api: &GkeApi,
+    path: &str,
+    timeout: Duration,
+    mut seen: impl FnMut(&OperationState),
+) -> anyhow::Result<Value> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(100);
+    let mut last: Option<OperationState> = None;
+    loop {
+        let operation = api.get_operation(path).await?;
+        let state = OperationState::of(&operation);
+        if last.as_ref() != Some(&state) {
+            seen(&state);
+            last = Some(state.clone());
+        }
+        if state.status == "DONE" {
+            if let Some(message) = operation["error"]["message"].as_str() {
+                anyhow::bail!(
+                    "operation {} ({}) failed: {message}",
+                    operation["name"].as_str().unwrap_or(path),
+                    operation["operationType"].as_str().unwrap_or("")
+                );
+            }
+            return Ok(operation);
+        }
+        if started.elapsed() > timeout {
+            anyhow::bail!(
+                "operation {path} is still {} after {} min; it goes on in Google Cloud: run the same command again to follow it",
+                state.status,
+                timeout.as_secs() / 60
+            );
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// The operation still running on a cluster, if any (a create or delete
+/// that an earlier bfctl started and did not see end).
+pub async fn running_operation(api: &GkeApi, gke: &Gke) -> Result<Option<Value>, ApiFailure> {
+    let target = gke.cluster_path();
+    Ok(api
+        .list_operations(&gke.parent())
+        .await?
+        .into_iter()
+        .find(|operation| {
+            operation["status"] != "DONE"
+                && operation["targetLink"]
+                    .as_str()
+                    .is_some_and(|link| link.ends_with(&target))
+        }))
+}
