@@ -71,6 +71,10 @@ pub enum Command {
         /// by the last `bfctl build --push`.
         #[arg(long)]
         skip_build: bool,
+        /// With a `gke:` section: run `bfctl cluster create` first (it
+        /// makes the cluster if it is missing, and writes its context).
+        #[arg(long)]
+        create_cluster: bool,
         /// With --local: producer processes. One is the fastest on two
         /// cores (docs/benchmarks.md): every process shares the same cores.
         #[arg(long, default_value_t = 1)]

@@ -37,6 +37,8 @@ pub enum Settings<'a> {
         options: UpOptions,
         offline: bool,
         skip_build: bool,
+        /// The GKE cluster to create first (`--create-cluster`).
+        create_cluster: Option<Gke>,
     },
     StatusLocal {
         dir: &'a Path,
@@ -208,8 +210,13 @@ impl<'a> Settings<'a> {
                 offline,
                 timeout,
                 skip_build,
+                create_cluster,
                 ..
             } => Settings::Up {
+                create_cluster: match create_cluster {
+                    true => Some(gke_of(cli)?),
+                    false => None,
+                },
                 options: UpOptions {
                     install: cli.load_config()?.install_name().to_string(),
                     force: *force,

@@ -355,3 +355,63 @@ async fn a_create_cut_off_midway_is_followed_not_repeated() {
     );
     assert_eq!(world.creates(), 1, "created once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_create_cluster_makes_the_cluster_first() {
+    let world = World::start(Duration::from_millis(100)).await;
+    let up = world
+        .bfctl(&["up", "--skip-build", "--create-cluster", "--timeout", "60"])
+        .await;
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    assert!(
+        up.stdout.contains(&format!("created {CLUSTER}")),
+        "{}",
+        up.stdout
+    );
+    assert_eq!(world.creates(), 1);
+    let again = world
+        .bfctl(&["up", "--skip-build", "--create-cluster", "--timeout", "60"])
+        .await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(world.creates(), 1, "the cluster is made once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_cluster_is_compared_and_changed_only_where_safe() {
+    let world = World::start(Duration::from_millis(100)).await;
+    let created = world.bfctl(&["cluster", "create"]).await;
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    // bfctl.yaml now asks for more general nodes, another virt machine
+    // and the experimental Gateway API channel.
+    world.kube.write_config(
+        "bfctl.yaml",
+        &format!(
+            "{GKE_BLOCK}  gatewayApiChannel: CHANNEL_EXPERIMENTAL\n  general:\n    maxNodes: 5\n  virt:\n    machineType: c3-standard-8\n"
+        ),
+    );
+    let compared = world.bfctl(&["cluster", "create"]).await;
+    assert_eq!(compared.code, 0, "{}", compared.stderr);
+    assert!(
+        compared.stdout.contains(
+            "changed in place: node pool general: autoscaling.maxNodeCount: wanted 5, the cluster has 3"
+        ) && compared
+            .stdout
+            .contains("changed in place: gatewayApiChannel: wanted CHANNEL_EXPERIMENTAL"),
+        "{}",
+        compared.stdout
+    );
+    assert!(
+        compared.stdout.contains(
+            "node pool virt: machineType: wanted c3-standard-8, the cluster has n2-standard-4 (fixed when a node pool is made"
+        ),
+        "{}",
+        compared.stdout
+    );
+    let cluster = world.gke.cluster(CLUSTER).unwrap();
+    assert_eq!(cluster["nodePools"][0]["autoscaling"]["maxNodeCount"], 5);
+    assert_eq!(
+        cluster["nodePools"][1]["config"]["machineType"],
+        "n2-standard-4"
+    );
+    assert_eq!(world.creates(), 1);
+}

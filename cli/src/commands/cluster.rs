@@ -36,10 +36,11 @@ pub(crate) fn create_command(cli: &Cli, gke: &Gke) -> anyhow::Result<()> {
         ),
         _ => crate::out!("{} exists", created.cluster),
     }
+    for change in &created.changed {
+        crate::out!("changed in place: {change}");
+    }
     if !created.differences.is_empty() {
-        crate::out!(
-            "it differs from bfctl.yaml (bfctl changes none of this in place: machines, images and nested virtualization are fixed when a pool is made, and the pools run the pipeline):"
-        );
+        crate::out!("it differs from bfctl.yaml, and bfctl did not change this:");
         for difference in &created.differences {
             crate::out!("  {difference}");
         }
@@ -67,6 +68,7 @@ pub(crate) fn status_command(cli: &Cli, gke: &Gke) -> anyhow::Result<()> {
         crate::out!("status      {}", status.status);
         crate::out!("version     {}", status.version);
         crate::out!("endpoint    {}", status.endpoint);
+        crate::out!("nodes       {}", status.nodes);
         crate::out!("gateway API {}", status.gateway_api_channel);
         crate::out!(
             "made by     {}",
@@ -76,7 +78,7 @@ pub(crate) fn status_command(cli: &Cli, gke: &Gke) -> anyhow::Result<()> {
                 "not bfctl"
             }
         );
-        crate::out!("POOL       STATUS        MACHINE            NESTED-VIRT  NODES");
+        crate::out!("POOL       STATUS        MACHINE            NESTED-VIRT  AUTOSCALING");
         for pool in &status.pools {
             crate::out!(
                 "{:<10} {:<13} {:<18} {:<12} {}-{}",

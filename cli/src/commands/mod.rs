@@ -59,7 +59,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
             options,
             offline,
             skip_build,
-        } => up::up_command(cli, &options, offline, skip_build),
+            create_cluster,
+        } => {
+            if let Some(gke) = &create_cluster {
+                cluster::create_command(cli, gke)?;
+            }
+            up::up_command(cli, &options, offline, skip_build)
+        }
         Settings::StatusLocal { dir } => status::status_local_command(cli, dir),
         Settings::Status { watch, offline } => status::status_command(cli, watch, offline),
         Settings::TeardownLocal { dir, purge } => teardown::teardown_local_command(cli, dir, purge),

@@ -212,6 +212,30 @@ impl GkeApi {
         .await
     }
 
+    /// `nodePools.setAutoscaling` on `projects/P/locations/L/clusters/C/nodePools/N`.
+    pub async fn set_autoscaling(
+        &self,
+        pool: &str,
+        autoscaling: &Value,
+    ) -> Result<Value, ApiFailure> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("{pool}:setAutoscaling"),
+            Some(&serde_json::json!({ "autoscaling": autoscaling })),
+        )
+        .await
+    }
+
+    /// `clusters.update` with a `ClusterUpdate`.
+    pub async fn update_cluster(&self, name: &str, update: &Value) -> Result<Value, ApiFailure> {
+        self.call(
+            reqwest::Method::PUT,
+            name,
+            Some(&serde_json::json!({ "update": update })),
+        )
+        .await
+    }
+
     pub async fn delete_cluster(&self, name: &str) -> Result<Value, ApiFailure> {
         self.call(reqwest::Method::DELETE, name, None).await
     }

@@ -62,56 +62,83 @@ pub fn cluster_request(gke: &Gke) -> Value {
     })
 }
 
-/// What differs between the cluster asked for and the live one, one line
-/// each, naming the field. Nothing here is changed by bfctl: node pool
-/// machines, images and nested virtualization are fixed at creation (a new
-/// pool would be needed), and bfctl does not replace pools under a running
-/// pipeline.
-pub fn differences(wanted: &Value, live: &Value) -> Vec<String> {
+/// A difference between the cluster asked for and the live one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Difference {
+    /// `node pool virt: machineType: wanted n2-standard-4, the cluster has …`
+    pub text: String,
+    /// How to change it in place, when that is safe; `None` with `why`.
+    pub fix: Option<Fix>,
+    pub why: &'static str,
+}
+
+/// A change GKE makes in place without replacing nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fix {
+    /// A pool's autoscaling bounds (`nodePools.setAutoscaling`).
+    Autoscaling { pool: String, min: i64, max: i64 },
+    /// The Gateway API channel (`clusters.update`, desiredGatewayApiConfig).
+    GatewayApi { channel: String },
+}
+
+const FIXED_AT_CREATION: &str = "fixed when a node pool is made: changing it means a new pool, and bfctl does not replace pools under a running pipeline";
+const RELEASE_CHANNEL: &str = "a release channel change moves the cluster's upgrade track; change it in the console or with gcloud if that is what you want";
+
+/// What differs between the cluster asked for and the live one, each with
+/// the in-place fix when there is a safe one.
+pub fn differences(wanted: &Value, live: &Value) -> Vec<Difference> {
     let mut found = Vec::new();
     let text = |value: &Value| match value {
         Value::Null => "(not set)".to_string(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let mut compare = |what: String, want: &Value, have: &Value| {
-        let same = match (want, have) {
-            (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-            (Value::Number(a), Value::String(b)) | (Value::String(b), Value::Number(a)) => {
-                b.parse::<f64>().ok() == a.as_f64()
-            }
-            (a, b) => a == b,
-        };
-        if !same {
-            found.push(format!(
-                "{what}: wanted {}, the cluster has {}",
-                text(want),
-                text(have)
-            ));
+    let same = |want: &Value, have: &Value| match (want, have) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::Number(a), Value::String(b)) | (Value::String(b), Value::Number(a)) => {
+            b.parse::<f64>().ok() == a.as_f64()
         }
+        (a, b) => a == b,
     };
-    compare(
-        "gatewayApiChannel".into(),
-        &wanted["networkConfig"]["gatewayApiConfig"]["channel"],
-        &live["networkConfig"]["gatewayApiConfig"]["channel"],
-    );
-    compare(
-        "releaseChannel".into(),
-        &wanted["releaseChannel"]["channel"],
-        &live["releaseChannel"]["channel"],
-    );
+    let describe = |what: &str, want: &Value, have: &Value| {
+        format!(
+            "{what}: wanted {}, the cluster has {}",
+            text(want),
+            text(have)
+        )
+    };
+    let want = &wanted["networkConfig"]["gatewayApiConfig"]["channel"];
+    let have = &live["networkConfig"]["gatewayApiConfig"]["channel"];
+    if !same(want, have) {
+        found.push(Difference {
+            text: describe("gatewayApiChannel", want, have),
+            fix: Some(Fix::GatewayApi {
+                channel: text(want),
+            }),
+            why: "",
+        });
+    }
+    let want = &wanted["releaseChannel"]["channel"];
+    let have = &live["releaseChannel"]["channel"];
+    if !same(want, have) {
+        found.push(Difference {
+            text: describe("releaseChannel", want, have),
+            fix: None,
+            why: RELEASE_CHANNEL,
+        });
+    }
     let pools = |cluster: &Value| -> Vec<Value> {
         cluster["nodePools"].as_array().cloned().unwrap_or_default()
     };
     let live_pools = pools(live);
     for pool in pools(wanted) {
-        let name = pool["name"].as_str().unwrap_or_default();
-        let Some(have) = live_pools.iter().find(|p| p["name"] == name) else {
-            compare(
-                format!("node pool {name}"),
-                &Value::String("present".into()),
-                &Value::String("missing".into()),
-            );
+        let name = pool["name"].as_str().unwrap_or_default().to_string();
+        let Some(have) = live_pools.iter().find(|p| p["name"] == name.as_str()) else {
+            found.push(Difference {
+                text: format!("node pool {name}: missing from the cluster"),
+                fix: None,
+                why: "bfctl adds no pool to an existing cluster; delete the cluster and create it again, or add the pool in the console",
+            });
             continue;
         };
         for (what, pointer) in [
@@ -122,16 +149,66 @@ pub fn differences(wanted: &Value, live: &Value) -> Vec<String> {
                 "nested virtualization",
                 "/config/advancedMachineFeatures/enableNestedVirtualization",
             ),
-            ("autoscaling.minNodeCount", "/autoscaling/minNodeCount"),
-            ("autoscaling.maxNodeCount", "/autoscaling/maxNodeCount"),
         ] {
             if let Some(want) = pool.pointer(pointer) {
                 let have = have.pointer(pointer).cloned().unwrap_or(Value::Null);
-                compare(format!("node pool {name}: {what}"), want, &have);
+                if !same(want, &have) {
+                    found.push(Difference {
+                        text: describe(&format!("node pool {name}: {what}"), want, &have),
+                        fix: None,
+                        why: FIXED_AT_CREATION,
+                    });
+                }
             }
+        }
+        let bounds = ["/autoscaling/minNodeCount", "/autoscaling/maxNodeCount"];
+        let differing: Vec<String> = bounds
+            .iter()
+            .filter_map(|pointer| {
+                let want = pool.pointer(pointer)?;
+                let have = have.pointer(pointer).cloned().unwrap_or(Value::Null);
+                (!same(want, &have)).then(|| {
+                    describe(
+                        &format!("node pool {name}: {}", &pointer[1..].replace('/', ".")),
+                        want,
+                        &have,
+                    )
+                })
+            })
+            .collect();
+        if !differing.is_empty() {
+            found.push(Difference {
+                text: differing.join("; "),
+                fix: Some(Fix::Autoscaling {
+                    pool: name.clone(),
+                    min: pool["autoscaling"]["minNodeCount"].as_i64().unwrap_or(0),
+                    max: pool["autoscaling"]["maxNodeCount"].as_i64().unwrap_or(1),
+                }),
+                why: "",
+            });
         }
     }
     found
+}
+
+/// Applies a fix; returns the operation to follow.
+pub async fn apply_fix(api: &GkeApi, cluster_path: &str, fix: &Fix) -> Result<Value, ApiFailure> {
+    match fix {
+        Fix::Autoscaling { pool, min, max } => {
+            api.set_autoscaling(
+                &format!("{cluster_path}/nodePools/{pool}"),
+                &json!({"enabled": true, "minNodeCount": min, "maxNodeCount": max}),
+            )
+            .await
+        }
+        Fix::GatewayApi { channel } => {
+            api.update_cluster(
+                cluster_path,
+                &json!({"desiredGatewayApiConfig": {"channel": channel}}),
+            )
+            .await
+        }
+    }
 }
 
 /// Where an operation stands, for a progress display.

@@ -35,7 +35,10 @@ pub struct Created {
     /// `created`, `resumed` (an earlier create's operation followed) or
     /// `existing`.
     pub action: String,
-    /// For an existing cluster: what differs from bfctl.yaml (not changed).
+    /// For an existing cluster: what was changed in place to match
+    /// bfctl.yaml (autoscaling bounds, the Gateway API channel).
+    pub changed: Vec<String>,
+    /// What differs and was not changed, each with why.
     pub differences: Vec<String>,
     pub context: String,
     pub kubeconfig: String,
@@ -51,6 +54,7 @@ pub async fn create(
     let path = gke.cluster_path();
     let wanted = cluster::cluster_request(gke);
     let mut action = "existing";
+    let mut changed = Vec::new();
     let mut differences = Vec::new();
     let live = match api.get_cluster(&path).await {
         Ok(live) => Some(live),
@@ -65,8 +69,24 @@ pub async fn create(
                 cluster::follow(&api, &op_path, OPERATION_TIMEOUT, |s| seen(s)).await?;
                 api.get_cluster(&path).await?
             } else {
-                differences = cluster::differences(&wanted, &live);
-                live
+                for difference in cluster::differences(&wanted, &live) {
+                    match &difference.fix {
+                        Some(fix) => {
+                            let operation = cluster::apply_fix(&api, &path, fix).await?;
+                            let op_path = cluster::operation_path(&operation, &gke.parent());
+                            cluster::follow(&api, &op_path, OPERATION_TIMEOUT, |s| seen(s)).await?;
+                            changed.push(difference.text);
+                        }
+                        None => {
+                            differences.push(format!("{} ({})", difference.text, difference.why))
+                        }
+                    }
+                }
+                if changed.is_empty() {
+                    live
+                } else {
+                    api.get_cluster(&path).await?
+                }
             }
         }
         None => {
@@ -118,6 +138,7 @@ pub async fn create(
     Ok(Created {
         cluster: path,
         action: action.into(),
+        changed,
         differences,
         context,
         kubeconfig: file.display().to_string(),
@@ -133,6 +154,8 @@ pub struct ClusterStatus {
     pub status: String,
     pub version: String,
     pub endpoint: String,
+    /// Nodes in the whole cluster, as GKE counts them.
+    pub nodes: i64,
     pub gateway_api_channel: String,
     pub pools: Vec<PoolStatus>,
     /// Operations on the cluster that have not finished.
@@ -165,6 +188,7 @@ pub async fn status(gke: &Gke) -> anyhow::Result<ClusterStatus> {
                 status: "absent".into(),
                 version: String::new(),
                 endpoint: String::new(),
+                nodes: 0,
                 gateway_api_channel: String::new(),
                 pools: Vec::new(),
                 running_operations: Vec::new(),
@@ -220,6 +244,7 @@ pub async fn status(gke: &Gke) -> anyhow::Result<ClusterStatus> {
         status: text(&live["status"]),
         version: text(&live["currentMasterVersion"]),
         endpoint: text(&live["endpoint"]),
+        nodes: int(&live["currentNodeCount"]),
         gateway_api_channel: text(&live["networkConfig"]["gatewayApiConfig"]["channel"]),
         pools,
         running_operations,

@@ -16,6 +16,9 @@
 //!   cluster is PROVISIONING, then RUNNING with an endpoint and a CA, or
 //!   STOPPING, then gone (doc: the API's `Operation` and `Cluster.status`
 //!   descriptions). An operation can be made to end with an `error`;
+//! * `nodePools.setAutoscaling` and `clusters.update` (the Gateway API
+//!   channel) change the cluster at once and answer an operation
+//!   (simplified: GKE applies them while the operation runs);
 //! * any method can be made to fail once with an error the test gives
 //!   (quota, permission, a disabled API: their shapes are the tests').
 
@@ -197,6 +200,13 @@ impl GkeState {
                         cluster["endpoint"] = endpoint.into();
                         cluster["masterAuth"] = json!({"clusterCaCertificate": ca});
                         cluster["currentMasterVersion"] = "1.34.1-gke.1000".into();
+                        let nodes: i64 = cluster["nodePools"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|pool| pool["initialNodeCount"].as_i64().unwrap_or(0))
+                            .sum();
+                        cluster["currentNodeCount"] = nodes.into();
                         if let Some(pools) = cluster["nodePools"].as_array_mut() {
                             for pool in pools {
                                 pool["status"] = "RUNNING".into();
@@ -392,6 +402,39 @@ async fn handle(
             cluster["status"] = "STOPPING".into();
             let location = cluster["location"].as_str().unwrap_or_default().to_string();
             let operation = new_operation(&mut state, "DELETE_CLUSTER", &name, &location);
+            answer(200, operation)
+        }
+        "container.projects.locations.clusters.nodePools.setAutoscaling" => {
+            let name = call.params["name"].clone();
+            let (cluster_path, pool) = name.split_once("/nodePools/").unwrap_or((&name, ""));
+            let (cluster_path, pool) = (cluster_path.to_string(), pool.to_string());
+            let autoscaling = json_body.unwrap_or_default()["autoscaling"].clone();
+            let Some(cluster) = state.clusters.get_mut(&cluster_path) else {
+                return error(&not_found(&cluster_path));
+            };
+            let Some(found) = cluster["nodePools"]
+                .as_array_mut()
+                .and_then(|pools| pools.iter_mut().find(|p| p["name"] == pool.as_str()))
+            else {
+                return error(&not_found(&name));
+            };
+            found["autoscaling"] = autoscaling;
+            let location = cluster["location"].as_str().unwrap_or_default().to_string();
+            let operation =
+                new_operation(&mut state, "SET_NODE_POOL_SIZE", &cluster_path, &location);
+            answer(200, operation)
+        }
+        "container.projects.locations.clusters.update" => {
+            let name = call.params["name"].clone();
+            let update = json_body.unwrap_or_default()["update"].clone();
+            let Some(cluster) = state.clusters.get_mut(&name) else {
+                return error(&not_found(&name));
+            };
+            if let Some(channel) = update["desiredGatewayApiConfig"]["channel"].as_str() {
+                cluster["networkConfig"]["gatewayApiConfig"]["channel"] = channel.into();
+            }
+            let location = cluster["location"].as_str().unwrap_or_default().to_string();
+            let operation = new_operation(&mut state, "UPDATE_CLUSTER", &name, &location);
             answer(200, operation)
         }
         "container.projects.locations.operations.get" => {
