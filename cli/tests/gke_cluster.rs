@@ -3,12 +3,12 @@
 //! description (`../shared/fixtures/google-apis/container.v1.json`) and a
 //! fake token endpoint that verifies the service account's signed JWT
 //! (the `fake-google` crate). The cluster the fake GKE reports points at the
-//! in-process fake Kubernetes API server, so the written kubeconfig
-//! context, with bfctl as its exec credential plugin, carries `up`,
-//! `teardown` and `cluster delete`'s check for a pipeline left on it.
+//! in-process fake Kubernetes API server behind TLS (with the CA that
+//! signed its certificate), so the written kubeconfig context, with bfctl as
+//! its exec credential plugin, carries kubectl, `up`, `teardown` and
+//! `cluster delete`'s check for a pipeline left on it.
 //!
-//! Not here: kubectl (not installed on this machine) and a real GKE
-//! (`e2e_cluster.rs` is where a real cluster would be used).
+//! Not here: a real GKE (`e2e_gke.rs` uses one when given a project).
 
 mod support;
 
@@ -37,8 +37,13 @@ impl World {
             step,
         )
         .await;
-        let kube = FakeCluster::start(GKE_BLOCK).await;
-        gke.set_endpoint(&format!("http://{}", kube.api.address), "");
+        // The cluster's API server, behind TLS: GKE reports its address
+        // and the CA that signed its certificate.
+        let kube = FakeCluster::start_tls(GKE_BLOCK).await;
+        gke.set_endpoint(
+            &kube.api.address.to_string(),
+            kube.api.ca_pem.as_deref().expect("a CA"),
+        );
         let kubeconfig = kube.path().join("gke-kubeconfig");
         World {
             gke,
@@ -141,6 +146,34 @@ async fn create_status_token_up_teardown_and_delete() {
     assert_eq!(written["current-context"], context);
     let exec = &written["users"][0]["user"]["exec"];
     assert_eq!(exec["args"], json!(["cluster", "token"]));
+
+    // kubectl through the same context: its token comes from `bfctl
+    // cluster token`, run by kubectl as the exec plugin.
+    let issued = world.gke.account.issued_count();
+    let kubectl = tokio::process::Command::new("kubectl")
+        .env("HOME", world.kube.path())
+        .env(
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            &world.gke.account.key_file,
+        )
+        .env_remove("KUBECONFIG")
+        .arg("--kubeconfig")
+        .arg(&world.kubeconfig)
+        .args(["get", "namespaces", "-o", "name"])
+        .output()
+        .await
+        .expect("kubectl is installed (ENVIRONMENT.md)");
+    eprintln!(
+        "$ kubectl get namespaces -o name    # {}\n{}{}",
+        kubectl.status,
+        String::from_utf8_lossy(&kubectl.stderr),
+        String::from_utf8_lossy(&kubectl.stdout)
+    );
+    assert!(kubectl.status.success());
+    assert!(
+        world.gke.account.issued_count() > issued,
+        "kubectl ran bfctl cluster token, which got a token"
+    );
 
     // Idempotent: a second create sends no create.
     let again = world.bfctl(&["cluster", "create"]).await;

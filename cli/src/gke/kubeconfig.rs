@@ -38,9 +38,9 @@ pub fn path(given: Option<&Path>) -> anyhow::Result<PathBuf> {
 
 /// Adds or replaces the cluster, user and context named [`context_name`];
 /// sets the current context only when none is set. `endpoint` is the
-/// cluster's address (given with a scheme, it is used as it is), `ca` its
-/// CA certificate, base64 PEM as GKE gives it; `bfctl` the program the
-/// exec plugin runs.
+/// cluster's address (`https://` is put before it), `ca` its CA
+/// certificate, base64 PEM as GKE gives it; `bfctl` the program the exec
+/// plugin runs.
 pub fn merge(
     file: &Path,
     gke: &Gke,
@@ -63,12 +63,7 @@ pub fn merge(
         anyhow::bail!("{} is not a kubeconfig (not a map)", file.display());
     }
     let name = context_name(gke);
-    let server = if endpoint.contains("://") {
-        endpoint.to_string()
-    } else {
-        format!("https://{endpoint}")
-    };
-    let mut cluster = json!({ "server": server });
+    let mut cluster = json!({ "server": format!("https://{endpoint}") });
     if !ca.is_empty() {
         cluster["certificate-authority-data"] = ca.into();
     }

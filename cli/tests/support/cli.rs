@@ -75,15 +75,28 @@ pub struct FakeCluster {
 
 impl FakeCluster {
     pub async fn start(extra: &str) -> FakeCluster {
+        let api =
+            FakeApiServer::start(Duration::from_millis(100), "gke-l7-global-external-managed")
+                .await;
+        Self::start_with(api, extra).await
+    }
+
+    /// [`FakeCluster::start`] with the API server behind TLS, its
+    /// certificate signed by a CA of its own (`api.ca_pem`).
+    pub async fn start_tls(extra: &str) -> FakeCluster {
+        let api =
+            FakeApiServer::start_tls(Duration::from_millis(100), "gke-l7-global-external-managed")
+                .await;
+        Self::start_with(api, extra).await
+    }
+
+    async fn start_with(api: FakeApiServer, extra: &str) -> FakeCluster {
         let files = release_files();
         let pins: String = files
             .iter()
             .map(|(name, bytes)| format!("    {name}: {}\n", sha256_hex(bytes)))
             .collect();
         let (mirror, _) = serve_files(files).await;
-        let api =
-            FakeApiServer::start(Duration::from_millis(100), "gke-l7-global-external-managed")
-                .await;
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = api.kubeconfig(dir.path());
         let cluster = FakeCluster {

@@ -79,11 +79,13 @@
 //! rest.rs         the REST layer (discovery, CRUD, apply, delete, proxy)
 //! controllers.rs  the simulated controllers, run after every request
 //! store.rs        storage helpers both share (keys, field paths, Status answers)
+//! tls.rs          HTTPS with a CA of its own (start_tls)
 //! ```
 
 mod controllers;
 mod rest;
 mod store;
+mod tls;
 
 pub use store::finalizers;
 
@@ -175,6 +177,9 @@ pub struct FakeApiServer {
     /// How long the simulated controllers take.
     pub(crate) delay: Duration,
     shutdown: Arc<tokio::sync::Notify>,
+    /// With [`FakeApiServer::start_tls`]: the PEM of the CA that signed
+    /// its certificate (what GKE reports as `clusterCaCertificate`).
+    pub ca_pem: Option<String>,
 }
 
 pub(crate) const BUILTIN: &[(&str, &str, &str, &str, bool)] = &[
@@ -323,8 +328,28 @@ impl FakeApiServer {
         server
     }
 
+    /// Like [`FakeApiServer::start`], serving HTTPS as a real API server
+    /// does: a certificate for 127.0.0.1 signed by a CA of its own (made
+    /// here with rcgen), whose PEM is in [`FakeApiServer::ca_pem`].
+    pub async fn start_tls(delay: Duration, gateway_class: &str) -> FakeApiServer {
+        let server = Self::start_with(delay, true).await;
+        server.insert_as(
+            "gke",
+            json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+                "metadata": {"name": gateway_class},
+                "spec": {"controllerName": "networking.gke.io/gateway"}
+            }),
+        );
+        server
+    }
+
     /// Starts with nothing stored (the fidelity replays start from there).
     pub async fn start_bare(delay: Duration) -> FakeApiServer {
+        Self::start_with(delay, false).await
+    }
+
+    async fn start_with(delay: Duration, tls: bool) -> FakeApiServer {
         let mut inner = Inner::default();
         for (group, version, kind, plural, namespaced) in BUILTIN {
             inner.resources.push(Resource {
@@ -339,21 +364,30 @@ impl FakeApiServer {
             .await
             .expect("binding 127.0.0.1:0");
         let address = listener.local_addr().expect("local address");
+        let certificates = tls.then(tls::certificates);
         let server = FakeApiServer {
             inner: Arc::new(Mutex::new(inner)),
             address,
             delay,
             shutdown: Arc::new(tokio::sync::Notify::new()),
+            ca_pem: certificates.as_ref().map(|c| c.ca_pem.clone()),
         };
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(server.clone());
         let shutdown = server.shutdown.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { shutdown.notified().await })
-                .await;
-        });
+        match certificates {
+            Some(certificates) => {
+                tokio::spawn(tls::serve(listener, app, certificates, shutdown));
+            }
+            None => {
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move { shutdown.notified().await })
+                        .await;
+                });
+            }
+        }
         let controllers = server.clone();
         tokio::spawn(async move { controllers.run_controllers().await });
         server
@@ -364,7 +398,10 @@ impl FakeApiServer {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        match self.ca_pem {
+            Some(_) => format!("https://{}", self.address),
+            None => format!("http://{}", self.address),
+        }
     }
 
     /// A kubeconfig file pointing at this server.

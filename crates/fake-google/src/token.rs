@@ -78,6 +78,11 @@ impl ServiceAccount {
         })
     }
 
+    /// How many tokens the endpoint issued.
+    pub fn issued_count(&self) -> usize {
+        self.issued.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// Whether `token` was issued by the token endpoint.
     pub fn accepts(&self, token: &str) -> bool {
         self.issued
