@@ -70,30 +70,12 @@ impl World {
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--cache-dir")
-            .arg(self.kube.path().join("cache"))
-            .args(args)
-            .stdin(std::process::Stdio::null());
+            .arg(self.kube.path().join("cache"));
         match key_file {
             Some(key) => command.env("GOOGLE_APPLICATION_CREDENTIALS", key),
             None => command.env_remove("GOOGLE_APPLICATION_CREDENTIALS"),
         };
-        let started = std::time::Instant::now();
-        let output = command.output().await.expect("running bfctl");
-        let run = Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            elapsed: started.elapsed(),
-        };
-        eprintln!(
-            "$ bfctl {}    # exit {}, {:.2}s\n{}{}",
-            args.join(" "),
-            run.code,
-            run.elapsed.as_secs_f64(),
-            run.stderr,
-            run.stdout
-        );
-        run
+        support::cli::run(command, args).await
     }
 
     fn creates(&self) -> usize {

@@ -34,13 +34,20 @@ pub async fn bfctl(dir: &Path, kubeconfig: &Path, args: &[&str]) -> Run {
 
 /// [`bfctl`] with another operator cache.
 pub async fn bfctl_with_cache(dir: &Path, kubeconfig: &Path, cache: &Path, args: &[&str]) -> Run {
-    let started = Instant::now();
-    let output = tokio::process::Command::new(binary())
+    let mut command = tokio::process::Command::new(binary());
+    command
         .current_dir(dir)
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .arg("--cache-dir")
-        .arg(cache)
+        .arg(cache);
+    run(command, args).await
+}
+
+/// Runs `command` with `args` (no input) and prints the transcript.
+pub async fn run(mut command: tokio::process::Command, args: &[&str]) -> Run {
+    let started = Instant::now();
+    let output = command
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()

@@ -316,8 +316,14 @@ impl FakeApiServer {
     /// `gateway_class` present. Stops when [`FakeApiServer::stop`] is called
     /// or the runtime ends.
     pub async fn start(delay: Duration, gateway_class: &str) -> FakeApiServer {
-        let server = Self::start_bare(delay).await;
-        server.insert_as(
+        Self::start_with(delay, false)
+            .await
+            .with_gateway_class(gateway_class)
+    }
+
+    /// GKE's GatewayClass, as its Gateway controller installs it.
+    fn with_gateway_class(self, gateway_class: &str) -> FakeApiServer {
+        self.insert_as(
             "gke",
             json!({
                 "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
@@ -325,23 +331,16 @@ impl FakeApiServer {
                 "spec": {"controllerName": "networking.gke.io/gateway"}
             }),
         );
-        server
+        self
     }
 
     /// Like [`FakeApiServer::start`], serving HTTPS as a real API server
     /// does: a certificate for 127.0.0.1 signed by a CA of its own (made
     /// here with rcgen), whose PEM is in [`FakeApiServer::ca_pem`].
     pub async fn start_tls(delay: Duration, gateway_class: &str) -> FakeApiServer {
-        let server = Self::start_with(delay, true).await;
-        server.insert_as(
-            "gke",
-            json!({
-                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-                "metadata": {"name": gateway_class},
-                "spec": {"controllerName": "networking.gke.io/gateway"}
-            }),
-        );
-        server
+        Self::start_with(delay, true)
+            .await
+            .with_gateway_class(gateway_class)
     }
 
     /// Starts with nothing stored (the fidelity replays start from there).
