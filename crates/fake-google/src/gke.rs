@@ -242,12 +242,17 @@ impl GkeState {
         let elapsed = operation.started.elapsed().as_secs_f64();
         let total = (self.step * 3).as_secs_f64().max(0.001);
         let percent = ((elapsed / total) * 100.0).min(100.0) as i64;
+        let (first, second) = match operation.kind.as_str() {
+            "CREATE_CLUSTER" => ("Creating control plane", "Creating node pools"),
+            "DELETE_CLUSTER" => ("Deleting node pools", "Deleting control plane"),
+            _ => ("Updating control plane", "Updating node pools"),
+        };
         value["progress"] = json!({
             "status": status,
             "metrics": [{"name": "percent done", "intValue": percent.to_string()}],
             "stages": [
-                {"name": "Creating control plane", "status": if percent < 50 { "RUNNING" } else { "DONE" }},
-                {"name": "Creating node pools", "status": if percent < 50 { "PENDING" } else if status == "DONE" { "DONE" } else { "RUNNING" }}
+                {"name": first, "status": if percent < 50 { "RUNNING" } else { "DONE" }},
+                {"name": second, "status": if percent < 50 { "PENDING" } else if status == "DONE" { "DONE" } else { "RUNNING" }}
             ]
         });
         if status == "DONE" {
