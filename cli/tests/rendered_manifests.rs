@@ -400,3 +400,25 @@ fn components_come_after_their_dependencies_and_workloads_are_locked_down() {
         .unwrap();
     assert_eq!(topic["spec"]["partitions"], 6);
 }
+
+#[test]
+fn the_kubevirt_cr_with_a_virt_pool_matches_kubevirts_schema() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/operators/kubevirt-cr.yaml"),
+    )
+    .unwrap();
+    let mut objects = bfctl::yaml::parse_documents(&text, "kubevirt-cr.yaml").unwrap();
+    bfctl::plan::operators::configure_kubevirt_cr(&mut objects, false, true);
+    let cr = &objects[0];
+    assert_eq!(
+        cr["spec"]["workloads"]["nodePlacement"]["tolerations"][0]["key"],
+        "bfctl.io/pool"
+    );
+    let schema = kubevirt_schema("KubeVirt");
+    let problems = validate_custom(cr, &schema, &schema);
+    assert!(problems.is_empty(), "{problems:?}");
+    // The check can fail: a misspelt placement field is caught.
+    let mut wrong = cr.clone();
+    wrong["spec"]["workloads"]["nodePlacment"] = wrong["spec"]["workloads"]["nodePlacement"].take();
+    assert!(!validate_custom(&wrong, &schema, &schema).is_empty());
+}
