@@ -430,3 +430,44 @@ async fn an_existing_cluster_is_compared_and_changed_only_where_safe() {
     );
     assert_eq!(world.creates(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_bfctl_did_not_make_is_compared_but_never_changed_or_deleted() {
+    let world = World::start(Duration::from_millis(100)).await;
+    let created = world.bfctl(&["cluster", "create"]).await;
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    // Someone else's cluster of that name: no managed-by label.
+    let mut theirs = world.gke.cluster(CLUSTER).unwrap();
+    theirs["resourceLabels"] = json!({});
+    world.gke.insert_cluster(CLUSTER, theirs);
+    world.kube.write_config(
+        "bfctl.yaml",
+        &format!("{GKE_BLOCK}  general:\n    maxNodes: 5\n"),
+    );
+    let compared = world.bfctl(&["cluster", "create"]).await;
+    assert_eq!(compared.code, 0, "{}", compared.stderr);
+    assert!(
+        !compared.stdout.contains("changed in place"),
+        "{}",
+        compared.stdout
+    );
+    assert!(
+        compared
+            .stdout
+            .contains("not changed: the cluster was not made by bfctl"),
+        "{}",
+        compared.stdout
+    );
+    assert_eq!(
+        world.gke.cluster(CLUSTER).unwrap()["nodePools"][0]["autoscaling"]["maxNodeCount"],
+        3
+    );
+    let refused = world.bfctl(&["cluster", "delete", "--yes"]).await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("was not made by bfctl"),
+        "{}",
+        refused.stderr
+    );
+    assert!(world.gke.cluster(CLUSTER).is_some());
+}

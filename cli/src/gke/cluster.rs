@@ -14,6 +14,11 @@ use crate::plan::gke::{Gke, VIRT_POOL_LABEL, VIRT_POOL_VALUE};
 /// delete` deletes nothing else.
 pub const MANAGED_BY_LABEL: (&str, &str) = ("managed-by", "bfctl");
 
+/// Whether a live cluster carries bfctl's [`MANAGED_BY_LABEL`].
+pub fn made_by_bfctl(live: &Value) -> bool {
+    live["resourceLabels"][MANAGED_BY_LABEL.0] == MANAGED_BY_LABEL.1
+}
+
 /// The `Cluster` body of a create request.
 pub fn cluster_request(gke: &Gke) -> Value {
     let general = &gke.general;

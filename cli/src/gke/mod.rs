@@ -69,8 +69,17 @@ pub async fn create(
                 cluster::follow(&api, &op_path, OPERATION_TIMEOUT, |s| seen(s)).await?;
                 api.get_cluster(&path).await?
             } else {
+                // Only a cluster bfctl made is changed; another's is
+                // compared and left as it is.
+                let ours = cluster::made_by_bfctl(&live);
                 for difference in cluster::differences(&wanted, &live) {
                     match &difference.fix {
+                        Some(_) if !ours => differences.push(format!(
+                            "{} (not changed: the cluster was not made by bfctl, it has no {}={} label)",
+                            difference.text,
+                            cluster::MANAGED_BY_LABEL.0,
+                            cluster::MANAGED_BY_LABEL.1
+                        )),
                         Some(fix) => {
                             let operation = cluster::apply_fix(&api, &path, fix).await?;
                             let op_path = cluster::operation_path(&operation, &gke.parent());
@@ -248,8 +257,7 @@ pub async fn status(gke: &Gke) -> anyhow::Result<ClusterStatus> {
         gateway_api_channel: text(&live["networkConfig"]["gatewayApiConfig"]["channel"]),
         pools,
         running_operations,
-        made_by_bfctl: live["resourceLabels"][cluster::MANAGED_BY_LABEL.0]
-            == cluster::MANAGED_BY_LABEL.1,
+        made_by_bfctl: cluster::made_by_bfctl(&live),
     })
 }
 
@@ -267,7 +275,7 @@ pub async fn delete(
         Err(failure) if failure.is_not_found() => return Ok(false),
         Err(failure) => return Err(failure.into()),
     };
-    if live["resourceLabels"][cluster::MANAGED_BY_LABEL.0] != cluster::MANAGED_BY_LABEL.1 {
+    if !cluster::made_by_bfctl(&live) {
         anyhow::bail!(
             "cluster {path} was not made by bfctl (it has no {}={} label): bfctl will not delete it; delete it in the console or with gcloud if that is what you want",
             cluster::MANAGED_BY_LABEL.0,
