@@ -20,6 +20,10 @@ pub struct Cli {
     /// Configuration file.
     #[arg(long, short = 'c', global = true, default_value = "bfctl.yaml")]
     pub config: PathBuf,
+    /// Where bfctl keeps what it built, pushed and provided (image digests,
+    /// the disk, the registry's CA and accounts).
+    #[arg(long, global = true, env = "BFCTL_STATE_DIR", default_value = crate::STATE_DIR)]
+    pub state_dir: PathBuf,
     /// Output format for commands that report.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -293,6 +297,53 @@ pub enum Command {
     /// token`.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Create, inspect or delete the image registry bfctl provides
+    /// (registry.kind zot: Zot on a Compute Engine VM, with TLS from bfctl's
+    /// own CA and two accounts).
+    ///
+    /// Its address, CA and accounts are kept in .bfctl/registry/ (secrets
+    /// with mode 0600); `bfctl build --push`, `bfctl disk push` and `bfctl
+    /// up` use them, so no `docker login` is needed. Credentials for
+    /// Google Cloud as for `bfctl cluster`.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RegistryCommand {
+    /// Make the registry, or finish making it: idempotent.
+    ///
+    /// Reserves its addresses, issues its certificate, makes its accounts,
+    /// stores them in Secret Manager, makes the data disk, the firewall
+    /// rules (the registry port only: from registry.zot.allowedSources, or
+    /// the address bfctl calls from, and from the nodes of bfctl's
+    /// clusters) and the VM; makes the gke: cluster trust its CA; then
+    /// waits until the registry answers over TLS to the push account and
+    /// refuses anonymous callers. Exit 0 done, 2 error.
+    Create {
+        /// Issue a new server certificate (same CA, so nothing that trusts
+        /// the registry changes) and restart the VM with it; the images
+        /// stay on the data disk.
+        #[arg(long)]
+        rotate_certificates: bool,
+        /// How long to wait for the registry to answer, in seconds.
+        #[arg(long, default_value_t = 600)]
+        wait: u64,
+    },
+    /// Each resource, the certificate's expiry, what is stored and whether
+    /// the cluster trusts it. Exit 0 when all is there and answering, 1
+    /// otherwise.
+    Status,
+    /// Delete what `create` made (asks first; --yes for scripts), only
+    /// resources labelled managed-by=bfctl.
+    Delete {
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+        /// Keep the data disk (the images) and the accounts that go with it.
+        #[arg(long)]
+        keep_data: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -388,14 +439,19 @@ impl Cli {
             cache_dir: self.cache_dir.clone(),
             offline,
             verbose: self.verbose > 0,
-            state_dir: None,
+            state_dir: Some(self.state_dir.clone()),
         }
     }
 
     /// The configuration. Its warnings are said by the commands they
     /// concern (`up`, `build`, `render`, `config check`), not by every one.
+    ///
+    /// A registry bfctl provides is filled in from `.bfctl/registry/`
+    /// (its URL and bfctl's own credentials).
     pub fn load_config(&self) -> anyhow::Result<config::Config> {
-        config::Config::load(&self.config)
+        let mut config = config::Config::load(&self.config)?;
+        crate::registry::store::resolve(&mut config, &self.state_dir)?;
+        Ok(config)
     }
 }
 

@@ -23,8 +23,13 @@
 //!               and disk (the Valkey VM disk as a containerDisk)
 //! cluster/      up/status/teardown on a cluster: kube-apply driven with the
 //!               plan; status (health from the cluster and the consumers)
+//! google/       the Google Cloud client every cloud room shares (credentials,
+//!               endpoints, errors as sentences)
 //! gke/          the GKE cluster itself: create/status/delete through the GKE
 //!               API, the kubeconfig context, `cluster token`
+//! registry/     the image registry bfctl provides: Zot on a Compute Engine VM
+//!               (certificates, accounts, its configuration, the VM, address,
+//!               disk, firewall, Secret Manager), or Artifact Registry
 //! local/        the same pipeline on this machine: supervisor, servers
 //!               (broker, Valkey), containers, state with a typed phase
 //! loadtest/     load (built-in or Locust), probe (where counts are read),
@@ -38,17 +43,23 @@ pub mod commands;
 pub mod exit;
 pub mod files;
 pub mod gke;
+pub mod google;
 pub mod loadtest;
 pub mod local;
 pub mod output;
 pub mod plan;
 pub mod progress;
+pub mod registry;
 pub mod settings;
 pub mod yaml;
 
 /// Selects rustls's crypto provider (ring) for the whole process. kube and
 /// oci-client each enable a different provider, and with two enabled rustls
 /// refuses to guess; every client constructor calls this first.
+/// Where bfctl keeps what it built, pushed and provided (relative to the
+/// working directory): image digests, the disk, the registry's files.
+pub const STATE_DIR: &str = ".bfctl";
+
 pub fn ensure_tls_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {

@@ -14,7 +14,8 @@ use kube_apply::UpOptions;
 use kube_apply::teardown::TeardownOptions;
 
 use crate::cli::{
-    Cli, ClusterCommand, Command, ConfigCommand, DiskCommand, LoadEngine, ServiceName,
+    Cli, ClusterCommand, Command, ConfigCommand, DiskCommand, LoadEngine, RegistryCommand,
+    ServiceName,
 };
 use crate::loadtest::Engine;
 use crate::local::LocalOptions;
@@ -112,6 +113,15 @@ pub enum Settings<'a> {
         yes: bool,
     },
     ClusterToken,
+    RegistryCreate {
+        rotate_certificates: bool,
+        wait: Duration,
+    },
+    RegistryStatus,
+    RegistryDelete {
+        yes: bool,
+        keep_data: bool,
+    },
 }
 
 /// The `gke:` section, which the cluster commands need.
@@ -365,6 +375,20 @@ impl<'a> Settings<'a> {
                 yes: *yes,
             },
             Command::Cluster(ClusterCommand::Token) => Settings::ClusterToken,
+            Command::Registry(RegistryCommand::Create {
+                rotate_certificates,
+                wait,
+            }) => Settings::RegistryCreate {
+                rotate_certificates: *rotate_certificates,
+                wait: seconds(*wait),
+            },
+            Command::Registry(RegistryCommand::Status) => Settings::RegistryStatus,
+            Command::Registry(RegistryCommand::Delete { yes, keep_data }) => {
+                Settings::RegistryDelete {
+                    yes: *yes,
+                    keep_data: *keep_data,
+                }
+            }
         })
     }
 }

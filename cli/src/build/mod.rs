@@ -20,6 +20,9 @@ use crate::plan::render::ImageRefs;
 pub fn image_refs(config: &Config, state: &image::ImageState) -> (ImageRefs, Vec<&'static str>) {
     let mut refs = ImageRefs::unbuilt(config);
     let base = config.registry.url.trim_end_matches('/');
+    // The same digests, pulled from where the cluster reaches the registry
+    // (for the one bfctl provides: its address inside the VPC).
+    let pull_base = config.registry.pull_base();
     let mut missing = Vec::new();
     for (name, slot) in [
         ("gateway", &mut refs.gateway),
@@ -33,7 +36,8 @@ pub fn image_refs(config: &Config, state: &image::ImageState) -> (ImageRefs, Vec
                     .reference
                     .starts_with(&format!("{base}/{name}@sha256:")) =>
             {
-                *slot = recorded.reference.clone();
+                let digest = &recorded.reference[base.len() + name.len() + 2..];
+                *slot = format!("{pull_base}/{name}@{digest}");
             }
             _ => missing.push(name),
         }

@@ -123,11 +123,12 @@ pub async fn full_plan(
         }
         Err(error) => return Err(error.context("fetching operator manifests")),
     };
-    let secrets = plan::valkey_secrets(cluster, config).await?;
+    let mut secrets = plan::valkey_secrets(cluster, config).await?;
     let state_dir = target
         .state_dir
         .clone()
-        .unwrap_or_else(|| PathBuf::from(".bfctl"));
+        .unwrap_or_else(|| PathBuf::from(crate::STATE_DIR));
+    secrets.extend(crate::registry::pull_secret(config, &state_dir)?);
     let (images, missing) =
         crate::build::image_refs(config, &crate::build::image::ImageState::load(&state_dir)?);
     if !missing.is_empty() {

@@ -14,7 +14,7 @@ pub(crate) fn build_command(
             crate::note!("warning: {warning}");
         }
     }
-    let built = build_images(&config, push, profile, ca_files)?;
+    let built = build_images(&config, &cli.state_dir, push, profile, ca_files)?;
     if matches!(cli.output, Output::Json) {
         crate::out!("{}", serde_json::to_string_pretty(&built)?);
         return Ok(());
@@ -44,9 +44,22 @@ pub(crate) fn build_command(
 /// How to reach `registry.url`, with the configured credentials.
 pub(crate) fn target_registry(
     config: &config::Config,
+    state_dir: &Path,
     ca_files: &[PathBuf],
 ) -> anyhow::Result<crate::build::image::registry::RegistryOptions> {
-    let host = crate::build::image::registry_host(&config.registry.url)?;
+    let url = crate::registry::store::require_url(config)?;
+    if config.registry.credentials == config::CredentialSource::Provided {
+        // The registry bfctl provides: its push account and its CA.
+        let access = crate::registry::push_access(config, state_dir)?;
+        let mut trusted = ca_files.to_vec();
+        trusted.extend(access.ca_files);
+        return Ok(crate::build::image::registry::RegistryOptions {
+            insecure: false,
+            ca_files: trusted,
+            auth: oci_client::secrets::RegistryAuth::Basic(access.username, access.password),
+        });
+    }
+    let host = crate::build::image::registry_host(url)?;
     Ok(crate::build::image::registry::RegistryOptions {
         insecure: config.registry.insecure,
         ca_files: ca_files.to_vec(),
@@ -57,25 +70,32 @@ pub(crate) fn target_registry(
 /// Builds (and pushes) the three images, with progress on stderr.
 pub(crate) fn build_images(
     config: &config::Config,
+    state_dir: &Path,
     push: bool,
     profile: &str,
     ca_files: &[PathBuf],
 ) -> anyhow::Result<Vec<crate::build::image::build::Built>> {
-    use crate::build::image::{build, credentials, registry::RegistryOptions};
-    let options = build::BuildOptions {
-        workspace: std::env::current_dir().context("reading the current directory")?,
-        state_dir: PathBuf::from(STATE_DIR),
-        profile: profile.to_string(),
-        push,
-        registry: target_registry(config, ca_files)?,
-        base_registry: RegistryOptions {
+    use crate::build::image::{build, credentials, registry::RegistryOptions, registry_host};
+    let target = target_registry(config, state_dir, ca_files)?;
+    let base_host = registry_host(&config.images.base)?;
+    // A base kept in the target registry is read as the target is reached
+    // (its CA and account: the registry bfctl provides needs both).
+    let base_registry = if registry_host(&config.registry.url).is_ok_and(|host| host == base_host) {
+        target.clone()
+    } else {
+        RegistryOptions {
             insecure: config.registry.insecure,
             ca_files: ca_files.to_vec(),
-            auth: credentials::for_registry(
-                &crate::build::image::registry_host(&config.images.base)?,
-                config::CredentialSource::DockerConfig,
-            )?,
-        },
+            auth: credentials::for_registry(&base_host, config::CredentialSource::DockerConfig)?,
+        }
+    };
+    let options = build::BuildOptions {
+        workspace: std::env::current_dir().context("reading the current directory")?,
+        state_dir: state_dir.to_path_buf(),
+        profile: profile.to_string(),
+        push,
+        registry: target,
+        base_registry,
     };
     let started = std::time::Instant::now();
     runtime()?.block_on(build::build_all(config, &options, |line| {

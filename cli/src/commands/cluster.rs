@@ -12,10 +12,15 @@ pub(crate) fn create_command(cli: &Cli, gke: &Gke) -> anyhow::Result<()> {
         gke.project.0,
         gke.location.0
     );
+    let config = cli.load_config()?;
+    let trust = crate::registry::recorded_trust(&config, &cli.state_dir)?;
     let progress = OperationProgress::new(&format!("cluster {}", gke.cluster.0));
-    let created = runtime()?.block_on(gke::create(gke, cli.kubeconfig.as_deref(), &mut |state| {
-        progress.update(&state.status, state.percent, state.stage.as_deref())
-    }));
+    let created = runtime()?.block_on(gke::create(
+        gke,
+        trust.as_ref(),
+        cli.kubeconfig.as_deref(),
+        &mut |state| progress.update(&state.status, state.percent, state.stage.as_deref()),
+    ));
     let created = match created {
         Ok(created) => created,
         Err(error) => {

@@ -5,13 +5,14 @@ use super::prelude::*;
 
 /// `bfctl disk build`: the qcow2, built or read from the cache.
 pub(crate) fn disk_build(
+    state_dir: &Path,
     recipe_dir: &Path,
     force: bool,
 ) -> anyhow::Result<crate::build::disk::build::BuiltDisk> {
     use crate::build::disk::{LoadedRecipe, build};
     let recipe = LoadedRecipe::load(recipe_dir)?;
     let options = build::DiskBuildOptions {
-        out_dir: Path::new(STATE_DIR).join("disk"),
+        out_dir: state_dir.join("disk"),
         package_cache: std::env::var_os("HOME")
             .map(|home| PathBuf::from(home).join(".cache/bfctl/debs")),
         force,
@@ -23,7 +24,7 @@ pub(crate) fn disk_build(
 }
 
 pub(crate) fn disk_build_command(cli: &Cli, recipe_dir: &Path, force: bool) -> anyhow::Result<()> {
-    let built = disk_build(recipe_dir, force)?;
+    let built = disk_build(&cli.state_dir, recipe_dir, force)?;
     if matches!(cli.output, Output::Json) {
         crate::out!("{}", serde_json::to_string_pretty(&built)?);
     } else {
@@ -46,6 +47,7 @@ pub(crate) fn disk_build_command(cli: &Cli, recipe_dir: &Path, force: bool) -> a
 /// Builds the disk if needed and pushes it; returns the push report.
 pub(crate) fn disk_push(
     config: &config::Config,
+    state_dir: &Path,
     recipe_dir: &Path,
     ca_files: &[PathBuf],
 ) -> anyhow::Result<(
@@ -53,7 +55,7 @@ pub(crate) fn disk_push(
     crate::build::image::registry::PushReport,
 )> {
     use crate::build::disk::{LoadedRecipe, container};
-    let built = disk_build(recipe_dir, false)?;
+    let built = disk_build(state_dir, recipe_dir, false)?;
     let recipe = LoadedRecipe::load(recipe_dir)?;
     crate::note!("disk: assembling the containerDisk image");
     let image = container::assemble(&built.path, recipe.recipe.source_date_epoch, &built.inputs)?;
@@ -65,8 +67,8 @@ pub(crate) fn disk_push(
     let report = runtime()?.block_on(container::push_and_record(
         &image,
         &config.registry.url,
-        &target_registry(config, ca_files)?,
-        Path::new(STATE_DIR),
+        &target_registry(config, state_dir, ca_files)?,
+        state_dir,
         &built.inputs,
     ))?;
     Ok((built, report))
@@ -81,7 +83,7 @@ pub(crate) fn disk_push_command(
     for warning in config.registry_warnings() {
         crate::note!("warning: {warning}");
     }
-    let (built, report) = disk_push(&config, recipe_dir, ca_files)?;
+    let (built, report) = disk_push(&config, &cli.state_dir, recipe_dir, ca_files)?;
     if matches!(cli.output, Output::Json) {
         let both = serde_json::json!({"disk": built, "push": report});
         crate::out!("{}", serde_json::to_string_pretty(&both)?);

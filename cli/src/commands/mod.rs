@@ -8,6 +8,7 @@ mod cluster;
 mod config;
 mod disk;
 mod loadtest;
+mod registry;
 mod render;
 mod status;
 mod teardown;
@@ -19,7 +20,7 @@ mod prelude {
 
     pub(crate) use anyhow::{Context, bail};
 
-    pub(crate) use super::{STATE_DIR, runtime};
+    pub(crate) use super::runtime;
     pub(crate) use crate::cli::{Cli, Output};
     pub(crate) use crate::cluster;
     pub(crate) use crate::cluster::status;
@@ -31,9 +32,6 @@ use anyhow::Context;
 
 use crate::cli::{Cli, ServiceName};
 use crate::settings::Settings;
-
-/// Where bfctl keeps what it built (images.json, the image cache).
-pub(crate) const STATE_DIR: &str = ".bfctl";
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -113,7 +111,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         Settings::Render {
             config_path,
             out_dir,
-        } => render::render_command(config_path, out_dir),
+        } => render::render_command(cli, config_path, out_dir),
         Settings::DiskBuild { recipe, force } => disk::disk_build_command(cli, recipe, force),
         Settings::DiskPush { recipe, ca_files } => disk::disk_push_command(cli, recipe, ca_files),
         Settings::ConfigInit { path, force } => config::config_init(path, force),
@@ -122,5 +120,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         Settings::ClusterStatus { gke } => cluster::status_command(cli, &gke),
         Settings::ClusterDelete { gke, yes } => cluster::delete_command(cli, &gke, yes),
         Settings::ClusterToken => cluster::token_command(),
+        Settings::RegistryCreate {
+            rotate_certificates,
+            wait,
+        } => registry::create_command(cli, rotate_certificates, wait),
+        Settings::RegistryStatus => registry::status_command(cli),
+        Settings::RegistryDelete { yes, keep_data } => {
+            registry::delete_command(cli, yes, keep_data)
+        }
     }
 }

@@ -2,12 +2,17 @@
 
 use super::prelude::*;
 
-pub(crate) fn render_command(config_path: &Path, out_dir: Option<&Path>) -> anyhow::Result<()> {
-    let config = config::Config::load(config_path)?;
+pub(crate) fn render_command(
+    cli: &Cli,
+    config_path: &Path,
+    out_dir: Option<&Path>,
+) -> anyhow::Result<()> {
+    let mut config = config::Config::load(config_path)?;
+    crate::registry::store::resolve(&mut config, &cli.state_dir)?;
     for warning in config.deploy_warnings() {
         crate::note!("warning: {warning}");
     }
-    let state = crate::build::image::ImageState::load(Path::new(STATE_DIR))?;
+    let state = crate::build::image::ImageState::load(&cli.state_dir)?;
     let (images, missing) = crate::build::image_refs(&config, &state);
     if !missing.is_empty() {
         crate::note!(

@@ -21,7 +21,7 @@ pub(crate) fn up_command(
         }
         // Cheap when nothing changed: cargo's own cache, the image cache,
         // and a push that finds every blob already there.
-        for image in build_images(&config, true, "release", &[])? {
+        for image in build_images(&config, &cli.state_dir, true, "release", &[])? {
             crate::note!(
                 "image {}: {}{}",
                 image.service,
@@ -31,7 +31,7 @@ pub(crate) fn up_command(
         }
         // The VM disk: rebuilt and pushed only when its recipe changed.
         let recipe = crate::build::disk::LoadedRecipe::load(Path::new("disk"))?;
-        let state = crate::build::image::ImageState::load(Path::new(STATE_DIR))?;
+        let state = crate::build::image::ImageState::load(&cli.state_dir)?;
         if crate::build::disk::container::recorded_is_current(
             &state,
             &config.registry.url,
@@ -39,7 +39,7 @@ pub(crate) fn up_command(
         ) {
             crate::note!("image valkey-disk: unchanged");
         } else {
-            let (_, report) = disk_push(&config, Path::new("disk"), &[])?;
+            let (_, report) = disk_push(&config, &cli.state_dir, Path::new("disk"), &[])?;
             crate::note!("image valkey-disk: {}", report.digest);
         }
     }

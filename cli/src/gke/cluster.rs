@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::api::{ApiFailure, GkeApi};
-use crate::plan::gke::{Gke, VIRT_POOL_LABEL, VIRT_POOL_VALUE};
+use super::api::{ApiFailure, GoogleApi};
+use crate::plan::gke::{Gke, NODE_TAG, VIRT_POOL_LABEL, VIRT_POOL_VALUE};
 
 /// The resource label that marks a cluster as made by bfctl: `cluster
 /// delete` deletes nothing else.
@@ -36,6 +36,7 @@ pub fn cluster_request(gke: &Gke) -> Value {
                     "machineType": general.machine_type.0,
                     "diskSizeGb": general.disk_size_gb.0,
                     "oauthScopes": [super::api::SCOPE],
+                    "tags": [NODE_TAG],
                 },
                 "autoscaling": {
                     "enabled": true,
@@ -55,6 +56,7 @@ pub fn cluster_request(gke: &Gke) -> Value {
                     "labels": { VIRT_POOL_LABEL: VIRT_POOL_VALUE },
                     "taints": [{ "key": VIRT_POOL_LABEL, "value": VIRT_POOL_VALUE, "effect": "NO_SCHEDULE" }],
                     "oauthScopes": [super::api::SCOPE],
+                    "tags": [NODE_TAG],
                 },
                 "autoscaling": {
                     "enabled": true,
@@ -197,7 +199,11 @@ pub fn differences(wanted: &Value, live: &Value) -> Vec<Difference> {
 }
 
 /// Applies a fix; returns the operation to follow.
-pub async fn apply_fix(api: &GkeApi, cluster_path: &str, fix: &Fix) -> Result<Value, ApiFailure> {
+pub async fn apply_fix(
+    api: &GoogleApi,
+    cluster_path: &str,
+    fix: &Fix,
+) -> Result<Value, ApiFailure> {
     match fix {
         Fix::Autoscaling { pool, min, max } => {
             api.set_autoscaling(
@@ -267,7 +273,7 @@ pub fn operation_path(operation: &Value, location_parent: &str) -> String {
 /// Polls an operation until DONE; `seen` hears every new state. An
 /// operation that ends with an `error` is an error naming it.
 pub async fn follow(
-    api: &GkeApi,
+    api: &GoogleApi,
     path: &str,
     timeout: Duration,
     mut seen: impl FnMut(&OperationState),
@@ -306,7 +312,7 @@ pub async fn follow(
 
 /// The operation still running on a cluster, if any (a create or delete
 /// that an earlier bfctl started and did not see end).
-pub async fn running_operation(api: &GkeApi, gke: &Gke) -> Result<Option<Value>, ApiFailure> {
+pub async fn running_operation(api: &GoogleApi, gke: &Gke) -> Result<Option<Value>, ApiFailure> {
     let target = gke.cluster_path();
     Ok(api
         .list_operations(&gke.parent())

@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::plan::gke::Gke;
-use api::GkeApi;
+use api::{GKE, GoogleApi};
 
 /// How long a create or delete may take before bfctl stops following it
 /// (the operation goes on; running the command again follows it).
@@ -45,14 +45,22 @@ pub struct Created {
 }
 
 /// `bfctl cluster create`: idempotent. `seen` hears the operation's states.
+/// `registry_trust` is the containerd configuration that makes the nodes
+/// trust a registry bfctl provides (set on a new cluster; a live one gets
+/// it from `bfctl registry create`).
 pub async fn create(
     gke: &Gke,
+    registry_trust: Option<&Value>,
     kubeconfig: Option<&Path>,
     seen: &mut dyn FnMut(&cluster::OperationState),
 ) -> anyhow::Result<Created> {
-    let api = GkeApi::connect(&gke.project.0).await?;
+    let api = GoogleApi::connect(&gke.project.0, &GKE).await?;
     let path = gke.cluster_path();
-    let wanted = cluster::cluster_request(gke);
+    let mut wanted = cluster::cluster_request(gke);
+    if let Some(trust) = registry_trust {
+        wanted["nodePoolDefaults"] =
+            serde_json::json!({ "nodeConfigDefaults": { "containerdConfig": trust } });
+    }
     let mut action = "existing";
     let mut changed = Vec::new();
     let mut differences = Vec::new();
@@ -186,7 +194,7 @@ pub struct PoolStatus {
 
 /// `bfctl cluster status`.
 pub async fn status(gke: &Gke) -> anyhow::Result<ClusterStatus> {
-    let api = GkeApi::connect(&gke.project.0).await?;
+    let api = GoogleApi::connect(&gke.project.0, &GKE).await?;
     let path = gke.cluster_path();
     let live = match api.get_cluster(&path).await {
         Ok(live) => live,
@@ -268,7 +276,7 @@ pub async fn delete(
     gke: &Gke,
     seen: &mut dyn FnMut(&cluster::OperationState),
 ) -> anyhow::Result<bool> {
-    let api = GkeApi::connect(&gke.project.0).await?;
+    let api = GoogleApi::connect(&gke.project.0, &GKE).await?;
     let path = gke.cluster_path();
     let live = match api.get_cluster(&path).await {
         Ok(live) => live,
@@ -295,7 +303,7 @@ pub async fn delete(
 /// with a Google access token (Application Default Credentials; no
 /// bfctl.yaml needed).
 pub async fn exec_credential() -> anyhow::Result<Value> {
-    let api = GkeApi::connect("").await?;
+    let api = GoogleApi::connect("", &GKE).await?;
     let (token, expiry) = api.access_token().await?;
     Ok(serde_json::json!({
         "apiVersion": "client.authentication.k8s.io/v1",

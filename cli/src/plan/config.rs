@@ -185,11 +185,39 @@ pub struct Operators {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Registry {
+    /// Who provides it: someone else (`external`), or bfctl (`zot`,
+    /// `artifact-registry`; see [`super::registry`]).
+    #[serde(default)]
+    pub kind: super::registry::RegistryKind,
+    /// `host[:port][/path]`. For a registry bfctl provides, left empty:
+    /// `bfctl registry create` records it.
+    #[serde(default)]
     pub url: String,
+    /// Where the cluster pulls from, when not `url` (a registry bfctl
+    /// provides: its address inside the VPC). Set by bfctl, never read
+    /// from bfctl.yaml.
+    #[serde(skip)]
+    pub pull_url: String,
     #[serde(default)]
     pub credentials: CredentialSource,
     #[serde(default)]
     pub insecure: bool,
+    #[serde(default)]
+    pub zot: Option<super::registry::Zot>,
+    #[serde(default)]
+    pub artifact_registry: Option<super::registry::ArtifactRegistry>,
+}
+
+impl Registry {
+    /// The base of the image references the cluster pulls (`pull_url`
+    /// when set, else `url`).
+    pub fn pull_base(&self) -> &str {
+        if self.pull_url.is_empty() {
+            self.url.trim_end_matches('/')
+        } else {
+            self.pull_url.trim_end_matches('/')
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,6 +227,11 @@ pub enum CredentialSource {
     DockerConfig,
     Env,
     None,
+    /// The accounts bfctl made for a registry it provides (files of mode
+    /// 0600 in `.bfctl/registry/`); set by bfctl, never read from
+    /// bfctl.yaml.
+    #[serde(skip_deserializing)]
+    Provided,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -563,12 +596,7 @@ impl Config {
                 self.install
             );
         }
-        if self.registry.url.trim().is_empty() || self.registry.url.contains("://") {
-            bail!(
-                "registry.url {:?}: expected host[:port][/path], without a scheme",
-                self.registry.url
-            );
-        }
+        self.check_registry()?;
         if !SUPPORTED_STRIMZI.contains(&self.versions.strimzi.as_str()) {
             bail!(
                 "versions.strimzi {:?}: this bfctl installs {}",
@@ -638,6 +666,71 @@ impl Config {
             ));
         }
         warnings
+    }
+
+    /// The `registry:` section: `url` for an external registry; for one
+    /// bfctl provides, its own section, and where it is.
+    fn check_registry(&self) -> anyhow::Result<()> {
+        use super::registry::RegistryKind;
+        let registry = &self.registry;
+        let gke_project = self.gke.as_ref().map(|gke| &gke.project);
+        match registry.kind {
+            RegistryKind::External => {
+                if registry.url.trim().is_empty() || registry.url.contains("://") {
+                    bail!(
+                        "registry.url {:?}: expected host[:port][/path], without a scheme",
+                        registry.url
+                    );
+                }
+            }
+            RegistryKind::Zot => {
+                let Some(zot) = &registry.zot else {
+                    bail!(
+                        "registry.kind is zot, but there is no registry.zot section (at least its zone; `bfctl config init` shows it)"
+                    );
+                };
+                zot.check().map_err(anyhow::Error::msg)?;
+                if zot.project.is_none() && gke_project.is_none() {
+                    bail!("registry.zot.project: needed when there is no gke: section");
+                }
+                let zone_from_gke = self.gke.as_ref().is_some_and(|gke| gke.location.is_zone());
+                match &zot.zone {
+                    Some(zone) if !zone.is_zone() => bail!(
+                        "registry.zot.zone {:?} is a region: the VM and its disk need a zone (such as {}-b)",
+                        zone.0,
+                        zone.0
+                    ),
+                    None if !zone_from_gke => bail!(
+                        "registry.zot.zone: needed (gke.location is not a zone to take it from)"
+                    ),
+                    _ => {}
+                }
+                if registry.insecure {
+                    bail!(
+                        "registry.insecure with kind zot: the registry bfctl provides speaks TLS only"
+                    );
+                }
+            }
+            RegistryKind::ArtifactRegistry => {
+                let Some(artifact) = &registry.artifact_registry else {
+                    bail!(
+                        "registry.kind is artifact-registry, but there is no registry.artifactRegistry section (its location at least)"
+                    );
+                };
+                if artifact.project.is_none() && gke_project.is_none() {
+                    bail!(
+                        "registry.artifactRegistry.project: needed when there is no gke: section"
+                    );
+                }
+            }
+        }
+        if registry.kind != RegistryKind::External && registry.url.contains("://") {
+            bail!(
+                "registry.url {:?}: expected host[:port][/path], without a scheme",
+                registry.url
+            );
+        }
+        Ok(())
     }
 
     /// Warnings about pushing to the registry (`build --push`, `disk push`,

@@ -23,6 +23,10 @@ pub const NESTED_VIRTUALIZATION_DOCS: &str =
 pub const VIRT_POOL_LABEL: &str = "bfctl.io/pool";
 pub const VIRT_POOL_VALUE: &str = "virt";
 
+/// The network tag of every node of a cluster bfctl makes: the firewall of
+/// the registry bfctl provides admits nodes by it.
+pub const NODE_TAG: &str = "bfctl-node";
+
 /// The toleration of the `virt` pool's taint.
 pub fn virt_pool_toleration() -> serde_json::Value {
     serde_json::json!({

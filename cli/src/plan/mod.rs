@@ -11,6 +11,7 @@ pub mod config;
 pub mod gke;
 pub mod identity;
 pub mod operators;
+pub mod registry;
 pub mod render;
 pub mod secrets;
 
@@ -52,6 +53,17 @@ pub fn build(
             depends_on.push(step.to_string());
         }
         let mut objects = component.json_objects()?;
+        // The image pull Secret of a registry bfctl provides comes with
+        // the namespace, before any workload pulls.
+        if component.spec.name == "namespace"
+            && let Some(all) = secrets.as_mut()
+        {
+            let (pull, rest): (Vec<Value>, Vec<Value>) = all
+                .drain(..)
+                .partition(|s| s["type"] == "kubernetes.io/dockerconfigjson");
+            *all = rest;
+            objects.extend(pull);
+        }
         // The Valkey VM boots with the password; the consumer and Grafana
         // (both after valkey) read it.
         if component.spec.name == "valkey" {

@@ -84,7 +84,7 @@ impl ImageRefs {
     /// built. [`crate::build::image_refs`] replaces them with the digests
     /// that were pushed.
     pub fn unbuilt(config: &Config) -> ImageRefs {
-        let base = config.registry.url.trim_end_matches('/');
+        let base = config.registry.pull_base();
         ImageRefs {
             gateway: format!("{base}/gateway:latest"),
             producer: format!("{base}/producer:latest"),
@@ -139,6 +139,14 @@ fn context(config: &Config, images: &ImageRefs) -> anyhow::Result<tera::Context>
     let category = Category::for_carnet(&config.carnet.0).context("carnet must end in a digit")?;
     context.insert("carnet_category", category.name());
     context.insert("virt_pool", &config.has_virt_pool());
+    context.insert(
+        "image_pull_secret",
+        if config.registry.kind == super::registry::RegistryKind::Zot {
+            super::registry::PULL_SECRET
+        } else {
+            ""
+        },
+    );
     context.insert("virt_pool_label", super::gke::VIRT_POOL_LABEL);
     context.insert("virt_pool_value", super::gke::VIRT_POOL_VALUE);
     Ok(context)

@@ -12,6 +12,16 @@ use super::registry::TestRegistry;
 /// A base image holding this host's dynamic loader and the libraries the
 /// services link against, plus a passwd with the nonroot user.
 pub async fn push_host_base(registry: &TestRegistry) -> String {
+    let anonymous = RegistryOptions {
+        insecure: false,
+        ca_files: Vec::new(),
+        auth: RegistryAuth::Anonymous,
+    };
+    push_host_base_with(&registry.host, &anonymous).await
+}
+
+/// [`push_host_base`] to `host` reached with `options`.
+pub async fn push_host_base_with(host: &str, options: &RegistryOptions) -> String {
     let mut files = vec![LayerFile {
         path: "/etc/passwd".into(),
         mode: 0o644,
@@ -44,12 +54,7 @@ pub async fn push_host_base(registry: &TestRegistry) -> String {
         created: oci::rfc3339(0),
     };
     let image = oci::assemble(&spec, &Base::default(), vec![layer]).unwrap();
-    let repository = format!("{}/base", registry.host);
-    let anonymous = RegistryOptions {
-        insecure: false,
-        ca_files: Vec::new(),
-        auth: RegistryAuth::Anonymous,
-    };
-    let client = RegistryClient::new(&registry.host, &anonymous).unwrap();
+    let repository = format!("{host}/base");
+    let client = RegistryClient::new(host, options).unwrap();
     client.push(&repository, &image).await.unwrap().reference
 }

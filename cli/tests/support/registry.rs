@@ -94,17 +94,7 @@ impl TestRegistry {
 
     fn start_with(user: Option<(&str, &str)>, tls: Option<(PathBuf, PathBuf)>) -> TestRegistry {
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let host = format!("127.0.0.1:{port}");
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
-            dir.path().join("data").display()
-        );
-        if let Some((name, password)) = user {
+        let htpasswd = user.map(|(name, password)| {
             let htpasswd = dir.path().join("htpasswd");
             let status = Command::new("htpasswd")
                 .args(["-Bbc"])
@@ -114,16 +104,38 @@ impl TestRegistry {
                 .status()
                 .expect("htpasswd (apache2-utils) is installed by .ci/install-deps");
             assert!(status.success());
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: bfctl-test\n    path: {}\n",
-                htpasswd.display()
-            ));
-        }
+            htpasswd
+        });
+        Self::start_on(free_port(), htpasswd.as_deref(), tls, Some(dir))
+    }
+
+    /// Starts a registry on 127.0.0.1:`port` with an htpasswd file and a
+    /// TLS certificate and key made elsewhere (bfctl's, for the registry it
+    /// provides).
+    pub fn start_on(
+        port: u16,
+        htpasswd: Option<&std::path::Path>,
+        tls: Option<(PathBuf, PathBuf)>,
+        dir: Option<tempfile::TempDir>,
+    ) -> TestRegistry {
+        let dir = dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
+        let host = format!("127.0.0.1:{port}");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+            dir.path().join("data").display()
+        );
+        // `tls` belongs to `http`, which the text ends with so far.
         if let Some((cert, key)) = &tls {
             config.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 cert.display(),
                 key.display()
+            ));
+        }
+        if let Some(htpasswd) = htpasswd {
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: bfctl-test\n    path: {}\n",
+                htpasswd.display()
             ));
         }
         let config_path: PathBuf = dir.path().join("config.yml");
@@ -143,11 +155,25 @@ impl TestRegistry {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(&registry.host).is_err() {
-            assert!(Instant::now() < deadline, "the registry did not start");
+            assert!(
+                Instant::now() < deadline,
+                "the registry did not start: {}",
+                std::fs::read_to_string(registry._dir.path().join("registry.log"))
+                    .unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         registry
     }
+}
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Drop for TestRegistry {

@@ -21,6 +21,9 @@ use serde_json::{Value, json};
 pub struct Api {
     doc: Value,
     methods: Vec<Method>,
+    /// The document's `servicePath` (`compute/v1/`), which every request
+    /// path starts with.
+    service_path: String,
 }
 
 struct Method {
@@ -31,6 +34,8 @@ struct Method {
     names: Vec<String>,
     parameters: BTreeMap<String, Value>,
     request: Option<String>,
+    /// The template ends in `:verb`.
+    custom_verb: bool,
 }
 
 /// A request that matched a method.
@@ -50,6 +55,11 @@ pub struct ApiError {
     pub message: String,
     /// Extra `details` entries (an ErrorInfo, a Help link).
     pub details: Vec<Value>,
+    /// Compute Engine's older shape: no `status`, and an `errors` list
+    /// with this `reason` (as in the 404 googleapis/google-cloud-java#11032
+    /// quotes: `{"error": {"code", "message", "errors": [{"message",
+    /// "domain": "global", "reason": "notFound"}]}}`).
+    pub legacy_reason: Option<String>,
 }
 
 impl ApiError {
@@ -59,7 +69,15 @@ impl ApiError {
             status: status.to_string(),
             message: message.into(),
             details: Vec::new(),
+            legacy_reason: None,
         }
+    }
+
+    /// An error in Compute Engine's shape.
+    pub fn legacy(code: u16, reason: &str, message: impl Into<String>) -> ApiError {
+        let mut error = ApiError::new(code, "", message);
+        error.legacy_reason = Some(reason.to_string());
+        error
     }
 
     pub fn invalid(message: impl Into<String>) -> ApiError {
@@ -68,6 +86,13 @@ impl ApiError {
 
     /// The JSON body.
     pub fn body(&self) -> Value {
+        if let Some(reason) = &self.legacy_reason {
+            return json!({"error": {
+                "code": self.code,
+                "message": self.message,
+                "errors": [{"message": self.message, "domain": "global", "reason": reason}]
+            }});
+        }
         let mut error = json!({"code": self.code, "message": self.message, "status": self.status});
         if !self.details.is_empty() {
             error["details"] = Value::Array(self.details.clone());
@@ -85,7 +110,12 @@ impl Api {
             .map_err(|error| format!("{} is not JSON: {error}", path.display()))?;
         let mut methods = Vec::new();
         collect(&doc["resources"], &mut methods)?;
-        Ok(Api { doc, methods })
+        let service_path = doc["servicePath"].as_str().unwrap_or_default().to_string();
+        Ok(Api {
+            doc,
+            methods,
+            service_path,
+        })
     }
 
     /// How many methods the document describes.
@@ -103,9 +133,29 @@ impl Api {
         query: &[(String, String)],
         body: Option<&Value>,
     ) -> Result<Call, ApiError> {
-        let path = path.trim_start_matches('/');
+        let full = path.trim_start_matches('/');
+        let not_found = || {
+            ApiError::new(
+                404,
+                "NOT_FOUND",
+                format!("The requested URL /{full} was not found on this server."),
+            )
+        };
+        let Some(path) = full.strip_prefix(self.service_path.as_str()) else {
+            return Err(not_found());
+        };
         let mut path_matched = false;
+        // A custom verb (`…/secrets/s:getIamPolicy`) is part of the
+        // template in Google's HTTP rules: a template without one does not
+        // match a path that has one, even where `{+name}` would take it.
+        let has_verb = path
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'));
         for method in &self.methods {
+            if has_verb && !method.custom_verb {
+                continue;
+            }
             let Some(captures) = method.path.captures(path) else {
                 continue;
             };
@@ -171,11 +221,7 @@ impl Api {
                 format!("{http_method} is not allowed on /{path}"),
             ))
         } else {
-            Err(ApiError::new(
-                404,
-                "NOT_FOUND",
-                format!("The requested URL /{path} was not found on this server."),
-            ))
+            Err(not_found())
         }
     }
 
@@ -353,5 +399,9 @@ fn method_of(method: &Value) -> Result<Method, String> {
             .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
         request: method["request"]["$ref"].as_str().map(str::to_string),
+        custom_verb: template
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':')),
     })
 }

@@ -20,7 +20,12 @@
 //!   channel) change the cluster at once and answer an operation
 //!   (simplified: GKE applies them while the operation runs);
 //! * any method can be made to fail once with an error the test gives
-//!   (quota, permission, a disabled API: their shapes are the tests').
+//!   (quota, permission, a disabled API: their shapes are the tests');
+//! * the same server answers Compute Engine (`/compute/v1/…`,
+//!   [`crate::compute`]) and Secret Manager (`/v1/projects/P/secrets…`,
+//!   [`crate::secretmanager`]) with the same token, as Google's APIs all
+//!   take one access token, each request checked against its own API
+//!   description.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -33,7 +38,9 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::compute::ComputeState;
 use crate::discovery::{Api, ApiError};
+use crate::secretmanager::SecretState;
 use crate::token::ServiceAccount;
 
 /// The fake's shared state, also held by the test.
@@ -48,6 +55,10 @@ pub struct FakeGke {
 
 struct GkeState {
     api: Arc<Api>,
+    compute_api: Arc<Api>,
+    secrets_api: Arc<Api>,
+    compute: ComputeState,
+    secrets: SecretState,
     clusters: BTreeMap<String, Value>,
     operations: Vec<Operation>,
     /// How long an operation stays PENDING, and then RUNNING (twice this).
@@ -77,6 +88,12 @@ impl FakeGke {
     /// `container.v1.json`. Operations take `step` per state.
     pub async fn start(container_v1: &std::path::Path, project: &str, step: Duration) -> FakeGke {
         let api = Arc::new(Api::load(container_v1).expect("the GKE API description"));
+        let sibling = |file: &str| {
+            let path = container_v1.with_file_name(file);
+            Arc::new(Api::load(&path).unwrap_or_else(|error| panic!("{error}")))
+        };
+        let (compute_api, secrets_api) =
+            (sibling("compute.v1.json"), sibling("secretmanager.v1.json"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a free port on 127.0.0.1");
@@ -90,6 +107,10 @@ impl FakeGke {
             account,
             state: Arc::new(Mutex::new(GkeState {
                 api,
+                compute_api,
+                secrets_api,
+                compute: ComputeState::new(step),
+                secrets: SecretState::default(),
                 clusters: BTreeMap::new(),
                 operations: Vec::new(),
                 step,
@@ -159,9 +180,63 @@ impl FakeGke {
         self.lock().clusters.insert(path.to_string(), cluster);
     }
 
-    /// The method ids answered so far.
+    /// The method ids answered so far (every API).
     pub fn log(&self) -> Vec<String> {
         self.lock().log.clone()
+    }
+
+    /// The addresses Compute hands out: external, then internal ones.
+    pub fn set_address_pools(&self, external: &[&str], internal: &[&str]) {
+        let mut state = self.lock();
+        state.compute.external_pool = external.iter().map(|a| a.to_string()).collect();
+        state.compute.internal_pool = internal.iter().map(|a| a.to_string()).collect();
+    }
+
+    /// A Compute resource (`projects/P/zones/Z/instances/I`) as GET shows it.
+    pub fn compute_resource(&self, path: &str) -> Option<Value> {
+        let mut state = self.lock();
+        state.compute.reconcile();
+        state.compute.resources.get(path).cloned()
+    }
+
+    /// Inserts a Compute resource as if made elsewhere.
+    pub fn insert_compute_resource(&self, path: &str, resource: Value) {
+        self.lock()
+            .compute
+            .resources
+            .insert(path.to_string(), resource);
+    }
+
+    /// The Compute operations started, `TYPE path` each.
+    pub fn compute_operations(&self) -> Vec<String> {
+        self.lock().compute.operation_log()
+    }
+
+    /// The next Compute operation of `kind` (`insert` …) ends with `code`.
+    pub fn fail_compute_operation(&self, kind: &str, code: &str, message: &str) {
+        self.lock()
+            .compute
+            .fail_operation
+            .insert(kind.to_string(), (code.to_string(), message.to_string()));
+    }
+
+    /// A secret's latest payload (base64) and its IAM policy.
+    pub fn secret(&self, name: &str) -> Option<(String, Value)> {
+        let state = self.lock();
+        let secret = state.secrets.secrets.get(name)?;
+        Some((
+            secret.versions.last().cloned().unwrap_or_default(),
+            secret.policy.clone(),
+        ))
+    }
+
+    /// How many versions a secret has.
+    pub fn secret_versions(&self, name: &str) -> usize {
+        self.lock()
+            .secrets
+            .secrets
+            .get(name)
+            .map_or(0, |s| s.versions.len())
     }
 }
 
@@ -333,16 +408,34 @@ async fn handle(
     };
     let mut state = server.lock();
     state.reconcile();
-    let call = match state
-        .api
-        .check(method.as_str(), uri.path(), &query, json_body.as_ref())
-    {
+    // One token, several APIs: the path says which one is called.
+    let path = uri.path();
+    let api = if path.starts_with("/compute/") {
+        state.compute_api.clone()
+    } else if path.starts_with("/v1/projects/") && path.contains("/secrets") {
+        state.secrets_api.clone()
+    } else {
+        state.api.clone()
+    };
+    let call = match api.check(method.as_str(), path, &query, json_body.as_ref()) {
         Ok(call) => call,
         Err(refused) => return error(&refused),
     };
     state.log.push(call.id.clone());
     if let Some(injected) = state.fail_next.remove(&call.id) {
         return error(&injected);
+    }
+    if call.id.starts_with("compute.") {
+        return match state.compute.answer(&call, json_body) {
+            Ok(value) => answer(200, value),
+            Err(refused) => error(&refused),
+        };
+    }
+    if call.id.starts_with("secretmanager.") {
+        return match state.secrets.answer(&call, &query, json_body) {
+            Ok(value) => answer(200, value),
+            Err(refused) => error(&refused),
+        };
     }
     let not_found = |name: &str| ApiError::new(404, "NOT_FOUND", format!("Not found: {name}."));
     match call.id.as_str() {
@@ -437,6 +530,10 @@ async fn handle(
             };
             if let Some(channel) = update["desiredGatewayApiConfig"]["channel"].as_str() {
                 cluster["networkConfig"]["gatewayApiConfig"]["channel"] = channel.into();
+            }
+            if !update["desiredContainerdConfig"].is_null() {
+                cluster["nodePoolDefaults"]["nodeConfigDefaults"]["containerdConfig"] =
+                    update["desiredContainerdConfig"].clone();
             }
             let location = cluster["location"].as_str().unwrap_or_default().to_string();
             let operation = new_operation(&mut state, "UPDATE_CLUSTER", &name, &location);

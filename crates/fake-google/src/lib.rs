@@ -11,11 +11,17 @@
 //! token.rs      a service-account key file and the token endpoint that
 //!               verifies its signed JWT assertions
 //! gke.rs        FakeGke: the GKE v1 API (clusters, operations) and the
-//!               token endpoint, on 127.0.0.1
+//!               token endpoint, on 127.0.0.1; the same server answers
+//!               Compute Engine and Secret Manager
+//! compute.rs    Compute Engine v1: addresses, disks, firewall rules,
+//!               instances, operations
+//! secretmanager.rs  Secret Manager v1: secrets, versions, IAM policies
 //! ```
 
+pub mod compute;
 pub mod discovery;
 pub mod gke;
+pub mod secretmanager;
 pub mod token;
 
 pub use discovery::{Api, ApiError, Call};
@@ -149,5 +155,46 @@ mod tests {
             .check("PATCH", &format!("{PARENT}/clusters/bf"), &[], None)
             .unwrap_err();
         assert_eq!(wrong_verb.code, 405);
+    }
+
+    #[test]
+    fn a_custom_verb_picks_its_own_method_and_compute_paths_carry_the_service_path() {
+        let secrets = Api::load(&google_apis_dir().join("secretmanager.v1.json")).unwrap();
+        let policy = secrets
+            .check("GET", "/v1/projects/p/secrets/s:getIamPolicy", &[], None)
+            .unwrap();
+        assert_eq!(policy.id, "secretmanager.projects.secrets.getIamPolicy");
+        let get = secrets
+            .check("GET", "/v1/projects/p/secrets/s", &[], None)
+            .unwrap();
+        assert_eq!(get.id, "secretmanager.projects.secrets.get");
+        let compute = Api::load(&google_apis_dir().join("compute.v1.json")).unwrap();
+        let insert = compute
+            .check(
+                "POST",
+                "/compute/v1/projects/p/regions/europe-west1/addresses",
+                &[],
+                Some(&json!({"name": "a", "addressType": "EXTERNAL"})),
+            )
+            .unwrap();
+        assert_eq!(insert.id, "compute.addresses.insert");
+        let without_service_path = compute
+            .check(
+                "GET",
+                "/projects/p/regions/europe-west1/addresses/a",
+                &[],
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(without_service_path.code, 404);
+        let wrong_enum = compute
+            .check(
+                "POST",
+                "/compute/v1/projects/p/regions/europe-west1/addresses",
+                &[],
+                Some(&json!({"name": "a", "addressType": "PUBLIC"})),
+            )
+            .unwrap_err();
+        assert_eq!(wrong_enum.code, 400);
     }
 }

@@ -31,6 +31,9 @@ pub fn for_registry(host: &str, source: CredentialSource) -> anyhow::Result<Regi
             ),
         },
         CredentialSource::DockerConfig => from_docker_config(host, &docker_config_path()),
+        CredentialSource::Provided => bail!(
+            "the registry bfctl provides has its own credentials (.bfctl/registry/); they are not read here"
+        ),
     }
 }
 
