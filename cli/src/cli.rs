@@ -299,7 +299,8 @@ pub enum Command {
     Cluster(ClusterCommand),
     /// Create, inspect or delete the image registry bfctl provides
     /// (registry.kind zot: Zot on a Compute Engine VM, with TLS from bfctl's
-    /// own CA and two accounts).
+    /// own CA and two accounts; registry.kind artifact-registry: a Docker
+    /// repository in Artifact Registry, pushed to with an access token).
     ///
     /// Its address, CA and accounts are kept in .bfctl/registry/ (secrets
     /// with mode 0600); `bfctl build --push`, `bfctl disk push` and `bfctl

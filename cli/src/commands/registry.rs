@@ -1,4 +1,5 @@
-//! `bfctl registry create | status | delete`: what each prints. Nothing
+//! `bfctl registry create | status | delete` (zot, or Artifact Registry):
+//! what each prints. Nothing
 //! secret is printed: the accounts' passwords and the keys stay in
 //! `.bfctl/registry/` (mode 0600) and Secret Manager.
 
@@ -6,9 +7,9 @@ use super::prelude::*;
 use crate::plan::registry::RegistryKind;
 use crate::progress::OperationProgress;
 
-fn zot_only(config: &config::Config) -> anyhow::Result<()> {
+/// Which registry bfctl provides, or why none.
+fn provided(config: &config::Config) -> anyhow::Result<RegistryKind> {
     match config.registry.kind {
-        RegistryKind::Zot => Ok(()),
         RegistryKind::External => bail!(
             "registry.kind is external (the default): bfctl pushes to {} and provides no registry; set registry.kind: zot (and registry.zot) for bfctl to make one",
             if config.registry.url.is_empty() {
@@ -17,10 +18,36 @@ fn zot_only(config: &config::Config) -> anyhow::Result<()> {
                 &config.registry.url
             }
         ),
-        RegistryKind::ArtifactRegistry => bail!(
-            "registry.kind artifact-registry is not built yet (bfctl provides kind zot); create the repository with `gcloud artifacts repositories create` and use kind external"
-        ),
+        kind => Ok(kind),
     }
+}
+
+fn print_artifact(report: &crate::registry::artifact::ArtifactReport) {
+    crate::out!("{:<9} repository {}", report.state, report.repository);
+    crate::out!("registry    {}", report.url);
+    if report.size_bytes > 0 {
+        crate::out!("stored      {:.1} MB", report.size_bytes as f64 / 1e6);
+    }
+    if !report.nodes.is_empty() {
+        crate::out!("cluster     {}", report.nodes);
+    }
+}
+
+/// Runs the Artifact Registry side of a command and prints it.
+fn artifact_command(
+    cli: &Cli,
+    work: impl std::future::Future<Output = anyhow::Result<crate::registry::artifact::ArtifactReport>>,
+) -> anyhow::Result<()> {
+    let report = runtime()?.block_on(work)?;
+    if matches!(cli.output, Output::Json) {
+        crate::out!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_artifact(&report);
+    }
+    if !report.healthy && report.state != "deleted" && report.state != "absent" {
+        return Err(crate::exit::check_failed(report.nodes.clone()));
+    }
+    Ok(())
 }
 
 pub(crate) fn create_command(
@@ -29,7 +56,12 @@ pub(crate) fn create_command(
     wait: std::time::Duration,
 ) -> anyhow::Result<()> {
     let config = cli.load_config()?;
-    zot_only(&config)?;
+    if provided(&config)? == RegistryKind::ArtifactRegistry {
+        return artifact_command(
+            cli,
+            crate::registry::artifact::create(&config, &cli.state_dir),
+        );
+    }
     let plan = crate::registry::ZotPlan::of(&config)?;
     crate::note!(
         "registry {}: making sure it exists (project {}, {})",
@@ -82,7 +114,9 @@ pub(crate) fn create_command(
 
 pub(crate) fn status_command(cli: &Cli) -> anyhow::Result<()> {
     let config = cli.load_config()?;
-    zot_only(&config)?;
+    if provided(&config)? == RegistryKind::ArtifactRegistry {
+        return artifact_command(cli, crate::registry::artifact::status(&config));
+    }
     let status = runtime()?.block_on(crate::registry::status_zot(&config, &cli.state_dir))?;
     if matches!(cli.output, Output::Json) {
         crate::out!("{}", serde_json::to_string_pretty(&status)?);
@@ -124,7 +158,21 @@ pub(crate) fn status_command(cli: &Cli) -> anyhow::Result<()> {
 
 pub(crate) fn delete_command(cli: &Cli, yes: bool, keep_data: bool) -> anyhow::Result<()> {
     let config = cli.load_config()?;
-    zot_only(&config)?;
+    if provided(&config)? == RegistryKind::ArtifactRegistry {
+        let plan = crate::registry::artifact::ArtifactPlan::of(&config)?;
+        if !yes
+            && !super::teardown::ask(&format!(
+                "delete Artifact Registry repository {} and every image in it? [y/N] ",
+                plan.name()
+            ))
+        {
+            return Err(crate::exit::check_failed("not deleted"));
+        }
+        return artifact_command(
+            cli,
+            crate::registry::artifact::delete(&config, &cli.state_dir),
+        );
+    }
     let plan = crate::registry::ZotPlan::of(&config)?;
     let doomed = crate::registry::deletion_plan(&config, keep_data)?;
     if !yes

@@ -21,9 +21,13 @@
 //! 5. a wait until `/v2/` answers over TLS to the push account, and refuses
 //!    an anonymous caller.
 //!
+//! For `kind: artifact-registry`, [`artifact`]: a Docker repository, pushed
+//! to with an access token, pulled from with the nodes' service account.
+//!
 //! This module decides and reports; the command layer prints.
 
 pub mod accounts;
+pub mod artifact;
 pub mod cloud;
 pub mod pki;
 pub mod store;
@@ -683,9 +687,11 @@ pub fn push_access(config: &Config, state_dir: &Path) -> anyhow::Result<PushAcce
                 ca_files: vec![store.path("ca.pem")],
             })
         }
-        RegistryKind::ArtifactRegistry => anyhow::bail!(
-            "registry.kind artifact-registry: pushing with an access token is not built yet; use kind external with `gcloud auth configure-docker` for now"
-        ),
+        RegistryKind::ArtifactRegistry => Ok(PushAccess {
+            username: artifact::TOKEN_USER.into(),
+            password: artifact::push_token(config)?,
+            ca_files: Vec::new(),
+        }),
         RegistryKind::External => anyhow::bail!("registry.kind external: no provided credentials"),
     }
 }

@@ -181,6 +181,12 @@ pub fn resolve(config: &mut Config, state_dir: &Path) -> anyhow::Result<()> {
         }
     }
     if config.registry.kind == RegistryKind::ArtifactRegistry {
+        // Its URL follows from bfctl.yaml alone.
+        if config.registry.url.is_empty()
+            && let Ok(plan) = super::artifact::ArtifactPlan::of(config)
+        {
+            config.registry.url = plan.url();
+        }
         config.registry.credentials = CredentialSource::Provided;
     }
     Ok(())

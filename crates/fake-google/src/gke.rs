@@ -38,6 +38,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::artifactregistry::ArtifactState;
 use crate::compute::ComputeState;
 use crate::discovery::{Api, ApiError};
 use crate::secretmanager::SecretState;
@@ -57,6 +58,8 @@ struct GkeState {
     api: Arc<Api>,
     compute_api: Arc<Api>,
     secrets_api: Arc<Api>,
+    artifacts_api: Arc<Api>,
+    artifacts: ArtifactState,
     compute: ComputeState,
     secrets: SecretState,
     clusters: BTreeMap<String, Value>,
@@ -92,8 +95,11 @@ impl FakeGke {
             let path = container_v1.with_file_name(file);
             Arc::new(Api::load(&path).unwrap_or_else(|error| panic!("{error}")))
         };
-        let (compute_api, secrets_api) =
-            (sibling("compute.v1.json"), sibling("secretmanager.v1.json"));
+        let (compute_api, secrets_api, artifacts_api) = (
+            sibling("compute.v1.json"),
+            sibling("secretmanager.v1.json"),
+            sibling("artifactregistry.v1.json"),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a free port on 127.0.0.1");
@@ -109,6 +115,8 @@ impl FakeGke {
                 api,
                 compute_api,
                 secrets_api,
+                artifacts_api,
+                artifacts: ArtifactState::new(step),
                 compute: ComputeState::new(step),
                 secrets: SecretState::default(),
                 clusters: BTreeMap::new(),
@@ -228,6 +236,20 @@ impl FakeGke {
             secret.versions.last().cloned().unwrap_or_default(),
             secret.policy.clone(),
         ))
+    }
+
+    /// An Artifact Registry repository (`projects/P/locations/L/
+    /// repositories/R`).
+    pub fn repository(&self, name: &str) -> Option<Value> {
+        self.lock().artifacts.repositories.get(name).cloned()
+    }
+
+    /// A repository's IAM policy, as if granted elsewhere.
+    pub fn set_repository_policy(&self, name: &str, policy: Value) {
+        self.lock()
+            .artifacts
+            .policies
+            .insert(name.to_string(), policy);
     }
 
     /// How many versions a secret has.
@@ -414,6 +436,8 @@ async fn handle(
         state.compute_api.clone()
     } else if path.starts_with("/v1/projects/") && path.contains("/secrets") {
         state.secrets_api.clone()
+    } else if path.contains("/repositories") || path.contains("/operations/ar-") {
+        state.artifacts_api.clone()
     } else {
         state.api.clone()
     };
@@ -427,6 +451,12 @@ async fn handle(
     }
     if call.id.starts_with("compute.") {
         return match state.compute.answer(&call, json_body) {
+            Ok(value) => answer(200, value),
+            Err(refused) => error(&refused),
+        };
+    }
+    if call.id.starts_with("artifactregistry.") {
+        return match state.artifacts.answer(&call, &query, json_body) {
             Ok(value) => answer(200, value),
             Err(refused) => error(&refused),
         };

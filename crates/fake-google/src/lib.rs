@@ -16,8 +16,11 @@
 //! compute.rs    Compute Engine v1: addresses, disks, firewall rules,
 //!               instances, operations
 //! secretmanager.rs  Secret Manager v1: secrets, versions, IAM policies
+//! artifactregistry.rs  Artifact Registry v1: repositories, operations,
+//!               IAM policies
 //! ```
 
+pub mod artifactregistry;
 pub mod compute;
 pub mod discovery;
 pub mod gke;

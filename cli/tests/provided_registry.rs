@@ -1,4 +1,5 @@
-//! `bfctl registry create | status | delete` (kind zot) through the binary,
+//! `bfctl registry create | status | delete` through the binary: kind zot,
+//! and kind artifact-registry at the end,
 //! against the fake Google APIs (Compute Engine, Secret Manager, GKE: every
 //! request checked against the real API descriptions in
 //! `../shared/fixtures/google-apis/`), and what bfctl generates used for
@@ -567,4 +568,100 @@ async fn build_push_uses_the_stored_account_and_ca_and_up_pulls_with_the_pull_se
         }
     }
     assert_eq!(deployments, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_artifact_registry_repository_is_made_checked_for_the_nodes_and_deleted() {
+    let google = FakeGke::start(
+        &fake_google::google_apis_dir().join("container.v1.json"),
+        PROJECT,
+        Duration::from_millis(20),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bfctl.yaml"),
+        format!(
+            "registry:\n  kind: artifact-registry\n  artifactRegistry:\n    location: europe-west1\ncarnet: \"201900006\"\ngke:\n  project: {PROJECT}\n  location: europe-west1-b\n"
+        ),
+    )
+    .unwrap();
+    google.insert_cluster(
+        CLUSTER,
+        json!({"name": "blackfriday", "location": "europe-west1-b", "status": "RUNNING",
+               "resourceLabels": {"managed-by": "bfctl"},
+               "nodePools": [{"name": "general", "config": {"serviceAccount": "nodes@my-project-id.iam.gserviceaccount.com"}}]}),
+    );
+    let bfctl = |args: &'static [&'static str]| {
+        let mut command = tokio::process::Command::new(binary());
+        command
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &google.account.key_file)
+            .env("BFCTL_GKE_ENDPOINT", google.url())
+            .env("BFCTL_COMPUTE_ENDPOINT", google.url())
+            .env("BFCTL_ARTIFACTREGISTRY_ENDPOINT", google.url())
+            .env_remove("CLOUDSDK_CONFIG");
+        support::cli::run(command, args)
+    };
+    const REPOSITORY: &str =
+        "projects/my-project-id/locations/europe-west1/repositories/blackfriday";
+
+    // The nodes' account cannot read it yet: made, and said what is missing.
+    let created = bfctl(&["registry", "create"]).await;
+    assert_eq!(created.code, 1, "{}", created.stderr);
+    assert!(
+        created
+            .stdout
+            .contains(&format!("created   repository {REPOSITORY}")),
+        "{}",
+        created.stdout
+    );
+    assert!(
+        created
+            .stdout
+            .contains("registry    europe-west1-docker.pkg.dev/my-project-id/blackfriday"),
+        "{}",
+        created.stdout
+    );
+    assert!(
+        created.stdout.contains("serviceAccount:nodes@my-project-id.iam.gserviceaccount.com holds no role")
+            || created.stdout.contains("nodes@my-project-id.iam.gserviceaccount.com holds no role that reads the repository: missing roles/artifactregistry.reader"),
+        "{}",
+        created.stdout
+    );
+    let repository = google.repository(REPOSITORY).expect("the repository");
+    assert_eq!(repository["format"], "DOCKER");
+    assert_eq!(repository["labels"]["managed-by"], "bfctl");
+
+    // Once granted, status is whole and create changes nothing.
+    google.set_repository_policy(
+        REPOSITORY,
+        json!({"bindings": [{"role": "roles/artifactregistry.reader",
+                             "members": ["serviceAccount:nodes@my-project-id.iam.gserviceaccount.com"]}]}),
+    );
+    let status = bfctl(&["registry", "status"]).await;
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(
+        status
+            .stdout
+            .contains("holds roles/artifactregistry.reader"),
+        "{}",
+        status.stdout
+    );
+    let again = bfctl(&["registry", "create"]).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("kept"), "{}", again.stdout);
+    assert_eq!(
+        google
+            .log()
+            .iter()
+            .filter(|id| id.ends_with("repositories.create"))
+            .count(),
+        1
+    );
+
+    let deleted = bfctl(&["registry", "delete", "--yes"]).await;
+    assert_eq!(deleted.code, 0, "{}", deleted.stderr);
+    assert!(google.repository(REPOSITORY).is_none());
 }
