@@ -366,3 +366,75 @@ fn a_host_without_the_tools_is_told_what_to_install_before_any_work() {
         "nothing was built"
     );
 }
+
+/// `bfctl disk push` to the registry bfctl provides: its stored push
+/// account and CA, no docker login and no --ca-file. The registry is the
+/// distribution registry started with bfctl's certificate, key and htpasswd
+/// file, made by bfctl's own code.
+#[test]
+fn bfctl_disk_push_uses_the_provided_registrys_account_and_ca() {
+    use bfctl::registry::{accounts::Accounts, pki, store};
+    use support::registry::{TestRegistry, free_port};
+
+    let built = the_first_build();
+    let state = tempfile::tempdir().unwrap();
+    // The disk from the first build is the cached one for this recipe.
+    std::os::unix::fs::symlink(built.path.parent().unwrap(), state.path().join("disk")).unwrap();
+
+    let port = free_port();
+    let host = format!("127.0.0.1:{port}");
+    let store = store::Store::under(state.path());
+    let ca = pki::new_ca("test").unwrap();
+    let loopback = "127.0.0.1".parse().unwrap();
+    store.save_ca(&ca).unwrap();
+    store
+        .save_server(&pki::server_certificate(&ca, loopback, loopback, "").unwrap())
+        .unwrap();
+    store.save_accounts(&Accounts::generate()).unwrap();
+    store
+        .record(&store::Recorded {
+            kind: "zot".into(),
+            project: "my-project-id".into(),
+            location: "europe-west1-b".into(),
+            name: "bfctl-registry".into(),
+            address: "127.0.0.1".into(),
+            host: host.clone(),
+            url: format!("{host}/blackfriday"),
+            pull_host: host.clone(),
+            pull_url: format!("{host}/blackfriday"),
+        })
+        .unwrap();
+    let _registry = TestRegistry::start_on(
+        port,
+        Some(&store.path("htpasswd")),
+        Some((store.path("server.pem"), store.path("server-key.pem"))),
+        None,
+    );
+    let config = state.path().join("bfctl.yaml");
+    std::fs::write(
+        &config,
+        "registry:\n  kind: zot\n  zot:\n    project: my-project-id\n    zone: europe-west1-b\ncarnet: \"201900006\"\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bfctl"))
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .env("HOME", state.path())
+        .env_remove("DOCKER_CONFIG")
+        .arg("--config")
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(state.path())
+        .args(["disk", "push"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    eprintln!("$ bfctl disk push\n{stderr}{stdout}");
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&format!("{host}/blackfriday/valkey-disk@sha256:")),
+        "{stdout}"
+    );
+}

@@ -9,7 +9,9 @@
 //! `bfctl cluster create` (a real cluster: several minutes and real
 //! money), `cluster create` again (nothing created), `cluster status`
 //! (RUNNING, the virt pool with nested virtualization), `cluster token`,
-//! and `cluster delete --yes`, then `cluster status` (gone).
+//! and `cluster delete --yes`, then `cluster status` (gone). A second test
+//! makes, checks and deletes the registry bfctl provides (Zot on a VM, and
+//! an Artifact Registry repository).
 
 use std::process::Command;
 
@@ -71,4 +73,61 @@ fn create_status_and_delete_a_real_gke_cluster() {
     let (code, out) = bfctl(dir.path(), &["cluster", "status"]);
     assert_eq!(code, Some(1));
     assert!(out.contains("does not exist"), "{out}");
+}
+
+/// The registry bfctl provides, for real (a VM, addresses, a disk,
+/// firewall rules, secrets: minutes and real money): `registry create`
+/// (it waits until Zot answers over TLS to the push account and refuses an
+/// anonymous caller), `registry status`, then `registry delete --yes`, and
+/// an Artifact Registry repository made and deleted. Only with
+/// `BFCTL_E2E_GKE_PROJECT`; the firewall admits the address bfctl calls
+/// from.
+#[test]
+fn create_status_and_delete_a_real_registry() {
+    let Ok(project) = std::env::var("BFCTL_E2E_GKE_PROJECT") else {
+        eprintln!(
+            "skipped: BFCTL_E2E_GKE_PROJECT is not set (no real Compute Engine, Secret Manager or Artifact Registry to test against)"
+        );
+        return;
+    };
+    let location =
+        std::env::var("BFCTL_E2E_GKE_LOCATION").unwrap_or_else(|_| "europe-west1-b".into());
+    let region = location
+        .rsplit_once('-')
+        .map_or(location.as_str(), |(r, _)| r)
+        .to_string();
+    let suffix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bfctl.yaml"),
+        format!(
+            "registry:\n  kind: zot\n  zot:\n    project: {project}\n    zone: {location}\n    name: bfctl-e2e-{suffix}\ncarnet: \"201900006\"\n"
+        ),
+    )
+    .unwrap();
+    let (code, _) = bfctl(dir.path(), &["registry", "create", "--wait", "900"]);
+    let (status, out) = bfctl(dir.path(), &["registry", "status"]);
+    let (deleted, _) = bfctl(dir.path(), &["registry", "delete", "--yes"]);
+    assert_eq!(code, Some(0), "registry create");
+    assert_eq!(status, Some(0), "registry status: {out}");
+    assert_eq!(deleted, Some(0), "registry delete");
+
+    std::fs::write(
+        dir.path().join("bfctl.yaml"),
+        format!(
+            "registry:\n  kind: artifact-registry\n  artifactRegistry:\n    project: {project}\n    location: {region}\n    repository: bfctl-e2e-{suffix}\ncarnet: \"201900006\"\n"
+        ),
+    )
+    .unwrap();
+    let (code, out) = bfctl(dir.path(), &["registry", "create"]);
+    let (deleted, _) = bfctl(dir.path(), &["registry", "delete", "--yes"]);
+    assert!(out.contains("repository"), "{out}");
+    assert!(
+        matches!(code, Some(0) | Some(1)),
+        "registry create (1: the nodes' role is not granted)"
+    );
+    assert_eq!(deleted, Some(0), "registry delete");
 }

@@ -285,6 +285,13 @@ async fn a_zot_registry_is_made_trusted_pushed_to_and_deleted() {
     assert!(
         status
             .stdout
+            .contains("stored      0 repositories, 0 tagged images"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status
+            .stdout
             .contains(&format!("cluster blackfriday trusts {host}")),
         "{}",
         status.stdout
@@ -366,6 +373,13 @@ async fn a_zot_registry_is_made_trusted_pushed_to_and_deleted() {
         deleted.stdout
     );
     assert!(world.state().join("registry/accounts.json").exists());
+    let cluster = world.google.cluster(CLUSTER).unwrap();
+    assert_eq!(
+        cluster["nodePoolDefaults"]["nodeConfigDefaults"]["containerdConfig"]["privateRegistryAccessConfig"]
+            ["certificateAuthorityDomainConfig"],
+        json!([]),
+        "the cluster no longer names the deleted CA secret"
+    );
 
     // delete: the disk and the local files go too.
     let gone = world.bfctl(&["registry", "delete", "--yes"]).await;

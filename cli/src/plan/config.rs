@@ -796,6 +796,43 @@ mod tests {
     }
 
     #[test]
+    fn the_examples_zot_block_parses_and_a_provided_registry_needs_no_url() {
+        // The commented registry lines, switched on, in place of the url.
+        let mut on = false;
+        let text: String = EXAMPLE
+            .lines()
+            .filter_map(|line| {
+                if line == "  # kind: zot" {
+                    on = true;
+                }
+                if on && !line.starts_with("  # ") {
+                    on = false;
+                }
+                if line.starts_with("  url:") {
+                    return None;
+                }
+                Some(match line.strip_prefix("  # ").filter(|_| on) {
+                    Some(rest) => format!("  {rest}\n"),
+                    None => format!("{line}\n"),
+                })
+            })
+            .collect();
+        let config = Config::parse(&text, "example with zot").unwrap();
+        let zot = config.registry.zot.as_ref().expect("the zot block is on");
+        assert_eq!(
+            config.registry.kind,
+            super::super::registry::RegistryKind::Zot
+        );
+        assert_eq!(zot.port.0, 5000);
+        assert_eq!(zot.machine_type.0, "e2-small");
+        assert!(config.registry.url.is_empty());
+        let open = error_of(&text.replace("allowedSources: []", "allowedSources: [\"0.0.0.0/0\"]"));
+        assert!(open.contains("admits the whole Internet"), "{open}");
+        let region = error_of(&text.replace("zone: europe-west1-b", "zone: europe-west1"));
+        assert!(region.contains("is a region"), "{region}");
+    }
+
+    #[test]
     fn the_examples_gke_block_parses_with_its_documented_defaults() {
         let config = Config::parse(&example_with_gke(), "example with gke").unwrap();
         let gke = config.gke.as_ref().expect("the gke block is on");

@@ -603,6 +603,54 @@ async fn trust_on_cluster(
     ))
 }
 
+/// Takes the registry out of the `gke:` cluster's containerd trust (its CA
+/// secret is gone), keeping every other registry it trusts; only on a
+/// cluster bfctl made.
+async fn untrust_on_cluster(
+    config: &Config,
+    pull_host: &str,
+) -> anyhow::Result<Option<ResourceState>> {
+    let Some(gke) = &config.gke else {
+        return Ok(None);
+    };
+    let api = GoogleApi::connect(&gke.project.0, &GKE).await?;
+    let path = gke.cluster_path();
+    let cluster = match api.get_cluster(&path).await {
+        Ok(cluster) => cluster,
+        Err(failure) if failure.is_not_found() => return Ok(None),
+        Err(failure) => return Err(failure.into()),
+    };
+    if !cluster_trusts(&cluster, pull_host) || !crate::gke::cluster::made_by_bfctl(&cluster) {
+        return Ok(None);
+    }
+    let mut containerd =
+        cluster["nodePoolDefaults"]["nodeConfigDefaults"]["containerdConfig"].clone();
+    let access = &mut containerd["privateRegistryAccessConfig"];
+    let others: Vec<Value> = access["certificateAuthorityDomainConfig"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|domain| {
+            !domain["fqdns"]
+                .as_array()
+                .is_some_and(|fqdns| fqdns.iter().any(|f| f == pull_host))
+        })
+        .cloned()
+        .collect();
+    access["enabled"] = Value::Bool(!others.is_empty());
+    access["certificateAuthorityDomainConfig"] = Value::Array(others);
+    let operation = api
+        .update_cluster(&path, &json!({ "desiredContainerdConfig": containerd }))
+        .await?;
+    let op_path = crate::gke::cluster::operation_path(&operation, &gke.parent());
+    crate::gke::cluster::follow(&api, &op_path, crate::gke::OPERATION_TIMEOUT, |_| {}).await?;
+    Ok(Some(ResourceState {
+        resource: format!("cluster {}'s trust of {pull_host}", gke.cluster.0),
+        state: "deleted".into(),
+        detail: String::new(),
+    }))
+}
+
 /// Waits until `https://host/v2/` answers 200 to the push account, and
 /// checks that it answers 401 to an anonymous caller.
 pub async fn wait_until_serving(
@@ -1016,6 +1064,12 @@ pub async fn delete_zot(
             state: state.into(),
             detail: String::new(),
         });
+    }
+    if let Some(recorded) = store.recorded()? {
+        seen("the cluster's trust");
+        if let Some(state) = untrust_on_cluster(config, &recorded.pull_host).await? {
+            resources.push(state);
+        }
     }
     if keep_data {
         left.push(format!(
