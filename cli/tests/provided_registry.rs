@@ -410,11 +410,23 @@ async fn what_is_not_bfctls_is_never_changed_and_errors_say_what_to_do() {
     let refused = world.bfctl(&["registry", "create", "--wait", "1"]).await;
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(
-        refused
-            .stderr
-            .contains("firewall rule bfctl-registry-clients exists and was not made by bfctl"),
+        refused.stderr.contains(
+            "firewall rule bfctl-registry-clients (projects/my-project-id/global/firewalls/bfctl-registry-clients) exists and was not made by bfctl"
+        ),
         "{}",
         refused.stderr
+    );
+    // Checked before anything was made: nothing half-made is left.
+    assert!(
+        world.google.compute_operations().is_empty(),
+        "{:?}",
+        world.google.compute_operations()
+    );
+    assert!(
+        world
+            .google
+            .secret("projects/my-project-id/secrets/bfctl-registry-ca")
+            .is_none()
     );
     let theirs = world
         .google
@@ -440,6 +452,20 @@ async fn what_is_not_bfctls_is_never_changed_and_errors_say_what_to_do() {
             .google
             .compute_resource("projects/my-project-id/global/firewalls/bfctl-registry-clients")
             .is_some()
+    );
+
+    // An address of that name that someone else reserved is not used.
+    let world = World::start("").await;
+    world.google.insert_compute_resource(
+        "projects/my-project-id/regions/europe-west1/addresses/bfctl-registry",
+        json!({"name": "bfctl-registry", "kind": "compute#address", "address": "198.51.100.4", "status": "IN_USE"}),
+    );
+    let taken = world.bfctl(&["registry", "create", "--wait", "1"]).await;
+    assert_eq!(taken.code, 2, "{}", taken.stderr);
+    assert!(taken.stderr.contains("address bfctl-registry (projects/my-project-id/regions/europe-west1/addresses/bfctl-registry) exists and was not made by bfctl"), "{}", taken.stderr);
+    assert!(
+        !world.state().join("registry/registry.json").exists(),
+        "nothing recorded"
     );
 
     // Google's refusals become sentences.
@@ -498,6 +524,27 @@ async fn build_push_uses_the_stored_account_and_ca_and_the_cluster_pulls_with_th
     let _registry = world.serve_when_recorded().await;
     assert_eq!(create.await.unwrap().code, 0);
     let host = format!("127.0.0.1:{}", world.port);
+
+    // A cluster made after the registry trusts it from the start: the
+    // default for new pools and each pool made now (a request the fake
+    // checks against container.v1.json).
+    let cluster = world.bfctl(&["cluster", "create"]).await;
+    assert_eq!(cluster.code, 0, "{}", cluster.stderr);
+    let made = world.google.cluster(CLUSTER).expect("the cluster");
+    for trust in [
+        &made["nodePoolDefaults"]["nodeConfigDefaults"]["containerdConfig"],
+        &made["nodePools"][0]["config"]["containerdConfig"],
+        &made["nodePools"][1]["config"]["containerdConfig"],
+    ] {
+        assert_eq!(
+            trust["privateRegistryAccessConfig"]["certificateAuthorityDomainConfig"][0]["fqdns"],
+            json!([host])
+        );
+    }
+    assert_eq!(
+        made["nodePools"][0]["config"]["tags"],
+        json!(["bfctl-node"])
+    );
 
     // A base image (nothing can be pulled here), kept in the same registry
     // and pushed with bfctl's account.

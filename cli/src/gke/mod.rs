@@ -58,8 +58,12 @@ pub async fn create(
     let path = gke.cluster_path();
     let mut wanted = cluster::cluster_request(gke);
     if let Some(trust) = registry_trust {
+        // The cluster's default for pools made later, and each pool made now.
         wanted["nodePoolDefaults"] =
             serde_json::json!({ "nodeConfigDefaults": { "containerdConfig": trust } });
+        for pool in wanted["nodePools"].as_array_mut().into_iter().flatten() {
+            pool["config"]["containerdConfig"] = trust.clone();
+        }
     }
     let mut action = "existing";
     let mut changed = Vec::new();

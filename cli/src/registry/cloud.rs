@@ -110,6 +110,13 @@ pub async fn get_or_insert(
     timeout: Duration,
 ) -> anyhow::Result<(Value, bool)> {
     if let Some(found) = get(api, path).await? {
+        if !made_by_bfctl(&found) {
+            anyhow::bail!(
+                "{path} exists and was not made by bfctl (no {}={} label): bfctl neither uses nor changes it; choose another registry.zot.name",
+                MANAGED_BY.0,
+                MANAGED_BY.1
+            );
+        }
         return Ok((found, false));
     }
     let operation = api.call(Method::POST, collection, &[], Some(body)).await?;

@@ -218,6 +218,31 @@ pub async fn create_zot(
     let note = |resources: &mut Vec<(String, String)>, what: String, created: bool| {
         resources.push((what, if created { "created" } else { "kept" }.to_string()));
     };
+    seen("checking that every name is free or bfctl's");
+    let mut taken = Vec::new();
+    for (what, path) in compute_resources(&plan) {
+        if let Some(live) = get(&compute, &path).await?
+            && !cloud::made_by_bfctl(&live)
+        {
+            taken.push(format!("{what} ({path})"));
+        }
+    }
+    for name in zot::SecretNames::of(&plan.name).all() {
+        let path = format!("projects/{}/secrets/{name}", plan.project);
+        if let Some(live) = get(&secrets, &path).await?
+            && !cloud::made_by_bfctl(&live)
+        {
+            taken.push(format!("secret {name} ({path})"));
+        }
+    }
+    if !taken.is_empty() {
+        anyhow::bail!(
+            "{} exists and was not made by bfctl (no {}={} label): bfctl neither uses nor changes it, and made nothing; choose another registry.zot.name",
+            taken.join(", "),
+            MANAGED_BY.0,
+            MANAGED_BY.1
+        );
+    }
     seen("the project's default compute service account");
     let account = default_service_account(&compute).await?;
 
@@ -386,11 +411,6 @@ pub async fn create_zot(
         .await?;
         let mut state = if created { "created" } else { "kept" };
         if !created {
-            if !cloud::made_by_bfctl(&live) {
-                anyhow::bail!(
-                    "firewall rule {name} exists and was not made by bfctl: bfctl will not change it; choose another registry.zot.name"
-                );
-            }
             let differs = ["sourceRanges", "sourceTags", "allowed"].iter().any(|key| {
                 body.get(*key)
                     .is_some_and(|want| live.get(*key) != Some(want))

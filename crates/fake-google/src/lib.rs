@@ -199,5 +199,18 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(wrong_enum.code, 400);
+        let unknown = compute
+            .check(
+                "POST",
+                "/compute/v1/projects/p/zones/europe-west1-b/instances",
+                &[],
+                Some(&json!({"name": "vm", "networkInterfaces": [{"externalIp": "1.2.3.4"}]})),
+            )
+            .unwrap_err();
+        assert_eq!(unknown.code, 400);
+        assert_eq!(
+            unknown.message,
+            "Invalid JSON payload received. Unknown name \"externalIp\" at 'network_interfaces[0]': Cannot find field."
+        );
     }
 }
