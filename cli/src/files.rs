@@ -11,25 +11,17 @@ use anyhow::Context;
 
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.as_file().sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.persist(path)
-        .map_err(|error| error.error)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    write_whole(path, bytes, None)
 }
 
 /// Writes a secret (a private key, a password) atomically, readable by
 /// its owner only (mode 0600, set on the temporary file before it gets
 /// its name, so the secret is never readable by others).
 pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_whole(path, bytes, Some(0o600))
+}
+
+fn write_whole(path: &Path, bytes: &[u8], mode: Option<u32>) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dir = path
         .parent()
@@ -37,9 +29,11 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .unwrap_or(Path::new("."));
     let mut file = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    file.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("making {} private", path.display()))?;
+    if let Some(mode) = mode {
+        file.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("setting the mode of {}", path.display()))?;
+    }
     file.write_all(bytes)
         .and_then(|()| file.as_file().sync_all())
         .with_context(|| format!("writing {}", path.display()))?;

@@ -43,6 +43,7 @@ use serde_json::{Value, json};
 
 use crate::google::api::{COMPUTE, GKE, GoogleApi, SCOPE, SECRET_MANAGER};
 use crate::plan::config::Config;
+use crate::plan::gke::Gke;
 use crate::plan::registry::{RegistryKind, Zot};
 use cloud::{MANAGED_BY, get, get_or_insert};
 use store::{Recorded, Store};
@@ -577,6 +578,58 @@ pub fn cluster_trusts(cluster: &Value, host: &str) -> bool {
         })
 }
 
+/// The `gke:` cluster as GKE shows it, with a client: None when it does
+/// not exist.
+async fn gke_cluster(gke: &Gke) -> anyhow::Result<(GoogleApi, Option<Value>)> {
+    let api = GoogleApi::connect(&gke.project.0, &GKE).await?;
+    match api.get_cluster(&gke.cluster_path()).await {
+        Ok(cluster) => Ok((api, Some(cluster))),
+        Err(failure) if failure.is_not_found() => Ok((api, None)),
+        Err(failure) => Err(failure.into()),
+    }
+}
+
+/// The cluster's containerd configuration with the entry for `host`
+/// replaced by `entry` (None: removed); every other registry it trusts is
+/// kept.
+fn with_trust_entry(cluster: &Value, host: &str, entry: Option<Value>) -> Value {
+    let mut containerd =
+        cluster["nodePoolDefaults"]["nodeConfigDefaults"]["containerdConfig"].clone();
+    if !containerd.is_object() {
+        containerd = json!({});
+    }
+    let access = &mut containerd["privateRegistryAccessConfig"];
+    let mut domains: Vec<Value> = access["certificateAuthorityDomainConfig"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|domain| {
+            !domain["fqdns"]
+                .as_array()
+                .is_some_and(|fqdns| fqdns.iter().any(|f| f == host))
+        })
+        .cloned()
+        .collect();
+    domains.extend(entry);
+    access["enabled"] = Value::Bool(!domains.is_empty());
+    access["certificateAuthorityDomainConfig"] = Value::Array(domains);
+    containerd
+}
+
+/// Sends a cluster its new containerd configuration and follows the
+/// operation.
+async fn set_containerd(api: &GoogleApi, gke: &Gke, containerd: Value) -> anyhow::Result<()> {
+    let operation = api
+        .update_cluster(
+            &gke.cluster_path(),
+            &json!({ "desiredContainerdConfig": containerd }),
+        )
+        .await?;
+    let op_path = crate::gke::cluster::operation_path(&operation, &gke.parent());
+    crate::gke::cluster::follow(api, &op_path, crate::gke::OPERATION_TIMEOUT, |_| {}).await?;
+    Ok(())
+}
+
 /// Sets the trust on the `gke:` cluster when it exists and bfctl made it.
 async fn trust_on_cluster(
     config: &Config,
@@ -590,17 +643,12 @@ async fn trust_on_cluster(
                 .into(),
         );
     };
-    let api = GoogleApi::connect(&gke.project.0, &GKE).await?;
-    let path = gke.cluster_path();
-    let cluster = match api.get_cluster(&path).await {
-        Ok(cluster) => cluster,
-        Err(failure) if failure.is_not_found() => {
-            return Ok(format!(
-                "cluster {} does not exist yet: `bfctl cluster create` sets the trust",
-                gke.cluster.0
-            ));
-        }
-        Err(failure) => return Err(failure.into()),
+    let (api, cluster) = gke_cluster(gke).await?;
+    let Some(cluster) = cluster else {
+        return Ok(format!(
+            "cluster {} does not exist yet: `bfctl cluster create` sets the trust",
+            gke.cluster.0
+        ));
     };
     if cluster_trusts(&cluster, pull_host) {
         return Ok(format!("cluster {} trusts it already", gke.cluster.0));
@@ -611,12 +659,10 @@ async fn trust_on_cluster(
             gke.cluster.0
         ));
     }
-    let update = json!({
-        "desiredContainerdConfig": containerd_trust(&plan.project, pull_host, ca_secret)
-    });
-    let operation = api.update_cluster(&path, &update).await?;
-    let op_path = crate::gke::cluster::operation_path(&operation, &gke.parent());
-    crate::gke::cluster::follow(&api, &op_path, crate::gke::OPERATION_TIMEOUT, |_| {}).await?;
+    let ours = containerd_trust(&plan.project, pull_host, ca_secret)["privateRegistryAccessConfig"]
+        ["certificateAuthorityDomainConfig"][0]
+        .clone();
+    set_containerd(&api, gke, with_trust_entry(&cluster, pull_host, Some(ours))).await?;
     Ok(format!(
         "cluster {}: its nodes now trust the registry's CA for {pull_host}",
         gke.cluster.0
@@ -633,37 +679,13 @@ async fn untrust_on_cluster(
     let Some(gke) = &config.gke else {
         return Ok(None);
     };
-    let api = GoogleApi::connect(&gke.project.0, &GKE).await?;
-    let path = gke.cluster_path();
-    let cluster = match api.get_cluster(&path).await {
-        Ok(cluster) => cluster,
-        Err(failure) if failure.is_not_found() => return Ok(None),
-        Err(failure) => return Err(failure.into()),
+    let (api, Some(cluster)) = gke_cluster(gke).await? else {
+        return Ok(None);
     };
     if !cluster_trusts(&cluster, pull_host) || !crate::gke::cluster::made_by_bfctl(&cluster) {
         return Ok(None);
     }
-    let mut containerd =
-        cluster["nodePoolDefaults"]["nodeConfigDefaults"]["containerdConfig"].clone();
-    let access = &mut containerd["privateRegistryAccessConfig"];
-    let others: Vec<Value> = access["certificateAuthorityDomainConfig"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|domain| {
-            !domain["fqdns"]
-                .as_array()
-                .is_some_and(|fqdns| fqdns.iter().any(|f| f == pull_host))
-        })
-        .cloned()
-        .collect();
-    access["enabled"] = Value::Bool(!others.is_empty());
-    access["certificateAuthorityDomainConfig"] = Value::Array(others);
-    let operation = api
-        .update_cluster(&path, &json!({ "desiredContainerdConfig": containerd }))
-        .await?;
-    let op_path = crate::gke::cluster::operation_path(&operation, &gke.parent());
-    crate::gke::cluster::follow(&api, &op_path, crate::gke::OPERATION_TIMEOUT, |_| {}).await?;
+    set_containerd(&api, gke, with_trust_entry(&cluster, pull_host, None)).await?;
     Ok(Some(ResourceState {
         resource: format!("cluster {}'s trust of {pull_host}", gke.cluster.0),
         state: "deleted".into(),
@@ -910,25 +932,19 @@ pub async fn status_zot(config: &Config, state_dir: &Path) -> anyhow::Result<Sta
         }
     };
     let cluster_trust = match (&config.gke, &recorded) {
-        (Some(gke), Some(recorded)) => {
-            let api = GoogleApi::connect(&gke.project.0, &GKE).await?;
-            match api.get_cluster(&gke.cluster_path()).await {
-                Ok(cluster) if cluster_trusts(&cluster, &recorded.pull_host) => {
-                    format!("cluster {} trusts {}", gke.cluster.0, recorded.pull_host)
-                }
-                Ok(_) => {
-                    healthy = false;
-                    format!(
-                        "cluster {} does not trust {}: run `bfctl registry create` again",
-                        gke.cluster.0, recorded.pull_host
-                    )
-                }
-                Err(failure) if failure.is_not_found() => {
-                    format!("cluster {} does not exist", gke.cluster.0)
-                }
-                Err(failure) => return Err(failure.into()),
+        (Some(gke), Some(recorded)) => match gke_cluster(gke).await?.1 {
+            Some(cluster) if cluster_trusts(&cluster, &recorded.pull_host) => {
+                format!("cluster {} trusts {}", gke.cluster.0, recorded.pull_host)
             }
-        }
+            Some(_) => {
+                healthy = false;
+                format!(
+                    "cluster {} does not trust {}: run `bfctl registry create` again",
+                    gke.cluster.0, recorded.pull_host
+                )
+            }
+            None => format!("cluster {} does not exist", gke.cluster.0),
+        },
         _ => "no gke: cluster to check".into(),
     };
     Ok(Status {
@@ -1138,4 +1154,35 @@ pub fn pull_secret(config: &Config, state_dir: &Path) -> anyhow::Result<Option<V
     });
     crate::plan::render::add_inventory_labels(&mut secret, "namespace", config.install_name())?;
     Ok(Some(secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trust_of_other_registries_is_kept_when_bfctls_is_set_or_removed() {
+        let theirs = json!({"fqdns": ["10.0.0.5:443"], "gcpSecretManagerCertificateConfig": {"secretUri": "projects/p/secrets/theirs/versions/1"}});
+        let cluster = json!({"nodePoolDefaults": {"nodeConfigDefaults": {"containerdConfig": {
+            "privateRegistryAccessConfig": {"enabled": true, "certificateAuthorityDomainConfig": [theirs.clone()]}
+        }}}});
+        let ours = containerd_trust("p", "10.132.0.9:5000", "bfctl-registry-ca")
+            ["privateRegistryAccessConfig"]["certificateAuthorityDomainConfig"][0]
+            .clone();
+        let set = with_trust_entry(&cluster, "10.132.0.9:5000", Some(ours.clone()));
+        assert_eq!(
+            set["privateRegistryAccessConfig"]["certificateAuthorityDomainConfig"],
+            json!([theirs.clone(), ours])
+        );
+        let trusting =
+            json!({"nodePoolDefaults": {"nodeConfigDefaults": {"containerdConfig": set}}});
+        assert!(cluster_trusts(&trusting, "10.132.0.9:5000"));
+        let removed = with_trust_entry(&trusting, "10.132.0.9:5000", None);
+        assert_eq!(
+            removed["privateRegistryAccessConfig"],
+            json!({"enabled": true, "certificateAuthorityDomainConfig": [theirs]})
+        );
+        let none = with_trust_entry(&json!({}), "10.132.0.9:5000", None);
+        assert_eq!(none["privateRegistryAccessConfig"]["enabled"], false);
+    }
 }

@@ -75,7 +75,12 @@ impl Store {
     }
 
     pub fn recorded(&self) -> anyhow::Result<Option<Recorded>> {
-        let path = self.path("registry.json");
+        self.json("registry.json")
+    }
+
+    /// A JSON file bfctl wrote, when it exists.
+    fn json<T: serde::de::DeserializeOwned>(&self, file: &str) -> anyhow::Result<Option<T>> {
+        let path = self.path(file);
         match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text)
                 .map(Some)
@@ -93,50 +98,51 @@ impl Store {
         )
     }
 
-    /// The CA, when one was made.
-    pub fn ca(&self) -> anyhow::Result<Option<Pair>> {
-        let (certificate, key) = (self.path("ca.pem"), self.path("ca-key.pem"));
+    /// A certificate and its key (`NAME.pem`, `NAME-key.pem`), when made.
+    fn pair(&self, name: &str) -> anyhow::Result<Option<Pair>> {
+        let certificate = self.path(&format!("{name}.pem"));
         if !certificate.exists() {
             return Ok(None);
         }
         Ok(Some(Pair {
             certificate_pem: read(&certificate)?,
-            key_pem: read(&key)?,
+            key_pem: read(&self.path(&format!("{name}-key.pem")))?,
         }))
+    }
+
+    /// Writes a certificate, and its key readable by the owner only.
+    fn save_pair(&self, name: &str, pair: &Pair) -> anyhow::Result<()> {
+        self.ensure_dir()?;
+        write_atomically(
+            &self.path(&format!("{name}.pem")),
+            pair.certificate_pem.as_bytes(),
+        )?;
+        write_private(
+            &self.path(&format!("{name}-key.pem")),
+            pair.key_pem.as_bytes(),
+        )
+    }
+
+    /// The CA, when one was made.
+    pub fn ca(&self) -> anyhow::Result<Option<Pair>> {
+        self.pair("ca")
     }
 
     pub fn save_ca(&self, ca: &Pair) -> anyhow::Result<()> {
-        self.ensure_dir()?;
-        write_atomically(&self.path("ca.pem"), ca.certificate_pem.as_bytes())?;
-        write_private(&self.path("ca-key.pem"), ca.key_pem.as_bytes())
+        self.save_pair("ca", ca)
     }
 
+    /// The server certificate, when one was made.
     pub fn server(&self) -> anyhow::Result<Option<Pair>> {
-        let (certificate, key) = (self.path("server.pem"), self.path("server-key.pem"));
-        if !certificate.exists() {
-            return Ok(None);
-        }
-        Ok(Some(Pair {
-            certificate_pem: read(&certificate)?,
-            key_pem: read(&key)?,
-        }))
+        self.pair("server")
     }
 
     pub fn save_server(&self, server: &Pair) -> anyhow::Result<()> {
-        self.ensure_dir()?;
-        write_atomically(&self.path("server.pem"), server.certificate_pem.as_bytes())?;
-        write_private(&self.path("server-key.pem"), server.key_pem.as_bytes())
+        self.save_pair("server", server)
     }
 
     pub fn accounts(&self) -> anyhow::Result<Option<Accounts>> {
-        let path = self.path("accounts.json");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .with_context(|| format!("{} is not what bfctl wrote", path.display())),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
-        }
+        self.json("accounts.json")
     }
 
     /// The accounts and their htpasswd file.

@@ -82,14 +82,7 @@ impl ComputeState {
     }
 
     fn status_of(&self, operation: &Operation) -> &'static str {
-        let elapsed = operation.started.elapsed();
-        if elapsed < self.step {
-            "PENDING"
-        } else if elapsed < self.step * 3 {
-            "RUNNING"
-        } else {
-            "DONE"
-        }
+        crate::operation_status(operation.started, self.step)
     }
 
     /// Applies what finished operations did.

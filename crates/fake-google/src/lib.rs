@@ -30,6 +30,22 @@ pub mod token;
 pub use discovery::{Api, ApiError, Call};
 pub use gke::FakeGke;
 
+/// Where a fake operation is: PENDING for one `step`, RUNNING for two,
+/// then DONE (the states GKE's and Compute's `Operation` name).
+pub(crate) fn operation_status(
+    started: std::time::Instant,
+    step: std::time::Duration,
+) -> &'static str {
+    let elapsed = started.elapsed();
+    if elapsed < step {
+        "PENDING"
+    } else if elapsed < step * 3 {
+        "RUNNING"
+    } else {
+        "DONE"
+    }
+}
+
 /// Where the shared fixtures keep the Google API descriptions: the
 /// `shared/` folder beside the checkout.
 pub fn google_apis_dir() -> std::path::PathBuf {
