@@ -128,7 +128,13 @@ pub async fn full_plan(
         .state_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(crate::STATE_DIR));
-    secrets.extend(crate::registry::pull_secret(config, &state_dir)?);
+    // The provided registry's pull Secret; `status` goes on without it
+    // (the registry may be gone while the pipeline is still there).
+    match crate::registry::pull_secret(config, &state_dir) {
+        Ok(secret) => secrets.extend(secret),
+        Err(error) if operators_optional => notes.push(format!("{error:#}")),
+        Err(error) => return Err(error),
+    }
     let (images, missing) =
         crate::build::image_refs(config, &crate::build::image::ImageState::load(&state_dir)?);
     if !missing.is_empty() {

@@ -92,7 +92,9 @@ pub fn config(port: i64) -> Value {
 
 /// The VM's user-data (cloud-init, which Container-Optimized OS runs):
 /// formats the data disk once and mounts it, fetches the secrets from
-/// Secret Manager, and runs Zot as a systemd unit that restarts it.
+/// Secret Manager, and runs Zot as a systemd unit that restarts it. Zot
+/// runs as root in its container: the key and the htpasswd file are
+/// readable by root only on the host.
 pub fn user_data(project: &str, secrets: &SecretNames, port: i64, data_device: &str) -> String {
     let config = serde_json::to_string_pretty(&config(port)).unwrap_or_default();
     let indent = |text: &str| {
@@ -132,7 +134,7 @@ After=network-online.target
 [Service]
 ExecStartPre=/bin/bash {CONFIG_DIR}/fetch-secrets.sh
 ExecStartPre=-/usr/bin/docker rm -f zot
-ExecStart=/usr/bin/docker run --rm --name zot -p {port}:{port} -v {DATA_MOUNT}:/var/lib/registry -v {CONFIG_DIR}:/etc/zot:ro {ZOT_IMAGE}
+ExecStart=/usr/bin/docker run --rm --name zot --user 0:0 -p {port}:{port} -v {DATA_MOUNT}:/var/lib/registry -v {CONFIG_DIR}:/etc/zot:ro {ZOT_IMAGE}
 ExecStop=/usr/bin/docker stop zot
 Restart=always
 RestartSec=5
