@@ -142,11 +142,15 @@ pub async fn delete(api: &GoogleApi, path: &str, timeout: Duration) -> anyhow::R
 
 /// A Secret Manager secret holding `data` as its latest version: created
 /// (labelled) when missing, a version added when the latest differs.
-/// Returns whether a version was added.
-pub async fn put_secret(secrets: &GoogleApi, name: &str, data: &[u8]) -> anyhow::Result<bool> {
+/// Says which of the three it was.
+pub async fn put_secret(
+    secrets: &GoogleApi,
+    name: &str,
+    data: &[u8],
+) -> anyhow::Result<SecretWrite> {
     let project = secrets.project().to_string();
     let path = format!("projects/{project}/secrets/{name}");
-    match get(secrets, &path).await? {
+    let written = match get(secrets, &path).await? {
         Some(existing) if !made_by_bfctl(&existing) => anyhow::bail!(
             "Secret Manager secret {path} exists and was not made by bfctl (no {}={} label): bfctl will not write into it; choose another registry.zot.name",
             MANAGED_BY.0,
@@ -159,8 +163,9 @@ pub async fn put_secret(secrets: &GoogleApi, name: &str, data: &[u8]) -> anyhow:
                     .decode(encoded)
                     .is_ok_and(|bytes| bytes == data)
             {
-                return Ok(false);
+                return Ok(SecretWrite::Unchanged);
             }
+            SecretWrite::Updated
         }
         None => {
             secrets
@@ -174,8 +179,9 @@ pub async fn put_secret(secrets: &GoogleApi, name: &str, data: &[u8]) -> anyhow:
                     })),
                 )
                 .await?;
+            SecretWrite::Created
         }
-    }
+    };
     secrets
         .call(
             Method::POST,
@@ -186,7 +192,16 @@ pub async fn put_secret(secrets: &GoogleApi, name: &str, data: &[u8]) -> anyhow:
             })),
         )
         .await?;
-    Ok(true)
+    Ok(written)
+}
+
+/// What [`put_secret`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretWrite {
+    Created,
+    /// A new version: the data changed.
+    Updated,
+    Unchanged,
 }
 
 /// The role that reads a secret's payload.

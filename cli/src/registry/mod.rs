@@ -346,13 +346,15 @@ pub async fn create_zot(
         (&names.key, server.key_pem.as_bytes()),
         (&names.htpasswd, htpasswd.as_slice()),
     ] {
-        let added = cloud::put_secret(&secrets, name, data).await?;
-        rotated |= added && name != &names.ca;
+        let written = cloud::put_secret(&secrets, name, data).await?;
+        rotated |= written != cloud::SecretWrite::Unchanged && name != &names.ca;
         cloud::grant_secret_access(&secrets, name, &member).await?;
-        resources.push((
-            format!("secret {name}"),
-            if added { "updated" } else { "kept" }.to_string(),
-        ));
+        let state = match written {
+            cloud::SecretWrite::Created => "created",
+            cloud::SecretWrite::Updated => "updated",
+            cloud::SecretWrite::Unchanged => "kept",
+        };
+        resources.push((format!("secret {name}"), state.to_string()));
     }
 
     seen("the data disk");
