@@ -131,7 +131,7 @@ pub(crate) fn status_command(cli: &Cli) -> anyhow::Result<()> {
         );
         for resource in &status.resources {
             crate::out!(
-                "{:<12} {:<34} {}",
+                "{:<12} {:<40} {}",
                 resource.state,
                 resource.resource,
                 resource.detail
