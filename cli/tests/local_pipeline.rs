@@ -2,7 +2,8 @@
 //! through the real binary with real processes (tansu, valkey-server and the
 //! three services) on 127.0.0.1, and the bad inputs around them: a second
 //! `up`, a taken port, invalid load parameters, an unreachable target, a
-//! crashed service.
+//! consumer SIGKILLed under load (restarted by the supervisor, nothing lost)
+//! and one that keeps being killed (crash-looping).
 
 use std::path::Path;
 
@@ -213,22 +214,99 @@ fn up_status_loadtest_teardown_and_bad_input() {
         text(&bad_rate)
     );
 
-    // A crashed consumer shows in status, with its last log lines.
-    let consumer = processes
-        .iter()
-        .find(|p| p["name"].as_str().unwrap().starts_with("consumer"))
-        .unwrap();
-    let pid = consumer["pid"].as_i64().unwrap() as i32;
-    // SAFETY: kill(2) on the consumer this test started.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    // A consumer SIGKILLed in the middle of a load test is restarted by the
+    // supervisor, and every accepted sale is counted exactly once.
+    let consumer_pid = |status: &serde_json::Value| {
+        status["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "consumer-0")
+            .map(|p| p["pid"].as_i64().unwrap() as i32)
+            .unwrap()
+    };
+    let status_json = || {
+        json(&bfctl(&[
+            "status",
+            "--local",
+            "--local-dir",
+            dir_arg,
+            "--output",
+            "json",
+        ]))
+    };
+    let consumer = |status: &serde_json::Value| {
+        status["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "consumer-0")
+            .cloned()
+            .unwrap()
+    };
+    let killed = consumer_pid(&status_json());
+    let load = std::thread::spawn({
+        let dir_arg = dir_arg.to_string();
+        move || {
+            bfctl(&[
+                "loadtest",
+                "--local-dir",
+                &dir_arg,
+                "--users",
+                "5",
+                "--duration",
+                "6",
+                "--drain-timeout",
+                "60",
+                "--output",
+                "json",
+            ])
+        }
+    });
     std::thread::sleep(std::time::Duration::from_secs(2));
-    let status = bfctl(&["status", "--local", "--local-dir", dir_arg]);
-    assert!(!status.status.success());
-    let shown = text(&status);
+    // SAFETY: kill(2) on the consumer this test started.
+    unsafe { libc::kill(killed, libc::SIGKILL) };
+    let (_, accepted_under_kill) = counted_exactly(&load.join().unwrap(), 50);
+    eprintln!(
+        "{accepted_under_kill} sales accepted and counted once with consumer-0 SIGKILLed and restarted"
+    );
+    let healed = consumer(&status_json());
+    assert_eq!(healed["running"], true, "{healed}");
+    assert_eq!(healed["restarts"], 1, "{healed}");
+    assert_ne!(healed["pid"].as_i64().unwrap() as i32, killed, "{healed}");
+    assert_eq!(
+        healed["lastExit"], "killed by signal 9 (SIGKILL)",
+        "{healed}"
+    );
+    let shown = text(&bfctl(&["status", "--local", "--local-dir", dir_arg]));
     assert!(
-        shown.contains("EXITED") && shown.contains("last log lines"),
+        shown.contains(
+            "consumer-0 restarted 1 time by the supervisor; last exit: killed by signal 9 (SIGKILL)"
+        ),
         "{shown}"
     );
+
+    // Killed again each time it comes back: crash-looping, and still restarted.
+    for _ in 0..3 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let before = consumer(&status_json());
+        let pid = before["pid"].as_i64().unwrap() as i32;
+        // SAFETY: kill(2) on the consumer this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        loop {
+            let now = consumer(&status_json());
+            if now["running"] == true && now["pid"].as_i64().unwrap() as i32 != pid {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "not restarted: {now}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    let looping = consumer(&status_json());
+    assert_eq!(looping["crashLooping"], true, "{looping}");
+    assert_eq!(looping["restarts"], 4, "{looping}");
+    let shown = text(&bfctl(&["status", "--local", "--local-dir", dir_arg]));
+    assert!(shown.contains("CRASHLOOPING"), "{shown}");
 
     // The replica comparison: a fresh pipeline per count, a table, a chart.
     let reports = temp.path().join("reports");

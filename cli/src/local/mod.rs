@@ -68,6 +68,15 @@ pub struct LocalProcess {
     /// The container's id, when it runs in one.
     #[serde(default)]
     pub container: Option<String>,
+    /// How many times the supervisor restarted it.
+    #[serde(default)]
+    pub restarts: u32,
+    /// How it ended last ("killed by signal 9 (SIGKILL)", "exit code 1").
+    #[serde(default)]
+    pub last_exit: Option<String>,
+    /// It exited three times in a row within a minute of starting.
+    #[serde(default)]
+    pub crash_looping: bool,
 }
 
 fn process_source() -> String {
@@ -332,7 +341,13 @@ pub struct ProcessStatus {
     /// Its health endpoint answered 200 (`None`: it has none).
     pub healthy: Option<bool>,
     pub address: String,
-    /// The last lines of its log, when it is not running.
+    /// How many times the supervisor restarted it.
+    pub restarts: u32,
+    /// How it ended last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<String>,
+    pub crash_looping: bool,
+    /// The last lines of its log, when it is not running or has restarted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_log_lines: Option<String>,
 }
@@ -399,7 +414,11 @@ pub fn status(dir: &Path) -> anyhow::Result<LocalStatus> {
                 running,
                 healthy,
                 address: process.address.clone(),
-                last_log_lines: (!running).then(|| tail_lines(&process.log, 10)),
+                restarts: process.restarts,
+                last_exit: process.last_exit.clone(),
+                crash_looping: process.crash_looping,
+                last_log_lines: (!running || process.restarts > 0)
+                    .then(|| tail_lines(&process.log, 10)),
             }
         })
         .collect();
@@ -476,16 +495,22 @@ pub fn status_text(status: &LocalStatus) -> String {
         return out;
     }
     out.push_str(&format!(
-        "{:<12} {:<10} {:>8} {:<9} {:<8} {}\n",
-        "PROCESS", "SOURCE", "PID", "STATE", "HEALTH", "ADDRESS"
+        "{:<12} {:<10} {:>8} {:<12} {:>8} {:<8} {}\n",
+        "PROCESS", "SOURCE", "PID", "STATE", "RESTARTS", "HEALTH", "ADDRESS"
     ));
     for process in &status.processes {
         out.push_str(&format!(
-            "{:<12} {:<10} {:>8} {:<9} {:<8} {}\n",
+            "{:<12} {:<10} {:>8} {:<12} {:>8} {:<8} {}\n",
             process.name,
             process.source,
             process.pid,
-            if process.running { "running" } else { "EXITED" },
+            match (process.running, process.crash_looping) {
+                (_, true) => "CRASHLOOPING",
+                (true, false) => "running",
+                (false, false) if process.last_exit.is_some() => "restarting",
+                (false, false) => "EXITED",
+            },
+            process.restarts,
             match process.healthy {
                 Some(true) => "ok",
                 Some(false) => "FAILING",
@@ -496,9 +521,27 @@ pub fn status_text(status: &LocalStatus) -> String {
     }
     for process in status.processes.iter().filter(|p| !p.running) {
         out.push_str(&format!(
-            "--- {} exited; its last log lines:\n{}\n",
+            "--- {} exited{}; its last log lines:\n{}\n",
             process.name,
+            process
+                .last_exit
+                .as_deref()
+                .map(|exit| format!(" ({exit})"))
+                .unwrap_or_default(),
             process.last_log_lines.as_deref().unwrap_or("")
+        ));
+    }
+    for process in status
+        .processes
+        .iter()
+        .filter(|p| p.running && p.restarts > 0)
+    {
+        out.push_str(&format!(
+            "--- {} restarted {} time{} by the supervisor; last exit: {}\n",
+            process.name,
+            process.restarts,
+            if process.restarts == 1 { "" } else { "s" },
+            process.last_exit.as_deref().unwrap_or("unknown")
         ));
     }
     if let Some(sales) = status.sales_counted {

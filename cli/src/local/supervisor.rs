@@ -19,9 +19,15 @@
 //! sale can sit in an unowned partition, which is what made the first
 //! seconds of a load test slow.
 //!
-//! Then it records what runs where in `state.json` and watches: a process or
-//! container that exits is marked so in the state, with its log kept, for
-//! `status --local`. On SIGTERM it stops the services, then the servers.
+//! Then it records what runs where in `state.json` and watches, like a
+//! kubelet: a process that exits (broker, Valkey or a service) is started
+//! again with the same command (same ports, same data) after a backoff of
+//! 0.5 s that doubles, up to 30 s, while it keeps exiting within a minute;
+//! three such exits in a row mark it crash-looping. Its restarts and last
+//! exit (code or signal) go into the state for `status --local`. A
+//! container that exits is only marked so, with its log kept (restarting
+//! containers is not built yet). On SIGTERM it stops restarting, then
+//! stops the services, then the servers.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -130,6 +136,69 @@ struct Supervisor {
     docker: Option<Docker>,
     running: Mutex<Running>,
     observer: Arc<dyn Observer>,
+    /// Each process's restarts, by name.
+    healing: Mutex<std::collections::BTreeMap<String, Healing>>,
+}
+
+/// The first wait before a restart; it doubles with each restart that did
+/// not last a minute, up to [`MAX_BACKOFF`] (a kubelet does the same).
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A process that ran this long has recovered: its backoff starts over.
+const STABLE: Duration = Duration::from_secs(60);
+/// Exits in a row, each within [`STABLE`] of starting, that make a process
+/// crash-looping.
+const CRASH_LOOP_EXITS: u32 = 3;
+
+/// A process's restart history.
+struct Healing {
+    started: Instant,
+    backoff: Duration,
+    /// When the next restart is due (it exited and waits).
+    due: Option<Instant>,
+    restarts: u32,
+    quick_exits: u32,
+    last_exit: Option<String>,
+}
+
+impl Healing {
+    fn new(now: Instant) -> Healing {
+        Healing {
+            started: now,
+            backoff: FIRST_BACKOFF,
+            due: None,
+            restarts: 0,
+            quick_exits: 0,
+            last_exit: None,
+        }
+    }
+
+    fn crash_looping(&self) -> bool {
+        self.quick_exits >= CRASH_LOOP_EXITS
+    }
+}
+
+impl Running {
+    /// The processes bfctl started (not containers, not configured
+    /// servers), by name.
+    fn children(&mut self) -> Vec<(String, &mut localrun::process::ChildProcess)> {
+        let mut children = Vec::new();
+        if let Some(Origin::Process(broker)) = self.broker.as_mut().map(|b| &mut b.origin) {
+            children.push(("broker".to_string(), broker.process_mut()));
+        }
+        if let Some(Origin::Process(valkey)) = self.valkey.as_mut().map(|v| &mut v.server.origin) {
+            children.push(("valkey".to_string(), valkey.process_mut()));
+        }
+        for service in self
+            .producers
+            .iter_mut()
+            .chain(self.consumers.iter_mut())
+            .chain(self.gateway.iter_mut())
+        {
+            children.push((service.process.name().to_string(), &mut service.process));
+        }
+        children
+    }
 }
 
 impl Supervisor {
@@ -329,6 +398,9 @@ impl Supervisor {
                 source: "process".into(),
                 container: None,
                 name,
+                restarts: 0,
+                last_exit: None,
+                crash_looping: false,
             });
         }
         processes
@@ -355,6 +427,9 @@ fn server_entry<P>(name: &str, server: &Server<P>, pid: u32) -> LocalProcess {
             Origin::Container(container) => Some(container.id.clone()),
             _ => None,
         },
+        restarts: 0,
+        last_exit: None,
+        crash_looping: false,
     }
 }
 
@@ -507,6 +582,7 @@ async fn supervise_async(dir: &Path, options: LocalOptions) -> anyhow::Result<()
         docker,
         running: Mutex::new(Running::default()),
         observer: observer.clone(),
+        healing: Mutex::new(std::collections::BTreeMap::new()),
     });
 
     // SIGTERM during start-up: stop starting new steps.
@@ -578,60 +654,90 @@ async fn supervise_async(dir: &Path, options: LocalOptions) -> anyhow::Result<()
     Ok(())
 }
 
-/// Marks what exited since the last look; true when the state changed.
+/// Heals what exited since the last look, like a kubelet: a process is
+/// restarted (the same command: same ports, same data) after a backoff
+/// that doubles while it keeps failing within a minute; three such exits
+/// in a row make it crash-looping (it is still restarted). A container
+/// that exits is marked so, its log kept. True when the state changed.
 async fn watch(supervisor: &Supervisor, state: &mut LocalState) -> bool {
-    let mut exited: Vec<String> = Vec::new();
+    let now = Instant::now();
+    let mut changed = false;
+    {
+        let mut running = supervisor.running();
+        let mut healing = supervisor.healing.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, child) in running.children() {
+            let heal = healing
+                .entry(name.clone())
+                .or_insert_with(|| Healing::new(now));
+            let Some(entry) = state.processes.iter_mut().find(|p| p.name == name) else {
+                continue;
+            };
+            match (child.exit(), heal.due) {
+                (None, _) => {
+                    if heal.started.elapsed() >= STABLE && heal.backoff != FIRST_BACKOFF {
+                        heal.backoff = FIRST_BACKOFF;
+                        heal.quick_exits = 0;
+                    }
+                }
+                (Some(exit), None) => {
+                    heal.quick_exits = if heal.started.elapsed() < STABLE {
+                        heal.quick_exits + 1
+                    } else {
+                        1
+                    };
+                    heal.due = Some(now + heal.backoff);
+                    crate::note!(
+                        "supervisor: {name} exited ({exit}); restarting in {:.1} s",
+                        heal.backoff.as_secs_f64()
+                    );
+                    heal.last_exit = Some(exit);
+                    entry.exited = true;
+                    entry.last_exit = heal.last_exit.clone();
+                    entry.crash_looping = heal.crash_looping();
+                    changed = true;
+                }
+                (Some(_), Some(due)) if now >= due => match child.restart() {
+                    Ok(()) => {
+                        heal.restarts += 1;
+                        heal.started = now;
+                        heal.due = None;
+                        heal.backoff = (heal.backoff * 2).min(MAX_BACKOFF);
+                        entry.pid = child.pid().unwrap_or(0);
+                        entry.exited = false;
+                        entry.restarts = heal.restarts;
+                        crate::note!("supervisor: {name} restarted (pid {})", entry.pid);
+                        changed = true;
+                    }
+                    Err(error) => {
+                        heal.due = Some(now + heal.backoff);
+                        crate::note!("supervisor: restarting {name} failed: {error:#}");
+                    }
+                },
+                (Some(_), Some(_)) => {}
+            }
+        }
+    }
     let containers: Vec<(String, String)> = state
         .processes
         .iter()
         .filter(|p| !p.exited)
         .filter_map(|p| p.container.clone().map(|id| (p.name.clone(), id)))
         .collect();
-    {
-        let mut running = supervisor.running();
-        let running = &mut *running;
-        if let Some(Origin::Process(broker)) = running.broker.as_mut().map(|b| &mut b.origin)
-            && !broker.process_mut().is_running()
-        {
-            exited.push("broker".into());
-        }
-        if let Some(Origin::Process(valkey)) = running.valkey.as_mut().map(|v| &mut v.server.origin)
-            && !valkey.process_mut().is_running()
-        {
-            exited.push("valkey".into());
-        }
-        for service in running
-            .producers
-            .iter_mut()
-            .chain(running.consumers.iter_mut())
-            .chain(running.gateway.iter_mut())
-        {
-            if !service.process.is_running() {
-                exited.push(service.process.name().to_string());
-            }
-        }
-    }
     if let Some(docker) = &supervisor.docker {
         for (name, id) in containers {
             if !container::is_running(docker, &id).await {
                 // Keep its output where status looks for the log.
                 let tail = container::log_tail(docker, &id, 200).await;
-                if let Some(entry) = state.processes.iter().find(|p| p.name == name)
-                    && let Some(parent) = entry.log.parent()
-                {
-                    let _ = std::fs::create_dir_all(parent);
-                    let _ = std::fs::write(&entry.log, tail);
+                if let Some(entry) = state.processes.iter_mut().find(|p| p.name == name) {
+                    if let Some(parent) = entry.log.parent() {
+                        let _ = std::fs::create_dir_all(parent);
+                        let _ = std::fs::write(&entry.log, tail);
+                    }
+                    crate::note!("supervisor: {name} exited");
+                    entry.exited = true;
+                    changed = true;
                 }
-                exited.push(name);
             }
-        }
-    }
-    let mut changed = false;
-    for entry in state.processes.iter_mut() {
-        if !entry.exited && exited.contains(&entry.name) {
-            crate::note!("supervisor: {} exited", entry.name);
-            entry.exited = true;
-            changed = true;
         }
     }
     changed

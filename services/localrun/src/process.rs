@@ -87,6 +87,18 @@ impl ChildProcess {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
+    /// How it ended, once it has: "exit code N" or "killed by signal N
+    /// (SIGKILL)". None while it runs (or was never started).
+    pub fn exit(&mut self) -> Option<String> {
+        use std::os::unix::process::ExitStatusExt;
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        Some(match (status.code(), status.signal()) {
+            (Some(code), _) => format!("exit code {code}"),
+            (None, Some(signal)) => format!("killed by signal {signal} ({})", signal_name(signal)),
+            _ => status.to_string(),
+        })
+    }
+
     /// SIGKILL, then reap. No chance to clean up: the crash case.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -124,6 +136,21 @@ impl ChildProcess {
     /// The last `lines` lines of the log, for error messages.
     pub fn log_tail(&self, lines: usize) -> String {
         tail_lines(&self.log_path, lines)
+    }
+}
+
+/// The usual name of a signal.
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGSTOP => "SIGSTOP",
+        _ => "another signal",
     }
 }
 
