@@ -356,6 +356,65 @@ fn broker_and_valkey_run_from_container_images_and_are_removed_by_teardown() {
     );
     assert!(dir.join("broker/data/tansu.db").is_file());
 
+    // The Valkey container killed: the supervisor starts it again (same
+    // port, same data), and the pipeline counts every sale once after.
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    let valkey_container = state["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "valkey")
+        .and_then(|p| p["container"].as_str())
+        .unwrap()
+        .to_string();
+    let killed = std::process::Command::new("docker")
+        .args(["kill", &valkey_container])
+        .output()
+        .unwrap();
+    assert!(killed.status.success(), "{killed:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = json(&bfctl(&[
+            "status",
+            "--local",
+            "--local-dir",
+            dir_arg,
+            "--output",
+            "json",
+        ]));
+        let valkey = status["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "valkey")
+            .cloned()
+            .unwrap();
+        if valkey["running"] == true && valkey["restarts"] == 1 {
+            assert_eq!(valkey["lastExit"], "exit code 137", "{valkey}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not started again: {valkey}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let after = bfctl(&[
+        "loadtest",
+        "--local-dir",
+        dir_arg,
+        "--users",
+        "10",
+        "--duration",
+        "2",
+        "--drain-timeout",
+        "60",
+        "--output",
+        "json",
+    ]);
+    counted_exactly(&after, 50);
+
     // A supervisor killed outright cannot remove its container: teardown does.
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();

@@ -175,6 +175,28 @@ pub async fn is_running(docker: &Docker, id: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// How the container ended, once it has ("exit code 137"); None while it
+/// runs, or when the engine cannot say.
+pub async fn exit_of(docker: &Docker, id: &str) -> Option<String> {
+    let state = docker.inspect_container(id, None).await.ok()?.state?;
+    if state.running.unwrap_or(false) {
+        return None;
+    }
+    Some(match (state.oom_killed, state.exit_code) {
+        (Some(true), _) => "killed: out of memory".to_string(),
+        (_, Some(code)) => format!("exit code {code}"),
+        _ => "exited".to_string(),
+    })
+}
+
+/// Starts an exited container again: the same ports, data and command.
+pub async fn start(docker: &Docker, id: &str) -> anyhow::Result<()> {
+    docker
+        .start_container(id, None)
+        .await
+        .with_context(|| format!("starting container {id} again"))
+}
+
 /// The container's last `lines` lines of output.
 pub async fn log_tail(docker: &Docker, id: &str, lines: usize) -> String {
     let options = LogsOptionsBuilder::new()

@@ -24,10 +24,9 @@
 //! again with the same command (same ports, same data) after a backoff of
 //! 0.5 s that doubles, up to 30 s, while it keeps exiting within a minute;
 //! three such exits in a row mark it crash-looping. Its restarts and last
-//! exit (code or signal) go into the state for `status --local`. A
-//! container that exits is only marked so, with its log kept (restarting
-//! containers is not built yet). On SIGTERM it stops restarting, then
-//! stops the services, then the servers.
+//! exit (code or signal) go into the state for `status --local`. A broker
+//! or Valkey container is started again the same way (its log kept). On
+//! SIGTERM it stops restarting, then stops the services, then the servers.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -654,11 +653,70 @@ async fn supervise_async(dir: &Path, options: LocalOptions) -> anyhow::Result<()
     Ok(())
 }
 
-/// Heals what exited since the last look, like a kubelet: a process is
-/// restarted (the same command: same ports, same data) after a backoff
-/// that doubles while it keeps failing within a minute; three such exits
-/// in a row make it crash-looping (it is still restarted). A container
-/// that exits is marked so, its log kept. True when the state changed.
+/// What one look at a process or container means for it.
+enum Decision {
+    Nothing,
+    /// It has just exited: noted, a restart scheduled.
+    Exited,
+    /// Its restart is due.
+    Restart,
+}
+
+impl Healing {
+    /// Decides on what was seen (`exit`: how it ended, None while it runs).
+    fn look(&mut self, exit: Option<String>, now: Instant) -> Decision {
+        match (exit, self.due) {
+            (None, _) => {
+                if now.saturating_duration_since(self.started) >= STABLE
+                    && self.backoff != FIRST_BACKOFF
+                {
+                    self.backoff = FIRST_BACKOFF;
+                    self.quick_exits = 0;
+                }
+                Decision::Nothing
+            }
+            (Some(exit), None) => {
+                self.quick_exits = if now.saturating_duration_since(self.started) < STABLE {
+                    self.quick_exits + 1
+                } else {
+                    1
+                };
+                self.due = Some(now + self.backoff);
+                self.last_exit = Some(exit);
+                Decision::Exited
+            }
+            (Some(_), Some(due)) if now >= due => Decision::Restart,
+            (Some(_), Some(_)) => Decision::Nothing,
+        }
+    }
+
+    /// It was started again.
+    fn restarted(&mut self, now: Instant) {
+        self.restarts += 1;
+        self.started = now;
+        self.due = None;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// Its restart failed: try again after the same wait.
+    fn retry(&mut self, now: Instant) {
+        self.due = Some(now + self.backoff);
+    }
+
+    /// What `state.json` says of it.
+    fn record(&self, entry: &mut LocalProcess, running: bool) {
+        entry.exited = !running;
+        entry.restarts = self.restarts;
+        entry.last_exit = self.last_exit.clone();
+        entry.crash_looping = self.crash_looping();
+    }
+}
+
+/// Heals what exited since the last look, like a kubelet: a process or a
+/// container is started again (the same command: same ports, same data)
+/// after a backoff that doubles while it keeps failing within a minute;
+/// three such exits in a row make it crash-looping (it is still
+/// restarted). True when the state changed.
 async fn watch(supervisor: &Supervisor, state: &mut LocalState) -> bool {
     let now = Instant::now();
     let mut changed = false;
@@ -672,73 +730,87 @@ async fn watch(supervisor: &Supervisor, state: &mut LocalState) -> bool {
             let Some(entry) = state.processes.iter_mut().find(|p| p.name == name) else {
                 continue;
             };
-            match (child.exit(), heal.due) {
-                (None, _) => {
-                    if heal.started.elapsed() >= STABLE && heal.backoff != FIRST_BACKOFF {
-                        heal.backoff = FIRST_BACKOFF;
-                        heal.quick_exits = 0;
-                    }
-                }
-                (Some(exit), None) => {
-                    heal.quick_exits = if heal.started.elapsed() < STABLE {
-                        heal.quick_exits + 1
-                    } else {
-                        1
-                    };
-                    heal.due = Some(now + heal.backoff);
+            match heal.look(child.exit(), now) {
+                Decision::Nothing => continue,
+                Decision::Exited => {
                     crate::note!(
-                        "supervisor: {name} exited ({exit}); restarting in {:.1} s",
+                        "supervisor: {name} exited ({}); restarting in {:.1} s",
+                        heal.last_exit.as_deref().unwrap_or(""),
                         heal.backoff.as_secs_f64()
                     );
-                    heal.last_exit = Some(exit);
-                    entry.exited = true;
-                    entry.last_exit = heal.last_exit.clone();
-                    entry.crash_looping = heal.crash_looping();
-                    changed = true;
+                    heal.record(entry, false);
                 }
-                (Some(_), Some(due)) if now >= due => match child.restart() {
+                Decision::Restart => match child.restart() {
                     Ok(()) => {
-                        heal.restarts += 1;
-                        heal.started = now;
-                        heal.due = None;
-                        heal.backoff = (heal.backoff * 2).min(MAX_BACKOFF);
+                        heal.restarted(now);
                         entry.pid = child.pid().unwrap_or(0);
-                        entry.exited = false;
-                        entry.restarts = heal.restarts;
+                        heal.record(entry, true);
                         crate::note!("supervisor: {name} restarted (pid {})", entry.pid);
-                        changed = true;
                     }
                     Err(error) => {
-                        heal.due = Some(now + heal.backoff);
+                        heal.retry(now);
                         crate::note!("supervisor: restarting {name} failed: {error:#}");
                     }
                 },
-                (Some(_), Some(_)) => {}
             }
+            changed = true;
         }
     }
+    let Some(docker) = &supervisor.docker else {
+        return changed;
+    };
     let containers: Vec<(String, String)> = state
         .processes
         .iter()
-        .filter(|p| !p.exited)
         .filter_map(|p| p.container.clone().map(|id| (p.name.clone(), id)))
         .collect();
-    if let Some(docker) = &supervisor.docker {
-        for (name, id) in containers {
-            if !container::is_running(docker, &id).await {
+    for (name, id) in containers {
+        let exit = container::exit_of(docker, &id).await;
+        let decision = {
+            let mut healing = supervisor.healing.lock().unwrap_or_else(|e| e.into_inner());
+            healing
+                .entry(name.clone())
+                .or_insert_with(|| Healing::new(now))
+                .look(exit, now)
+        };
+        let Some(entry) = state.processes.iter_mut().find(|p| p.name == name) else {
+            continue;
+        };
+        match decision {
+            Decision::Nothing => continue,
+            Decision::Exited => {
                 // Keep its output where status looks for the log.
                 let tail = container::log_tail(docker, &id, 200).await;
-                if let Some(entry) = state.processes.iter_mut().find(|p| p.name == name) {
-                    if let Some(parent) = entry.log.parent() {
-                        let _ = std::fs::create_dir_all(parent);
-                        let _ = std::fs::write(&entry.log, tail);
+                if let Some(parent) = entry.log.parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                    let _ = std::fs::write(&entry.log, tail);
+                }
+                let healing = supervisor.healing.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(heal) = healing.get(&name) {
+                    crate::note!("supervisor: container {name} exited; restarting it");
+                    heal.record(entry, false);
+                }
+            }
+            Decision::Restart => {
+                let started = container::start(docker, &id).await;
+                let mut healing = supervisor.healing.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(heal) = healing.get_mut(&name) else {
+                    continue;
+                };
+                match started {
+                    Ok(()) => {
+                        heal.restarted(now);
+                        heal.record(entry, true);
+                        crate::note!("supervisor: container {name} started again");
                     }
-                    crate::note!("supervisor: {name} exited");
-                    entry.exited = true;
-                    changed = true;
+                    Err(error) => {
+                        heal.retry(now);
+                        crate::note!("supervisor: {error:#}");
+                    }
                 }
             }
         }
+        changed = true;
     }
     changed
 }
@@ -746,6 +818,57 @@ async fn watch(supervisor: &Supervisor, state: &mut LocalState) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restarts_back_off_doubling_crash_loop_and_start_over_after_a_stable_minute() {
+        let start = Instant::now();
+        let at = |millis: u64| start + Duration::from_millis(millis);
+        let mut heal = Healing::new(start);
+        assert!(matches!(heal.look(None, at(100)), Decision::Nothing));
+        assert!(matches!(
+            heal.look(Some("exit code 1".into()), at(200)),
+            Decision::Exited
+        ));
+        assert!(matches!(
+            heal.look(Some("exit code 1".into()), at(600)),
+            Decision::Nothing
+        ));
+        assert!(matches!(
+            heal.look(Some("exit code 1".into()), at(700)),
+            Decision::Restart
+        ));
+        heal.restarted(at(700));
+        assert_eq!((heal.restarts, heal.backoff), (1, Duration::from_secs(1)));
+        // Two more quick exits: crash-looping, the wait doubling each time.
+        let mut now = 700;
+        for expected in [2u64, 4] {
+            now += 100;
+            assert!(matches!(
+                heal.look(Some("killed".into()), at(now)),
+                Decision::Exited
+            ));
+            now += expected * 1000 / 2;
+            assert!(matches!(
+                heal.look(Some("killed".into()), at(now)),
+                Decision::Restart
+            ));
+            heal.restarted(at(now));
+            assert_eq!(heal.backoff, Duration::from_secs(expected));
+        }
+        assert!(heal.crash_looping(), "{} quick exits", heal.quick_exits);
+        // Up for a minute: the backoff and the count start over.
+        assert!(matches!(
+            heal.look(None, at(now + 61_000)),
+            Decision::Nothing
+        ));
+        assert_eq!(heal.backoff, FIRST_BACKOFF);
+        assert!(!heal.crash_looping());
+        // The wait never passes 30 s.
+        for _ in 0..10 {
+            heal.restarted(at(now));
+        }
+        assert_eq!(heal.backoff, MAX_BACKOFF);
+    }
 
     #[test]
     fn the_local_graph_is_valid_and_ordered_as_documented() {
