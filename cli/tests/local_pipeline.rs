@@ -286,6 +286,42 @@ fn up_status_loadtest_teardown_and_bad_input() {
         "{shown}"
     );
 
+    // Valkey SIGKILLed under load: the load test goes on and ends with its
+    // report; the supervisor starts Valkey again (same port, its AOF), and
+    // every accepted sale is counted once.
+    let valkey_pid = status_json()["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "valkey")
+        .map(|p| p["pid"].as_i64().unwrap() as i32)
+        .unwrap();
+    let load = std::thread::spawn({
+        let dir_arg = dir_arg.to_string();
+        move || {
+            bfctl(&[
+                "loadtest",
+                "--local-dir",
+                &dir_arg,
+                "--users",
+                "5",
+                "--duration",
+                "6",
+                "--drain-timeout",
+                "90",
+                "--output",
+                "json",
+            ])
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // SAFETY: kill(2) on the valkey-server this test started.
+    unsafe { libc::kill(valkey_pid, libc::SIGKILL) };
+    let (_, accepted_without_valkey) = counted_exactly(&load.join().unwrap(), 50);
+    eprintln!(
+        "{accepted_without_valkey} sales accepted and counted once with Valkey SIGKILLed and restarted"
+    );
+
     // Killed again each time it comes back: crash-looping, and still restarted.
     for _ in 0..3 {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -304,7 +340,8 @@ fn up_status_loadtest_teardown_and_bad_input() {
     }
     let looping = consumer(&status_json());
     assert_eq!(looping["crashLooping"], true, "{looping}");
-    assert_eq!(looping["restarts"], 4, "{looping}");
+    // Four kills by this test (Valkey's restart may have cost it one more).
+    assert!(looping["restarts"].as_i64().unwrap() >= 4, "{looping}");
     let shown = text(&bfctl(&["status", "--local", "--local-dir", dir_arg]));
     assert!(shown.contains("CRASHLOOPING"), "{shown}");
 

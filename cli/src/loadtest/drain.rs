@@ -43,7 +43,9 @@ pub(super) fn sale_to_valkey(before: &[(f64, f64)], after: &[(f64, f64)]) -> Opt
 
 /// Waits until Valkey's count reaches what was there before plus what was
 /// accepted (then one more second, so that duplicates would show), and
-/// compares sales, units and amounts.
+/// compares sales, units and amounts. A count that cannot be read (Valkey
+/// restarting) is read again until the timeout: the pipeline failing is
+/// what a load test measures, not a reason to stop.
 pub(super) fn check_drain(
     probe: &mut dyn PipelineProbe,
     before: &Counted,
@@ -55,8 +57,7 @@ pub(super) fn check_drain(
     let target = before.sales + accepted_sales;
     let mut drained = false;
     while started.elapsed() < timeout {
-        let now = probe.counted()?;
-        if now.sales >= target {
+        if probe.counted().is_ok_and(|now| now.sales >= target) {
             drained = true;
             break;
         }
@@ -64,7 +65,7 @@ pub(super) fn check_drain(
     }
     let drain_seconds = started.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(1));
-    let after = probe.counted()?;
+    let after = read_with_retries(probe, Duration::from_secs(10))?;
     let counted = after.sales - before.sales;
     Ok(PipelineCheck {
         sales_counted: counted,
@@ -95,6 +96,23 @@ pub(super) fn check_drain(
         sale_to_valkey_ms: None,
         max_lag_sales: None,
     })
+}
+
+/// The count, read again for up to `patience` while it cannot be read.
+fn read_with_retries(probe: &mut dyn PipelineProbe, patience: Duration) -> anyhow::Result<Counted> {
+    let started = Instant::now();
+    loop {
+        match probe.counted() {
+            Ok(counted) => return Ok(counted),
+            Err(error) if started.elapsed() >= patience => {
+                return Err(error.context(format!(
+                    "the count could not be read for {} s after the drain",
+                    patience.as_secs()
+                )));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
 }
 
 /// Samples, while the load runs, how many accepted sales Valkey has not

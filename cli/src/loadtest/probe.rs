@@ -60,8 +60,16 @@ impl PipelineProbe for LocalProbe {
         "Valkey"
     }
 
+    /// A connection Valkey dropped (it was restarted, say) is opened again
+    /// once before the error is given up on.
     fn counted(&mut self) -> anyhow::Result<Counted> {
-        let totals = localrun::totals::Totals::read(&mut self.valkey)?;
+        let totals = match localrun::totals::Totals::read(&mut self.valkey) {
+            Ok(totals) => totals,
+            Err(_) => {
+                self.valkey = self.state.valkey()?;
+                localrun::totals::Totals::read(&mut self.valkey)?
+            }
+        };
         Ok(Counted {
             sales: totals.sales,
             units: Some(totals.units),
