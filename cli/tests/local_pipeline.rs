@@ -8,7 +8,9 @@
 use std::path::Path;
 
 mod support;
-use support::local::{Teardown, bfctl, counted_exactly, json, text};
+use support::local::{
+    Teardown, bfctl, counted_exactly, json, load_while_killing, local_status, process, text,
+};
 use testkit::free_port;
 
 #[test]
@@ -216,57 +218,10 @@ fn up_status_loadtest_teardown_and_bad_input() {
 
     // A consumer SIGKILLed in the middle of a load test is restarted by the
     // supervisor, and every accepted sale is counted exactly once.
-    let consumer_pid = |status: &serde_json::Value| {
-        status["processes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "consumer-0")
-            .map(|p| p["pid"].as_i64().unwrap() as i32)
-            .unwrap()
-    };
-    let status_json = || {
-        json(&bfctl(&[
-            "status",
-            "--local",
-            "--local-dir",
-            dir_arg,
-            "--output",
-            "json",
-        ]))
-    };
-    let consumer = |status: &serde_json::Value| {
-        status["processes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "consumer-0")
-            .cloned()
-            .unwrap()
-    };
-    let killed = consumer_pid(&status_json());
-    let load = std::thread::spawn({
-        let dir_arg = dir_arg.to_string();
-        move || {
-            bfctl(&[
-                "loadtest",
-                "--local-dir",
-                &dir_arg,
-                "--users",
-                "5",
-                "--duration",
-                "6",
-                "--drain-timeout",
-                "60",
-                "--output",
-                "json",
-            ])
-        }
-    });
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    // SAFETY: kill(2) on the consumer this test started.
-    unsafe { libc::kill(killed, libc::SIGKILL) };
-    let (_, accepted_under_kill) = counted_exactly(&load.join().unwrap(), 50);
+    let status_json = || local_status(dir_arg);
+    let consumer = |status: &serde_json::Value| process(status, "consumer-0");
+    let killed = consumer(&status_json())["pid"].as_i64().unwrap() as i32;
+    let (_, accepted_under_kill) = counted_exactly(&load_while_killing(dir_arg, killed), 50);
     eprintln!(
         "{accepted_under_kill} sales accepted and counted once with consumer-0 SIGKILLed and restarted"
     );
@@ -289,35 +244,9 @@ fn up_status_loadtest_teardown_and_bad_input() {
     // Valkey SIGKILLed under load: the load test goes on and ends with its
     // report; the supervisor starts Valkey again (same port, its AOF), and
     // every accepted sale is counted once.
-    let valkey_pid = status_json()["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "valkey")
-        .map(|p| p["pid"].as_i64().unwrap() as i32)
-        .unwrap();
-    let load = std::thread::spawn({
-        let dir_arg = dir_arg.to_string();
-        move || {
-            bfctl(&[
-                "loadtest",
-                "--local-dir",
-                &dir_arg,
-                "--users",
-                "5",
-                "--duration",
-                "6",
-                "--drain-timeout",
-                "90",
-                "--output",
-                "json",
-            ])
-        }
-    });
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    // SAFETY: kill(2) on the valkey-server this test started.
-    unsafe { libc::kill(valkey_pid, libc::SIGKILL) };
-    let (_, accepted_without_valkey) = counted_exactly(&load.join().unwrap(), 50);
+    let valkey_pid = process(&status_json(), "valkey")["pid"].as_i64().unwrap() as i32;
+    let load = load_while_killing(dir_arg, valkey_pid);
+    let (_, accepted_without_valkey) = counted_exactly(&load, 50);
     eprintln!(
         "{accepted_without_valkey} sales accepted and counted once with Valkey SIGKILLed and restarted"
     );

@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 mod support;
-use support::local::{Teardown, bfctl, bfctl_with_env, counted_exactly, json, text};
+use support::local::{
+    Teardown, bfctl, bfctl_with_env, counted_exactly, json, local_status, process, text,
+};
 use testkit::free_port;
 
 const PASSWORD_ENV: &str = "BFCTL_LOCAL_VALKEY_PASSWORD";
@@ -375,21 +377,7 @@ fn broker_and_valkey_run_from_container_images_and_are_removed_by_teardown() {
     assert!(killed.status.success(), "{killed:?}");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let status = json(&bfctl(&[
-            "status",
-            "--local",
-            "--local-dir",
-            dir_arg,
-            "--output",
-            "json",
-        ]));
-        let valkey = status["processes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "valkey")
-            .cloned()
-            .unwrap();
+        let valkey = process(&local_status(dir_arg), "valkey");
         if valkey["running"] == true && valkey["restarts"] == 1 {
             assert_eq!(valkey["lastExit"], "exit code 137", "{valkey}");
             break;

@@ -58,3 +58,51 @@ impl Drop for Teardown<'_> {
         let _ = bfctl(&["teardown", "--local", "--local-dir", dir]);
     }
 }
+
+/// `bfctl status --local --output json` of the pipeline in `dir`.
+pub fn local_status(dir: &str) -> serde_json::Value {
+    json(&bfctl(&[
+        "status",
+        "--local",
+        "--local-dir",
+        dir,
+        "--output",
+        "json",
+    ]))
+}
+
+/// One process of a `status --local` report, by name.
+pub fn process(status: &serde_json::Value, name: &str) -> serde_json::Value {
+    status["processes"]
+        .as_array()
+        .and_then(|processes| processes.iter().find(|p| p["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no process {name} in {status}"))
+}
+
+/// A 6 s load test on the pipeline in `dir` with `pid` SIGKILLed 2 s into
+/// it; its output.
+pub fn load_while_killing(dir: &str, pid: i32) -> Output {
+    let load = std::thread::spawn({
+        let dir = dir.to_string();
+        move || {
+            bfctl(&[
+                "loadtest",
+                "--local-dir",
+                &dir,
+                "--users",
+                "5",
+                "--duration",
+                "6",
+                "--drain-timeout",
+                "90",
+                "--output",
+                "json",
+            ])
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // SAFETY: kill(2) on a process of the pipeline the test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    load.join().expect("the load test thread")
+}
