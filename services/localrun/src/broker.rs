@@ -53,6 +53,48 @@ pub fn wait_for_metadata(bootstrap: &str, timeout: Duration) -> anyhow::Result<(
     )
 }
 
+/// Reads a topic's low and high watermarks (first and next offset) per
+/// partition, with one client kept for repeated reads.
+pub struct Watermarks {
+    consumer: BaseConsumer,
+}
+
+impl Watermarks {
+    pub fn new(bootstrap: &str) -> anyhow::Result<Watermarks> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .create()
+            .context("creating a watermark client")?;
+        Ok(Watermarks { consumer })
+    }
+
+    /// `(partition, low, high)` for every partition of `topic`; each call
+    /// waits at most `timeout` per request (the broker may be down).
+    pub fn read(&self, topic: &str, timeout: Duration) -> anyhow::Result<Vec<(i32, i64, i64)>> {
+        let metadata = self
+            .consumer
+            .fetch_metadata(Some(topic), timeout)
+            .with_context(|| format!("reading the metadata of topic {topic}"))?;
+        let mut partitions = Vec::new();
+        for t in metadata.topics() {
+            for partition in t.partitions() {
+                let (low, high) = self
+                    .consumer
+                    .fetch_watermarks(topic, partition.id(), timeout)
+                    .with_context(|| {
+                        format!(
+                            "reading the offsets of {topic} partition {}",
+                            partition.id()
+                        )
+                    })?;
+                partitions.push((partition.id(), low, high));
+            }
+        }
+        anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions");
+        Ok(partitions)
+    }
+}
+
 /// Creates `topic` with `partitions` partitions on the broker at `bootstrap`
 /// unless it exists (blocking; not from inside an async runtime).
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {

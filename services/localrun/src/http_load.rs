@@ -44,6 +44,18 @@ pub struct Second {
     pub accepted: u64,
     pub mean_latency_ms: f64,
     pub max_latency_ms: f64,
+    /// Requests answered during this second, per HTTP status (0: no
+    /// answer: the connection failed or timed out), so that a window of
+    /// 503s shows when it began and ended.
+    #[serde(default)]
+    pub statuses: BTreeMap<u16, u64>,
+}
+
+impl Second {
+    /// Requests this second not answered 202 (errors, 503s, no answer).
+    pub fn failed(&self) -> u64 {
+        self.completed - self.accepted
+    }
 }
 
 pub struct LoadReport {
@@ -58,19 +70,54 @@ pub struct LoadReport {
     pub timeline: Vec<Second>,
 }
 
-/// Per-second sums one client keeps: (completed, accepted, latency sum, max) in µs.
-type Buckets = Vec<(u64, u64, u64, u64)>;
+/// What one client saw in one second; latencies in µs.
+#[derive(Clone, Default)]
+struct Bucket {
+    statuses: BTreeMap<u16, u64>,
+    latency_sum_us: u64,
+    latency_max_us: u64,
+}
 
-fn record(buckets: &mut Buckets, second: usize, accepted: bool, latency_us: u64) {
+impl Bucket {
+    fn add(&mut self, other: &Bucket) {
+        for (status, count) in &other.statuses {
+            *self.statuses.entry(*status).or_default() += count;
+        }
+        self.latency_sum_us += other.latency_sum_us;
+        self.latency_max_us = self.latency_max_us.max(other.latency_max_us);
+    }
+
+    fn into_second(self) -> Second {
+        let completed: u64 = self.statuses.values().sum();
+        Second {
+            completed,
+            accepted: self.statuses.get(&202).copied().unwrap_or(0),
+            mean_latency_ms: if completed == 0 {
+                0.0
+            } else {
+                self.latency_sum_us as f64 / completed as f64 / 1000.0
+            },
+            max_latency_ms: self.latency_max_us as f64 / 1000.0,
+            statuses: self.statuses,
+        }
+    }
+}
+
+fn record(buckets: &mut Vec<Bucket>, second: usize, status: u16, latency_us: u64) {
     if buckets.len() <= second {
-        buckets.resize(second + 1, (0, 0, 0, 0));
+        buckets.resize(second + 1, Bucket::default());
     }
     let bucket = &mut buckets[second];
-    bucket.0 += 1;
-    bucket.1 += u64::from(accepted);
-    bucket.2 += latency_us;
-    bucket.3 = bucket.3.max(latency_us);
+    *bucket.statuses.entry(status).or_default() += 1;
+    bucket.latency_sum_us += latency_us;
+    bucket.latency_max_us = bucket.latency_max_us.max(latency_us);
 }
+
+/// How long a client waits after a request that got no answer before it
+/// sends the next: a gateway that is down refuses connections at once,
+/// and without a pause the clients would spin, sending thousands of
+/// requests a second that only measure the refusals.
+const PAUSE_AFTER_NO_ANSWER: Duration = Duration::from_millis(50);
 
 impl LoadReport {
     pub fn requests(&self) -> usize {
@@ -99,7 +146,7 @@ async fn run_async(base_url: String, plan: LoadPlan) -> anyhow::Result<LoadRepor
             let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
             let mut latency_us = Histogram::<u64>::new(3).expect("3 significant figures is valid");
             let mut connection: Option<SendRequest<Full<Bytes>>> = None;
-            let mut buckets: Buckets = Vec::new();
+            let mut buckets: Vec<Bucket> = Vec::new();
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 if plan.max_requests.is_some_and(|max| index >= max) || Instant::now() >= deadline {
@@ -138,10 +185,13 @@ async fn run_async(base_url: String, plan: LoadPlan) -> anyhow::Result<LoadRepor
                 let took = sent.elapsed().as_micros() as u64;
                 let _ = latency_us.record(took);
                 let second = started.elapsed().as_secs() as usize;
-                record(&mut buckets, second, status == 202, took);
+                record(&mut buckets, second, status, took);
                 *statuses.entry(status).or_default() += 1;
                 if status == 202 {
                     accepted.extend(sales);
+                }
+                if status == 0 {
+                    tokio::time::sleep(PAUSE_AFTER_NO_ANSWER).await;
                 }
             }
             (accepted, statuses, latency_us, buckets)
@@ -154,17 +204,14 @@ async fn run_async(base_url: String, plan: LoadPlan) -> anyhow::Result<LoadRepor
         elapsed: Duration::ZERO,
         timeline: Vec::new(),
     };
-    let mut all_buckets: Buckets = Vec::new();
+    let mut all_buckets: Vec<Bucket> = Vec::new();
     while let Some(joined) = workers.join_next().await {
         let (accepted, statuses, latency_us, buckets) = joined?;
         if all_buckets.len() < buckets.len() {
-            all_buckets.resize(buckets.len(), (0, 0, 0, 0));
+            all_buckets.resize(buckets.len(), Bucket::default());
         }
         for (total, bucket) in all_buckets.iter_mut().zip(&buckets) {
-            total.0 += bucket.0;
-            total.1 += bucket.1;
-            total.2 += bucket.2;
-            total.3 = total.3.max(bucket.3);
+            total.add(bucket);
         }
         report.accepted.extend(accepted);
         for (status, count) in statuses {
@@ -173,19 +220,7 @@ async fn run_async(base_url: String, plan: LoadPlan) -> anyhow::Result<LoadRepor
         report.latency_us.add(latency_us)?;
     }
     report.elapsed = started.elapsed();
-    report.timeline = all_buckets
-        .into_iter()
-        .map(|(completed, accepted, sum, max)| Second {
-            completed,
-            accepted,
-            mean_latency_ms: if completed == 0 {
-                0.0
-            } else {
-                sum as f64 / completed as f64 / 1000.0
-            },
-            max_latency_ms: max as f64 / 1000.0,
-        })
-        .collect();
+    report.timeline = all_buckets.into_iter().map(Bucket::into_second).collect();
     Ok(report)
 }
 
