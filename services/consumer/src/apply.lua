@@ -75,7 +75,7 @@ end
 local now = redis.call('TIME')
 local now_ms = string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
 local s = p.stats
-redis.call('HINCRBY', 'bf:stats', 'ventas', s.ventas)
+local ventas_total = redis.call('HINCRBY', 'bf:stats', 'ventas', s.ventas)
 redis.call('HINCRBY', 'bf:stats', 'unidades', s.unidades)
 redis.call('HINCRBY', 'bf:stats', 'importe_centimos', s.importe_centimos)
 redis.call('HINCRBY', 'bf:stats', 'dead_letters', s.dead_letters)
@@ -88,4 +88,4 @@ redis.call('XADD', 'bf:aplicado', 'MAXLEN', '~', '10000', '*',
   'ventas', s.ventas, 'unidades', s.unidades, 'dead_letters', s.dead_letters,
   'latencia_max_ms', oldest_latency)
 
-return {'applied', tracked, now_ms}
+return {'applied', tracked, now_ms, tostring(ventas_total)}

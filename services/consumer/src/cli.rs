@@ -174,8 +174,9 @@ pub fn run(argv: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
     }
 }
 
-/// Every 5 s: does Valkey answer, and how many keys does it hold
-/// (`bf_consumer_valkey_up`, `bf_consumer_valkey_keys`).
+/// Every 5 s: does Valkey answer, how many keys does it hold, how many
+/// sales has it counted (`bf_consumer_valkey_up`, `bf_consumer_valkey_keys`,
+/// `bf_consumer_valkey_sales`).
 fn spawn_valkey_probe(
     mut store: store::Store,
     metrics: metrics::Metrics,
@@ -186,9 +187,10 @@ fn spawn_valkey_probe(
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 match store.probe() {
-                    Ok(keys) => {
+                    Ok((keys, sales)) => {
                         metrics.valkey_up.set(1);
                         metrics.valkey_keys.set(keys);
+                        metrics.valkey_sales.set(sales);
                     }
                     Err(error) => {
                         metrics.valkey_up.set(0);

@@ -537,8 +537,10 @@ impl Member {
             Ok(ApplyOutcome::Applied {
                 tracked_product,
                 valkey_time_ms,
+                sales_total,
             }) => {
                 metrics.batches_applied.inc();
+                metrics.valkey_sales.set(sales_total);
                 metrics.sales_applied.inc_by(sales.len() as u64);
                 metrics.dead_letters.inc_by(letters.len() as u64);
                 for sale in &sales {

@@ -21,6 +21,11 @@ pub struct Metrics {
     pub valkey_up: Gauge,
     /// Keys in Valkey at the last probe.
     pub valkey_keys: Gauge,
+    /// Valkey's total of sales applied (`bf:stats ventas`) after this
+    /// member's last batch or probe: what a reader outside the cluster
+    /// counts by (the highest over the members is Valkey's count, and it
+    /// survives the loss of any one member, unlike a per-member counter).
+    pub valkey_sales: Gauge,
     pub apply_seconds: Histogram,
     pub sale_to_valkey_seconds: Histogram,
 }
@@ -48,6 +53,7 @@ impl Metrics {
             lag: Gauge::default(),
             valkey_up: Gauge::default(),
             valkey_keys: Gauge::default(),
+            valkey_sales: Gauge::default(),
             apply_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 16)),
             sale_to_valkey_seconds: Histogram::new(SALE_TO_VALKEY_BUCKETS.iter().copied()),
         };
@@ -111,6 +117,11 @@ impl Metrics {
                 "valkey_keys",
                 "Keys in Valkey at the last probe",
                 &metrics.valkey_keys,
+            ),
+            (
+                "valkey_sales",
+                "Valkey's total of sales applied (bf:stats ventas) after this member's last batch or probe",
+                &metrics.valkey_sales,
             ),
         ];
         for (name, help, gauge) in gauges {

@@ -19,10 +19,12 @@ pub struct ValkeySettings {
 /// What happened to a batch.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ApplyOutcome {
-    /// Written; the tracked product (if any) and Valkey's clock in ms.
+    /// Written; the tracked product (if any), Valkey's clock in ms, and
+    /// Valkey's total of sales applied (`bf:stats ventas`) after it.
     Applied {
         tracked_product: Option<String>,
         valkey_time_ms: i64,
+        sales_total: i64,
     },
     /// Part of the batch was already applied (by another group member or an
     /// earlier try): nothing was written.
@@ -56,10 +58,17 @@ impl Store {
     }
 
     /// Checks Valkey answers; returns how many keys it holds.
-    pub fn probe(&mut self) -> redis::RedisResult<i64> {
+    /// PING, then the number of keys and the total of sales applied
+    /// (`bf:stats ventas`, 0 before the first batch).
+    pub fn probe(&mut self) -> redis::RedisResult<(i64, i64)> {
         self.with_connection(|connection, _| {
             redis::cmd("PING").query::<()>(connection)?;
-            redis::cmd("DBSIZE").query(connection)
+            let keys = redis::cmd("DBSIZE").query(connection)?;
+            let sales: Option<i64> = redis::cmd("HGET")
+                .arg("bf:stats")
+                .arg("ventas")
+                .query(connection)?;
+            Ok((keys, sales.unwrap_or(0)))
         })
     }
 
@@ -124,9 +133,10 @@ fn parse_reply(reply: &[String]) -> redis::RedisResult<ApplyOutcome> {
         ))
     };
     match reply {
-        [kind, tracked, now] if kind == "applied" => Ok(ApplyOutcome::Applied {
+        [kind, tracked, now, total] if kind == "applied" => Ok(ApplyOutcome::Applied {
             tracked_product: Some(tracked.clone()).filter(|t| !t.is_empty()),
             valkey_time_ms: now.parse().map_err(|_| bad())?,
+            sales_total: total.parse().map_err(|_| bad())?,
         }),
         [kind, partition, stored] if kind == "fenced" => Ok(ApplyOutcome::Fenced {
             partition: partition.parse().map_err(|_| bad())?,
