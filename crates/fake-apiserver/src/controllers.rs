@@ -202,7 +202,9 @@ pub(crate) fn reconcile(inner: &mut Inner, delay: Duration) {
                         "metadata": {"name": format!("{name}-{index}"), "namespace": namespace,
                             "labels": object["spec"]["template"]["metadata"]["labels"].clone(),
                             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": uid}]},
-                        "status": {"phase": if stuck { "Pending" } else { "Running" }}
+                        "status": {"phase": if stuck { "Pending" } else { "Running" },
+                            "conditions": [condition("Ready", !stuck,
+                                if stuck { "ContainersNotReady" } else { "" }, "", 1)]}
                     }));
                 }
                 let ready = if stuck { 0 } else { replicas };
@@ -250,6 +252,37 @@ pub(crate) fn reconcile(inner: &mut Inner, delay: Duration) {
                 } else {
                     json!({"observedGeneration": generation, "conditions": [condition("Ready", true, "Ready", "", generation)]})
                 };
+            }
+            // Strimzi runs a pool's brokers as pods `CLUSTER-POOL-ID` (ids
+            // from 0), labelled with the cluster, the kind, the pool and the
+            // roles (strimzi-kafka-operator, `Labels.java`). Simplified:
+            // their owner is the pool itself, not a StrimziPodSet `CLUSTER-POOL`,
+            // so that deleting the pool deletes them.
+            "KafkaNodePool" => {
+                let cluster = object["metadata"]["labels"]["strimzi.io/cluster"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                let roles: Vec<&str> = object["spec"]["roles"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                let replicas = object["spec"]["replicas"].as_i64().unwrap_or(1);
+                for id in 0..replicas {
+                    new_objects.push(json!({
+                        "apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": format!("{cluster}-{name}-{id}"), "namespace": namespace,
+                            "labels": {"strimzi.io/cluster": cluster, "strimzi.io/kind": "Kafka",
+                                "strimzi.io/name": format!("{cluster}-kafka"), "strimzi.io/pool-name": name,
+                                "strimzi.io/broker-role": roles.contains(&"broker").to_string(),
+                                "strimzi.io/controller-role": roles.contains(&"controller").to_string()},
+                            "ownerReferences": [{"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaNodePool",
+                                "name": name, "uid": uid}]},
+                        "status": {"phase": "Running", "conditions": [condition("Ready", true, "", "", 1)]}
+                    }));
+                }
             }
             "KubeVirt" => {
                 object["status"] = json!({"phase": "Deployed", "conditions": [condition("Available", !stuck, "AllComponentsReady", "All components are ready.", generation)]});

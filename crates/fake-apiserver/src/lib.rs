@@ -53,7 +53,9 @@
 //!   `foregroundDeletion` and then drops that finalizer (doc: "Garbage
 //!   Collection", kubernetes.io);
 //! * Deployments report their replicas ready for the current generation,
-//!   with Running pods (rec: deployment-rollout, simplified);
+//!   with Running, Ready pods `NAME-INDEX`; a deleted pod comes back with a
+//!   new uid (rec: deployment-rollout, simplified: real pods belong to a
+//!   ReplicaSet and have generated names);
 //! * autoscalers: with a metrics server (the default, as on GKE)
 //!   `ScalingActive=True`; without one (`without_metrics_server`) the
 //!   recorded `ScalingActive=False FailedGetResourceMetric`; a missing
@@ -63,8 +65,14 @@
 //!   on deletion only while their Kafka cluster (label `strimzi.io/cluster`)
 //!   exists, since the topic operator runs in it (doc: Strimzi "Using the
 //!   Topic Operator"; the stuck namespace in issue 12);
+//! * Strimzi node pools run their brokers as Ready pods `CLUSTER-POOL-ID`
+//!   with Strimzi's labels (`strimzi.io/broker-role=true`, ...); a deleted
+//!   one comes back (strimzi-kafka-operator `Labels.java`; simplified: owned
+//!   by the pool, not a StrimziPodSet);
 //! * KubeVirt: a `VirtualMachine` gets a finalizer and a `VirtualMachineInstance`
-//!   that turns Ready; `KubeVirt` gets Available;
+//!   that turns Ready; `KubeVirt` gets Available; `PUT .../restart` on
+//!   `subresources.kubevirt.io` answers 202 and the instance is made again
+//!   with a new uid (doc: KubeVirt API reference, `virtctl restart`);
 //! * `Gateway` becomes Programmed with an address.
 //!
 //! Names in `never_ready` stay not ready, with a condition message, to test

@@ -56,6 +56,11 @@ pub(crate) async fn handle(
         ["api", "v1"] => resource_list(&inner, "", "v1"),
         ["apis", group, version] => resource_list(&inner, group, version),
         ["api", "v1", rest @ ..] => objects(&mut inner, "", "v1", rest, &method, &query, &headers, &body),
+        ["apis", "subresources.kubevirt.io", "v1", "namespaces", ns, "virtualmachines", name, "restart"]
+            if method == Method::PUT =>
+        {
+            restart_vm(&mut inner, ns, name)
+        }
         ["apis", group, version, rest @ ..] => objects(&mut inner, group, version, rest, &method, &query, &headers, &body),
         _ => page_not_found(),
     }
@@ -644,4 +649,36 @@ pub(crate) fn merge_patch(
     let stored = inner.objects.get_mut(&key).expect("still there");
     stored.object["metadata"]["resourceVersion"] = resource_version.to_string().into();
     axum::Json(shown(stored)).into_response()
+}
+
+/// KubeVirt's `PUT .../virtualmachines/NAME/restart` (doc: KubeVirt API
+/// reference, the `restart` subresource of `subresources.kubevirt.io/v1`;
+/// virt-api answers 202 Accepted, and 404 when the VM does not exist): the
+/// running instance is stopped and the VM controller starts a new one (here:
+/// the instance is removed, and the next reconcile makes it again with a
+/// new uid).
+fn restart_vm(inner: &mut Inner, namespace: &str, name: &str) -> Response {
+    let vm: Key = (
+        "kubevirt.io".into(),
+        "virtualmachines".into(),
+        namespace.into(),
+        name.into(),
+    );
+    if !inner.objects.contains_key(&vm) {
+        return status_response(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("virtualmachines.kubevirt.io \"{name}\" not found"),
+        );
+    }
+    inner.objects.remove(&(
+        "kubevirt.io".to_string(),
+        "virtualmachineinstances".to_string(),
+        namespace.to_string(),
+        name.to_string(),
+    ));
+    inner
+        .log
+        .push(format!("RESTART VirtualMachine {namespace}/{name}"));
+    StatusCode::ACCEPTED.into_response()
 }

@@ -429,6 +429,26 @@ impl Cluster {
             .map_err(|error| Error::api(format!("GET {url}"), &error))
     }
 
+    /// PUTs `body` to a subresource the discovery of kinds does not cover,
+    /// given by its whole path: KubeVirt's
+    /// `/apis/subresources.kubevirt.io/v1/namespaces/NS/virtualmachines/NAME/restart`
+    /// (doc: KubeVirt API reference, `v1.RestartOptions`). Returns the
+    /// answer's text.
+    pub async fn put_subresource(&self, path: &str, body: &Value) -> Result<String> {
+        self.trace(format_args!("PUT {path}"));
+        let request = http::Request::put(path)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string().into_bytes())
+            .map_err(|error| Error::Api {
+                doing: format!("building PUT {path}"),
+                message: error.to_string(),
+            })?;
+        self.client
+            .request_text(request)
+            .await
+            .map_err(|error| Error::api(format!("PUT {path}"), &error))
+    }
+
     /// Fails unless the API server answers (used before long work starts).
     pub async fn check_reachable(&self) -> Result<()> {
         self.trace("GET /version");
