@@ -235,6 +235,28 @@ pub enum Command {
         /// Where the replica comparison's table and chart go.
         #[arg(long, default_value = ".bfctl/reports", value_name = "DIR")]
         report_dir: PathBuf,
+        /// Inject faults while the load runs, from the built-in plan (one
+        /// per part of the pipeline, over the first three quarters of
+        /// --duration): locally
+        /// SIGKILL, SIGSTOP/SIGCONT or restart of the consumer, producer,
+        /// gateway, broker and Valkey; with --cluster, deleting pods and
+        /// restarting the Valkey VM. Each fault is reported with the time
+        /// the pipeline took to be whole again and the errors it caused;
+        /// the verdict is read after recovery.
+        #[arg(long, conflicts_with = "consumer_replicas")]
+        chaos: bool,
+        /// --chaos with the faults of this YAML file (`faults: [{at,
+        /// target, action, pauseSeconds}]`; see docs/architecture.md).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["chaos_seed", "consumer_replicas"])]
+        chaos_plan: Option<PathBuf>,
+        /// --chaos with a random plan, the same for the same seed: every
+        /// target and every action, in a random order.
+        #[arg(long, value_name = "SEED", conflicts_with = "consumer_replicas")]
+        chaos_seed: Option<u64>,
+        /// With --chaos: how long a fault may take to heal before it is
+        /// reported as not recovered.
+        #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+        recovery_timeout: u64,
     },
     /// (internal) Runs one of the pipeline's services in this process, with
     /// the service's own arguments: how the local pipeline starts them.

@@ -67,6 +67,8 @@ pub enum Settings<'a> {
         load: Load,
         engine: Engine,
         chart: &'a Path,
+        /// Faults to inject, if any.
+        chaos: Option<ChaosChoice<'a>>,
     },
     Replicas {
         dir: &'a Path,
@@ -132,6 +134,21 @@ fn gke_of(cli: &Cli) -> anyhow::Result<Gke> {
             cli.config.display()
         )
     })
+}
+
+/// Which chaos plan `loadtest --chaos` runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ChaosChoice<'a> {
+    pub plan: ChaosPlanSource<'a>,
+    /// How long a fault may take to heal.
+    pub recovery_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum ChaosPlanSource<'a> {
+    BuiltIn,
+    File(&'a Path),
+    Seed(u64),
 }
 
 /// The load of a load test.
@@ -298,7 +315,16 @@ impl<'a> Settings<'a> {
                 locustfile,
                 spawn_rate,
                 cluster,
+                chaos,
+                chaos_plan,
+                chaos_seed,
+                recovery_timeout,
             } => {
+                let plan = match (chaos_plan, chaos_seed) {
+                    (Some(file), _) => Some(ChaosPlanSource::File(file)),
+                    (None, Some(seed)) => Some(ChaosPlanSource::Seed(*seed)),
+                    (None, None) => chaos.then_some(ChaosPlanSource::BuiltIn),
+                };
                 let load = Load {
                     users: *users,
                     duration: seconds(*duration),
@@ -326,6 +352,10 @@ impl<'a> Settings<'a> {
                             },
                         },
                         chart,
+                        chaos: plan.map(|plan| ChaosChoice {
+                            plan,
+                            recovery_timeout: seconds(*recovery_timeout),
+                        }),
                     },
                 }
             }

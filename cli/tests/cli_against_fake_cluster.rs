@@ -289,3 +289,90 @@ async fn an_unreachable_cluster_is_a_clear_error() {
         run.stderr
     );
 }
+
+/// `loadtest --cluster --chaos`: the built-in cluster plan against the
+/// fake API server with a real pipeline behind the fake Gateway. Each
+/// fault is the right call (a pod of each Deployment and the Strimzi broker
+/// pod deleted by name, the Valkey VM restarted through KubeVirt's
+/// subresource), each is waited on until the pipeline is whole again (the
+/// deleted pod replaced, the VM's new instance Ready), and the verdict is
+/// read from the consumers' view of Valkey's count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_on_a_cluster_deletes_pods_restarts_the_vm_and_reads_the_verdict() {
+    let (api, dir, kubeconfig) = fake_cluster("").await;
+    let (pipeline, _) = PipelineBehindTheGateway::start(&api, true).await;
+    let up = bfctl(
+        dir.path(),
+        &kubeconfig,
+        &["up", "--skip-build", "--timeout", "30"],
+    )
+    .await;
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    // A pod of another team in the same namespace, labelled like ours: never
+    // a victim (victims are found by this install's Deployment's selector).
+    api.insert_as(
+        "someone",
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "aaa-theirs", "namespace": "blackfriday",
+                "labels": {"app.kubernetes.io/name": "other"}},
+            "spec": {"containers": [{"name": "c", "image": "theirs"}]},
+            "status": {"phase": "Running"}}),
+    );
+
+    let run = bfctl(
+        dir.path(),
+        &kubeconfig,
+        &[
+            "loadtest",
+            "--cluster",
+            "--chaos",
+            "--users",
+            "5",
+            "--duration",
+            "18",
+            "--chart",
+            dir.path().join("chaos.svg").to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let faults = report["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 5, "{report:#}");
+    for fault in faults {
+        assert!(fault["recoveredAfter"].as_f64().is_some(), "{fault:#}");
+    }
+    let faulted: Vec<String> = api
+        .log()
+        .into_iter()
+        .filter(|line| line.starts_with("DELETE Pod") || line.starts_with("RESTART"))
+        .collect();
+    assert_eq!(
+        faulted,
+        [
+            "DELETE Pod blackfriday/consumer-0",
+            "DELETE Pod blackfriday/ventas-kafka-dual-role-0",
+            "RESTART VirtualMachine blackfriday/valkey",
+            "DELETE Pod blackfriday/producer-0",
+            "DELETE Pod blackfriday/gateway-0",
+        ],
+        "{report:#}"
+    );
+    assert!(api.get("Pod", "blackfriday", "aaa-theirs").is_some());
+    let check = &report["pipeline"];
+    assert_eq!(
+        check["countedBy"], "Valkey's count, as the consumers last read it",
+        "{report:#}"
+    );
+    let accepted = report["salesAccepted"].as_i64().unwrap();
+    assert!(accepted > 0, "{report:#}");
+    assert_eq!(check["salesCounted"].as_i64(), Some(accepted), "{report:#}");
+    assert_eq!(
+        (&check["lost"], &check["duplicated"]),
+        (&0.into(), &0.into())
+    );
+    pipeline.stop().await;
+    api.stop();
+}

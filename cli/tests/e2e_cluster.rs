@@ -5,7 +5,8 @@
 //!
 //! It runs `bfctl up`, a second `up` that must change nothing, `status
 //! --output json` that must be healthy (exit 0), a short `loadtest --cluster
-//! --consumer-replicas 1,2`, then issue 12's scenarios on the real API:
+//! --consumer-replicas 1,2`, `loadtest --cluster --chaos` (every cluster
+//! fault kind healed, nothing lost), then issue 12's scenarios on the real API:
 //! a KafkaTopic deleted by someone else is recreated by the next `up`; a
 //! second install (the same bfctl.yaml in namespace `<namespace>-e2e2`)
 //! comes up beside the first, names it, and its teardown leaves the first
@@ -108,6 +109,37 @@ fn up_status_teardown_on_a_real_cluster() {
         ],
     );
     assert!(ok, "the replica comparison on the cluster failed");
+
+    // Faults under load (issue 16): the built-in cluster plan deletes a
+    // consumer, the Kafka broker, a producer and a gateway pod and restarts
+    // the Valkey VM through KubeVirt; each must heal, and every accepted
+    // sale must be counted once.
+    let (ok, stdout) = bfctl(
+        &kubeconfig,
+        &config,
+        &[
+            "loadtest",
+            "--cluster",
+            "--chaos",
+            "--users",
+            "20",
+            "--duration",
+            "300",
+            "--recovery-timeout",
+            "240",
+            "--drain-timeout",
+            "300",
+            "--output",
+            "json",
+        ],
+    );
+    assert!(ok, "the chaos load test on the cluster failed: {stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("loadtest JSON");
+    assert_eq!(report["pipeline"]["lost"], 0, "{stdout}");
+    assert_eq!(report["pipeline"]["duplicated"], 0, "{stdout}");
+    for fault in report["faults"].as_array().expect("faults") {
+        assert!(fault["recoveredAfter"].is_number(), "{fault}");
+    }
 
     // A KafkaTopic deleted by someone else is waited out and created again.
     let (_, namespace) = second_install_config(&config);

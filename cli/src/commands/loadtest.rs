@@ -2,7 +2,8 @@
 //! (local or on a cluster), with its report, table and charts.
 
 use super::prelude::*;
-use crate::settings::Load;
+use crate::loadtest::chaos::{ChaosPlan, Place};
+use crate::settings::{ChaosChoice, ChaosPlanSource, Load};
 
 /// The cluster's external gateway URL, from `bfctl status`.
 pub(crate) fn cluster_target(cli: &Cli) -> anyhow::Result<String> {
@@ -20,6 +21,7 @@ pub(crate) fn loadtest_command(
     load: Load,
     engine: &crate::loadtest::Engine,
     chart: &Path,
+    chaos: Option<ChaosChoice>,
 ) -> anyhow::Result<()> {
     let local = crate::local::LocalState::load(dir)?.filter(|state| {
         state.phase == crate::local::Phase::Ready && crate::local::is_alive(state.supervisor_pid)
@@ -39,6 +41,20 @@ pub(crate) fn loadtest_command(
         ..replica_load(&target, load)
     };
     options.check()?;
+    let chaos = match chaos {
+        Some(choice) => {
+            anyhow::ensure!(
+                local.is_some(),
+                "--chaos injects faults into the local pipeline in {} (or a cluster's, with --cluster); none runs behind {target}",
+                dir.display()
+            );
+            let injector = crate::loadtest::chaos::local::LocalInjector {
+                dir: dir.to_path_buf(),
+            };
+            Some(chaos_of(choice, Place::Local, load, Box::new(injector))?)
+        }
+        None => None,
+    };
     crate::note!(
         "loadtest: {} users for {} s against {}",
         load.users,
@@ -55,20 +71,97 @@ pub(crate) fn loadtest_command(
         probe
             .as_mut()
             .map(|p| p as &mut dyn crate::loadtest::probe::PipelineProbe),
+        chaos,
     )?;
+    report_loadtest(cli, &report, chart)
+}
+
+/// `loadtest --cluster`: the load against the cluster's external address,
+/// counted by the consumers (see `crate::loadtest::probe::ClusterProbe`),
+/// with faults injected through the API server when asked.
+pub(crate) fn cluster_loadtest_command(
+    cli: &Cli,
+    load: Load,
+    engine: &crate::loadtest::Engine,
+    chart: &Path,
+    chaos: Option<ChaosChoice>,
+) -> anyhow::Result<()> {
+    let config = cli.load_config()?;
+    let runtime = std::sync::Arc::new(runtime()?);
+    let cluster = runtime.block_on(cluster::connect(&config, &cli.target(false)))?;
+    let target = cluster_target(cli)?;
+    let options = crate::loadtest::LoadtestOptions {
+        rate: load.rate,
+        ..replica_load(&target, load)
+    };
+    options.check()?;
+    let chaos = match chaos {
+        Some(choice) => {
+            let injector = crate::loadtest::chaos::cluster::ClusterInjector::new(
+                runtime.clone(),
+                cluster.clone(),
+                config.install_name(),
+                crate::plan::render::KAFKA_CLUSTER,
+            );
+            Some(chaos_of(choice, Place::Cluster, load, Box::new(injector))?)
+        }
+        None => None,
+    };
+    crate::note!(
+        "loadtest: {} users for {} s against {}",
+        load.users,
+        load.duration.as_secs(),
+        options.target
+    );
+    let mut probe = crate::loadtest::probe::ClusterProbe::new(runtime.clone(), cluster);
+    let report = crate::loadtest::run_with(&options, engine, Some(&mut probe), chaos)?;
+    report_loadtest(cli, &report, chart)
+}
+
+/// The chaos plan asked for, checked against the place and the load
+/// before anything starts.
+fn chaos_of(
+    choice: ChaosChoice,
+    place: Place,
+    load: Load,
+    injector: Box<dyn crate::loadtest::chaos::FaultInjector>,
+) -> anyhow::Result<crate::loadtest::chaos::Chaos> {
+    let plan = match choice.plan {
+        ChaosPlanSource::BuiltIn => ChaosPlan::default_for(place, load.duration),
+        ChaosPlanSource::File(path) => ChaosPlan::read(path)?,
+        ChaosPlanSource::Seed(seed) => ChaosPlan::random(place, load.duration, seed),
+    };
+    plan.check(place, load.duration)?;
+    for fault in &plan.faults {
+        crate::note!("chaos: at {:>5.1} s {}", fault.at, fault.describe());
+    }
+    Ok(crate::loadtest::chaos::Chaos {
+        plan,
+        injector,
+        recovery_timeout: choice.recovery_timeout,
+    })
+}
+
+/// Writes the chart, prints the report (or JSON), and fails (exit 1) when
+/// sales were lost or duplicated.
+fn report_loadtest(
+    cli: &Cli,
+    report: &crate::loadtest::LoadtestReport,
+    chart: &Path,
+) -> anyhow::Result<()> {
     if let Some(parent) = chart.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    std::fs::write(chart, crate::loadtest::timeline_chart(&report))
+    std::fs::write(chart, crate::loadtest::timeline_chart(report))
         .with_context(|| format!("writing {}", chart.display()))?;
     if matches!(cli.output, Output::Json) {
-        crate::out!("{}", serde_json::to_string_pretty(&report)?);
+        crate::out!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        crate::out_partial!("{}", crate::loadtest::to_text(&report));
+        crate::out_partial!("{}", crate::loadtest::to_text(report));
         crate::out!("chart           {}", chart.display());
     }
-    if report.pipeline.is_some() && !crate::loadtest::is_exact(&report) {
+    if report.pipeline.is_some() && !crate::loadtest::is_exact(report) {
         return Err(crate::exit::check_failed(
             "the pipeline lost or duplicated sales; see the report",
         ));

@@ -93,12 +93,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
             load,
             engine,
             chart,
+            chaos,
         } => {
-            let target = match on_cluster {
-                true => Some(loadtest::cluster_target(cli)?),
-                false => target.map(str::to_string),
-            };
-            loadtest::loadtest_command(cli, dir, target.as_deref(), load, &engine, chart)
+            if on_cluster {
+                return loadtest::cluster_loadtest_command(cli, load, &engine, chart, chaos);
+            }
+            loadtest::loadtest_command(cli, dir, target, load, &engine, chart, chaos)
         }
         Settings::Service { name, argv } => match name {
             ServiceName::Gateway => gateway::run(argv),

@@ -3,7 +3,9 @@
 use super::report::{LoadtestReport, ReplicaRun};
 
 /// An SVG chart of the test over time: requests answered per second
-/// (bars) and mean and max latency (lines).
+/// (bars, the part not answered 202 in red on top), mean and max latency
+/// (lines), sales pending in Kafka (dashed, when known) and each fault
+/// (a vertical line with its name).
 pub fn timeline_chart(report: &LoadtestReport) -> String {
     let seconds = report.timeline.len().max(1);
     let (left, top, plot_width, plot_height) = (60.0, 40.0, 640.0, 220.0);
@@ -18,11 +20,16 @@ pub fn timeline_chart(report: &LoadtestReport) -> String {
         .iter()
         .map(|s| s.max_latency_ms)
         .fold(1.0, f64::max);
+    let max_pending = report
+        .pipeline_samples
+        .iter()
+        .filter_map(|s| s.pending)
+        .fold(1, i64::max) as f64;
     let y_rate = |v: f64| top + plot_height - v / max_rate * plot_height;
     let y_latency = |v: f64| top + plot_height - v / max_latency * plot_height;
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"780\" height=\"320\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <text x=\"10\" y=\"20\" font-size=\"14\">{} ({}): requests/s (bars, max {max_rate:.0}), mean latency (green) and max latency (red, max {max_latency:.0} ms)</text>\n\
+         <text x=\"10\" y=\"20\" font-size=\"14\">{} ({}): requests/s (bars, max {max_rate:.0}; not 202 in red), mean latency (green) and max latency (red, max {max_latency:.0} ms), pending in Kafka (dashed, max {max_pending:.0})</text>\n\
          <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n",
         report.target,
         report.mode,
@@ -37,6 +44,48 @@ pub fn timeline_chart(report: &LoadtestReport) -> String {
             "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#9fc5e8\"/>\n",
             (bar - 2.0).max(1.0),
             top + plot_height - y
+        ));
+        if second.failed() > 0 {
+            let failed_top = y_rate(second.failed() as f64);
+            svg.push_str(&format!(
+                "<rect x=\"{x:.1}\" y=\"{failed_top:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#e06666\"/>\n",
+                (bar - 2.0).max(1.0),
+                top + plot_height - failed_top
+            ));
+        }
+    }
+    let pending: Vec<String> = report
+        .pipeline_samples
+        .iter()
+        .filter_map(|sample| {
+            sample.pending.map(|pending| {
+                format!(
+                    "{:.1},{:.1}",
+                    left + sample.second * bar,
+                    top + plot_height - pending as f64 / max_pending * plot_height
+                )
+            })
+        })
+        .collect();
+    if !pending.is_empty() {
+        svg.push_str(&format!(
+            "<polyline fill=\"none\" stroke=\"#e69138\" stroke-width=\"2\" stroke-dasharray=\"6 3\" points=\"{}\"/>\n",
+            pending.join(" ")
+        ));
+    }
+    for (index, fault) in report.faults.iter().enumerate() {
+        let Some(at) = fault.injected_at else {
+            continue;
+        };
+        let x = left + at * bar;
+        svg.push_str(&format!(
+            "<line x1=\"{x:.1}\" y1=\"{top}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#674ea7\" stroke-width=\"2\"/>\n\
+             <text x=\"{:.1}\" y=\"{:.1}\" fill=\"#674ea7\">{}</text>\n",
+            top + plot_height,
+            x + 3.0,
+            // Staggered, so that the names of close faults do not overlap.
+            top + 12.0 + (index % 3) as f64 * 14.0,
+            fault.fault.describe()
         ));
     }
     for (color, value) in [

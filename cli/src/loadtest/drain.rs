@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::load::gateway_sales_accepted;
 use super::probe::{Counted, PipelineProbe};
-use super::report::{PipelineCheck, SaleToValkey};
+use super::report::{PipelineCheck, PipelineSample, SaleToValkey};
 
 /// Percentiles of the sales between two bucket readings.
 pub(super) fn sale_to_valkey(before: &[(f64, f64)], after: &[(f64, f64)]) -> Option<SaleToValkey> {
@@ -41,23 +41,37 @@ pub(super) fn sale_to_valkey(before: &[(f64, f64)], after: &[(f64, f64)]) -> Opt
     })
 }
 
-/// Waits until Valkey's count reaches what was there before plus what was
-/// accepted (then one more second, so that duplicates would show), and
-/// compares sales, units and amounts. A count that cannot be read (Valkey
-/// restarting) is read again until the timeout: the pipeline failing is
-/// what a load test measures, not a reason to stop.
+/// Waits, bounded by `timeout`, until the count reaches what was there
+/// before plus what was accepted and nothing is pending in Kafka (then one
+/// more second, so that duplicates would show), and gives the verdict:
+/// accepted, counted, pending, lost, duplicated. A count that cannot be
+/// read (Valkey restarting) is read again until the timeout: the pipeline
+/// failing is what a load test measures, not a reason to stop.
+///
+/// `unconfirmed` is the number of sales whose request was answered 5xx or
+/// not at all: each may or may not have reached Kafka (a producer killed
+/// after the broker acknowledged, a gateway killed mid-answer), so up to
+/// that many counted beyond the accepted are not duplicates.
 pub(super) fn check_drain(
     probe: &mut dyn PipelineProbe,
     before: &Counted,
-    accepted_sales: i64,
-    accepted: Option<&localrun::totals::Totals>,
+    sent: &Sent,
     timeout: Duration,
 ) -> anyhow::Result<PipelineCheck> {
     let started = Instant::now();
-    let target = before.sales + accepted_sales;
+    let target = before.sales + sent.accepted_sales;
     let mut drained = false;
     while started.elapsed() < timeout {
-        if probe.counted().is_ok_and(|now| now.sales >= target) {
+        // Every accepted sale counted; and when unconfirmed sales may have
+        // been counted in their place, nothing left in Kafka either.
+        let drained_now = match probe.counted() {
+            Ok(now) if now.sales >= target + sent.unconfirmed => true,
+            Ok(now) if now.sales >= target => probe
+                .pending()
+                .is_ok_and(|pending| pending.is_none_or(|p| p == 0)),
+            _ => false,
+        };
+        if drained_now {
             drained = true;
             break;
         }
@@ -66,14 +80,56 @@ pub(super) fn check_drain(
     let drain_seconds = started.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(1));
     let after = read_with_retries(probe, Duration::from_secs(10))?;
+    let pending = probe.pending().ok().flatten();
+    Ok(verdict(
+        before,
+        &after,
+        pending,
+        sent,
+        probe.source(),
+        drain_seconds,
+        drained,
+    ))
+}
+
+/// What the load sent, for the verdict.
+pub(super) struct Sent<'a> {
+    /// Sales answered 202.
+    pub(super) accepted_sales: i64,
+    /// Units and amounts of those, when the engine knows the payloads.
+    pub(super) accepted: Option<&'a localrun::totals::Totals>,
+    /// Sales answered 5xx or not at all (see [`check_drain`]).
+    pub(super) unconfirmed: i64,
+}
+
+/// The four counts from the readings before and after.
+fn verdict(
+    before: &Counted,
+    after: &Counted,
+    pending: Option<i64>,
+    sent: &Sent,
+    counted_by: &str,
+    drain_seconds: f64,
+    drained: bool,
+) -> PipelineCheck {
     let counted = after.sales - before.sales;
-    Ok(PipelineCheck {
+    // Pending sales may still be counted: they are not lost. Only what was
+    // counted is certain, so only that can be a duplicate (a cluster's
+    // pending comes from a gauge that lags by seconds).
+    let beyond_accepted = (counted - sent.accepted_sales).max(0);
+    PipelineCheck {
         sales_counted: counted,
-        counted_by: probe.source().to_string(),
-        lost: (accepted_sales - counted).max(0),
-        duplicated: (counted - accepted_sales).max(0),
+        counted_by: counted_by.to_string(),
+        pending,
+        lost: (sent.accepted_sales - counted - pending.unwrap_or(0)).max(0),
+        duplicated: (beyond_accepted - sent.unconfirmed).max(0),
+        unconfirmed: sent.unconfirmed,
+        unconfirmed_written: beyond_accepted.min(sent.unconfirmed),
+        // Units and amounts are compared when exactly the accepted sales
+        // were counted: with unconfirmed ones among them, which ones
+        // landed is not known.
         aggregates_match: match (
-            accepted,
+            sent.accepted,
             after.units,
             before.units,
             after.amount_cents,
@@ -85,7 +141,7 @@ pub(super) fn check_drain(
                 Some(units_before),
                 Some(amount),
                 Some(amount_before),
-            ) => Some(
+            ) if counted == sent.accepted_sales => Some(
                 units - units_before == accepted.units
                     && amount - amount_before == accepted.amount_cents,
             ),
@@ -95,7 +151,7 @@ pub(super) fn check_drain(
         drained,
         sale_to_valkey_ms: None,
         max_lag_sales: None,
-    })
+    }
 }
 
 /// The count, read again for up to `patience` while it cannot be read.
@@ -116,15 +172,27 @@ fn read_with_retries(probe: &mut dyn PipelineProbe, patience: Duration) -> anyho
 }
 
 /// Samples, while the load runs, how many accepted sales Valkey has not
-/// counted yet: the gateway's counter of 202s against Valkey's count, each
-/// relative to its value at the start.
+/// counted yet (the gateway's counter of 202s against the count, each
+/// relative to its value at the start; four times a second) and how many
+/// are pending in Kafka (once a second).
 pub(super) struct LagSampler {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<Option<i64>>,
+    thread: std::thread::JoinHandle<Sampled>,
+}
+
+/// What the sampler saw.
+#[derive(Default)]
+pub(super) struct Sampled {
+    pub(super) max_lag_sales: Option<i64>,
+    pub(super) samples: Vec<PipelineSample>,
 }
 
 impl LagSampler {
-    pub(super) fn start(target: &str, mut probe: Box<dyn PipelineProbe>) -> LagSampler {
+    pub(super) fn start(
+        target: &str,
+        mut probe: Box<dyn PipelineProbe>,
+        started: Instant,
+    ) -> LagSampler {
         let target = target.to_string();
         let counted =
             |probe: &mut Box<dyn PipelineProbe>| probe.counted().ok().map(|counted| counted.sales);
@@ -133,26 +201,94 @@ impl LagSampler {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = stop.clone();
         let thread = std::thread::spawn(move || {
-            let (accepted_start, counted_start) = (accepted_start?, counted_start?);
-            let mut max_lag = 0;
+            let mut sampled = Sampled::default();
+            let mut tick = 0u64;
             while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(250));
+                tick += 1;
                 // Accepted first: a sale accepted after this read and
                 // counted before the next one cannot make the lag negative.
                 let accepted = gateway_sales_accepted(&target);
                 let now_counted = counted(&mut probe);
-                if let (Some(accepted), Some(now_counted)) = (accepted, now_counted) {
-                    let lag = (accepted - accepted_start) - (now_counted - counted_start);
-                    max_lag = max_lag.max(lag);
+                let lag = match (accepted_start, counted_start, accepted, now_counted) {
+                    (Some(accepted_start), Some(counted_start), Some(accepted), Some(now)) => {
+                        Some((accepted - accepted_start) - (now - counted_start))
+                    }
+                    _ => None,
+                };
+                if let Some(lag) = lag {
+                    sampled.max_lag_sales = Some(sampled.max_lag_sales.unwrap_or(0).max(lag));
+                }
+                if tick.is_multiple_of(4) {
+                    sampled.samples.push(PipelineSample {
+                        second: started.elapsed().as_secs_f64(),
+                        pending: probe.pending().ok().flatten(),
+                    });
                 }
             }
-            Some(max_lag)
+            sampled
         });
         LagSampler { stop, thread }
     }
 
-    pub(super) fn finish(self) -> Option<i64> {
+    pub(super) fn finish(self) -> Sampled {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.join().ok().flatten()
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counted(sales: i64) -> Counted {
+        Counted {
+            sales,
+            units: None,
+            amount_cents: None,
+        }
+    }
+
+    fn check(
+        counted_after: i64,
+        pending: Option<i64>,
+        accepted: i64,
+        unconfirmed: i64,
+    ) -> PipelineCheck {
+        let sent = Sent {
+            accepted_sales: accepted,
+            accepted: None,
+            unconfirmed,
+        };
+        verdict(
+            &counted(100),
+            &counted(100 + counted_after),
+            pending,
+            &sent,
+            "Valkey",
+            1.0,
+            true,
+        )
+    }
+
+    #[test]
+    fn pending_sales_are_not_lost() {
+        let c = check(900, Some(100), 1000, 0);
+        assert_eq!((c.lost, c.duplicated, c.pending), (0, 0, Some(100)));
+        let c = check(900, Some(0), 1000, 0);
+        assert_eq!((c.lost, c.duplicated), (100, 0));
+        let c = check(900, None, 1000, 0);
+        assert_eq!(c.lost, 100);
+        // A pending count that lags never makes duplicates.
+        let c = check(1000, Some(215), 1000, 0);
+        assert_eq!((c.lost, c.duplicated), (0, 0));
+    }
+
+    #[test]
+    fn unconfirmed_sales_that_landed_are_not_duplicates() {
+        let c = check(1003, Some(0), 1000, 5);
+        assert_eq!((c.lost, c.duplicated, c.unconfirmed_written), (0, 0, 3));
+        let c = check(1008, Some(0), 1000, 5);
+        assert_eq!((c.lost, c.duplicated, c.unconfirmed_written), (0, 3, 5));
     }
 }

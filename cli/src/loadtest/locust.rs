@@ -107,12 +107,16 @@ pub(crate) fn run(
         .map(|row| {
             let rate = number(row, "Requests/s").unwrap_or(0.0);
             let failing = number(row, "Failures/s").unwrap_or(0.0);
+            let accepted = (rate - failing).max(0.0).round() as u64;
             localrun::http_load::Second {
                 completed: rate.round() as u64,
-                accepted: (rate - failing).max(0.0).round() as u64,
+                accepted,
                 // Locust's history has percentiles, not means: the median.
                 mean_latency_ms: number(row, "50%").unwrap_or(0.0),
                 max_latency_ms: number(row, "100%").unwrap_or(0.0),
+                // Its history counts failures per second without their
+                // status: only the 202s are known by status.
+                statuses: [(202, accepted)].into(),
             }
         })
         .collect();

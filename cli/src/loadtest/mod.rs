@@ -7,6 +7,7 @@
 //! follow the Locust file's mix (categories 1-4 with their products, price
 //! and quantity; `localrun::catalog`). Latencies go into an HDR histogram.
 
+pub mod chaos;
 pub mod chart;
 pub mod drain;
 pub mod load;
@@ -26,7 +27,7 @@ pub use report::{
     to_text,
 };
 
-use drain::{LagSampler, check_drain, sale_to_valkey};
+use drain::{LagSampler, Sent, check_drain, sale_to_valkey};
 use load::{Measured, gateway_sales_accepted, run_builtin};
 use probe::PipelineProbe;
 
@@ -35,16 +36,22 @@ pub fn run(
     options: &LoadtestOptions,
     probe: Option<&mut dyn PipelineProbe>,
 ) -> anyhow::Result<LoadtestReport> {
-    run_with(options, &Engine::Builtin, probe)
+    run_with(options, &Engine::Builtin, probe, None)
 }
 
-/// [`run`] with a chosen engine.
+/// [`run`] with a chosen engine, and faults injected while the load runs
+/// (`chaos`, which needs a probe: recovery is sales counted again).
 pub fn run_with(
     options: &LoadtestOptions,
     engine: &Engine,
     mut probe: Option<&mut dyn PipelineProbe>,
+    chaos: Option<chaos::Chaos>,
 ) -> anyhow::Result<LoadtestReport> {
     options.check()?;
+    anyhow::ensure!(
+        chaos.is_none() || probe.is_some(),
+        "--chaos needs to read the pipeline's count (the local pipeline, or --cluster)"
+    );
     // The gateway must answer before the clock starts.
     let health = format!("{}/healthz", options.target.trim_end_matches('/'));
     reqwest::blocking::Client::builder()
@@ -60,9 +67,23 @@ pub fn run_with(
         Some(probe) => Some(probe.counted()?),
         None => None,
     };
+    let started = std::time::Instant::now();
     let lag = match probe.as_ref() {
-        Some(probe) => Some(LagSampler::start(&options.target, probe.another()?)),
+        Some(probe) => Some(LagSampler::start(
+            &options.target,
+            probe.another()?,
+            started,
+        )),
         None => None,
+    };
+    let chaos = match (chaos, probe.as_ref()) {
+        (Some(chaos), Some(probe)) => Some(chaos::ChaosRun::start(
+            chaos,
+            probe.another()?,
+            options.target.clone(),
+            started,
+        )),
+        _ => None,
     };
     let measured = match engine {
         Engine::Builtin => run_builtin(options)?,
@@ -91,20 +112,25 @@ pub fn run_with(
             measured
         }
     };
-    let max_lag_sales = lag.and_then(LagSampler::finish);
+    let mut faults = chaos.map(chaos::ChaosRun::finish).unwrap_or_default();
+    chaos::error_windows(&mut faults, &measured.timeline);
+    let sampled = lag.map(LagSampler::finish).unwrap_or_default();
     let mut pipeline = match (probe.as_mut(), before) {
         (Some(probe), Some(before)) => Some(check_drain(
             &mut **probe,
             &before,
-            measured.accepted_sales,
-            measured.accepted_totals.as_ref(),
+            &Sent {
+                accepted_sales: measured.accepted_sales,
+                accepted: measured.accepted_totals.as_ref(),
+                unconfirmed: unconfirmed(&measured.statuses),
+            },
             options.drain_timeout,
         )?),
         _ => None,
     };
     if let (Some(check), Some(probe), Some(before)) = (pipeline.as_mut(), probe, buckets_before) {
         check.sale_to_valkey_ms = sale_to_valkey(&before, &probe.sale_to_valkey_buckets());
-        check.max_lag_sales = max_lag_sales;
+        check.max_lag_sales = sampled.max_lag_sales;
     }
     let requests: usize = measured.statuses.values().sum();
     Ok(LoadtestReport {
@@ -119,7 +145,19 @@ pub fn run_with(
         sales_accepted: measured.accepted_sales,
         pipeline,
         timeline: measured.timeline,
+        pipeline_samples: sampled.samples,
+        faults,
     })
+}
+
+/// Requests answered 5xx or not at all (status 0): the gateway did not
+/// confirm their sales, which may have been written all the same.
+fn unconfirmed(statuses: &std::collections::BTreeMap<u16, usize>) -> i64 {
+    statuses
+        .iter()
+        .filter(|(status, _)| **status == 0 || (500..600).contains(*status))
+        .map(|(_, count)| *count as i64)
+        .sum()
 }
 
 #[cfg(test)]
@@ -150,14 +188,20 @@ mod tests {
                         accepted: 100,
                         mean_latency_ms: 1.0,
                         max_latency_ms: 4.0,
+                        statuses: [(202, 100)].into(),
                     };
                     10
                 ],
+                pipeline_samples: Vec::new(),
+                faults: Vec::new(),
                 pipeline: Some(PipelineCheck {
                     sales_counted: counted,
                     counted_by: "Valkey".into(),
+                    pending: Some(0),
                     lost: 1000 - counted,
                     duplicated: 0,
+                    unconfirmed: 0,
+                    unconfirmed_written: 0,
                     aggregates_match: Some(counted == 1000),
                     drain_seconds: drain,
                     drained: true,

@@ -4,11 +4,11 @@
 //! * [`LocalProbe`]: the local pipeline. Valkey itself (`bf:stats`: sales,
 //!   units and amounts) and the consumers' metrics endpoints.
 //! * [`ClusterProbe`]: a cluster. Valkey runs inside a KubeVirt VM that
-//!   nothing outside reaches, so the count is the consumers' own
-//!   `bf_consumer_sales_applied_total` (sales applied to Valkey, in atomic
-//!   batches fenced by offset), summed over the running consumer pods and
-//!   read through the API server's pod proxy. Units and amounts are not
-//!   known there.
+//!   nothing outside reaches, so the count is what the consumers last read
+//!   of Valkey's own total (`bf_consumer_valkey_sales`: returned by each
+//!   atomic batch, and read every 5 s), the highest over the running
+//!   consumer pods, read through the API server's pod proxy. Units and
+//!   amounts are not known there.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +33,10 @@ pub trait PipelineProbe: Send {
     /// Where the count comes from, for the report.
     fn source(&self) -> &'static str;
     fn counted(&mut self) -> anyhow::Result<Counted>;
+    /// Sales accepted and in Kafka but not yet applied to Valkey: the
+    /// topic's end offsets against the offsets the consumers stored.
+    /// `None`: this probe cannot tell.
+    fn pending(&mut self) -> anyhow::Result<Option<i64>>;
     /// The consumers' `bf_consumer_sale_to_valkey_seconds` buckets, summed:
     /// upper bound in seconds (`inf` for +Inf) → cumulative count.
     fn sale_to_valkey_buckets(&mut self) -> Vec<(f64, f64)>;
@@ -40,18 +44,39 @@ pub trait PipelineProbe: Send {
     fn another(&self) -> anyhow::Result<Box<dyn PipelineProbe>>;
 }
 
-/// The local pipeline's Valkey and consumers.
+/// The local pipeline's Valkey, broker and consumers.
 pub struct LocalProbe {
     state: LocalState,
     valkey: redis::Connection,
+    /// Made on first use (the broker may be down when the probe is made).
+    watermarks: Option<localrun::broker::Watermarks>,
 }
+
+/// How long one read of the broker's offsets may take (it may be down).
+const BROKER_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl LocalProbe {
     pub fn new(state: &LocalState) -> anyhow::Result<LocalProbe> {
         Ok(LocalProbe {
             valkey: state.valkey()?,
             state: state.clone(),
+            watermarks: None,
         })
+    }
+
+    /// Runs a Valkey read; a connection Valkey dropped (it was restarted,
+    /// say) is opened again once before the error is given up on.
+    fn read_valkey<T>(
+        &mut self,
+        read: impl Fn(&mut redis::Connection) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        match read(&mut self.valkey) {
+            Ok(value) => Ok(value),
+            Err(_) => {
+                self.valkey = self.state.valkey()?;
+                read(&mut self.valkey)
+            }
+        }
     }
 }
 
@@ -60,21 +85,33 @@ impl PipelineProbe for LocalProbe {
         "Valkey"
     }
 
-    /// A connection Valkey dropped (it was restarted, say) is opened again
-    /// once before the error is given up on.
     fn counted(&mut self) -> anyhow::Result<Counted> {
-        let totals = match localrun::totals::Totals::read(&mut self.valkey) {
-            Ok(totals) => totals,
-            Err(_) => {
-                self.valkey = self.state.valkey()?;
-                localrun::totals::Totals::read(&mut self.valkey)?
-            }
-        };
+        let totals = self.read_valkey(localrun::totals::Totals::read)?;
         Ok(Counted {
             sales: totals.sales,
             units: Some(totals.units),
             amount_cents: Some(totals.amount_cents),
         })
+    }
+
+    /// The stored offsets are read before the end offsets, so a sale
+    /// produced between the two reads shows as pending, never as lost.
+    fn pending(&mut self) -> anyhow::Result<Option<i64>> {
+        let topic = blackfriday_proto::SALES_TOPIC;
+        let stored: std::collections::HashMap<i32, i64> = self.read_valkey(|valkey| {
+            redis::cmd("HGETALL")
+                .arg(format!("bf:offsets:{topic}"))
+                .query(valkey)
+                .context("reading the consumers' stored offsets")
+        })?;
+        if self.watermarks.is_none() {
+            self.watermarks = Some(localrun::broker::Watermarks::new(
+                &self.state.kafka_bootstrap,
+            )?);
+        }
+        let watermarks = self.watermarks.as_ref().context("made above")?;
+        let ends = watermarks.read(topic, BROKER_READ_TIMEOUT)?;
+        Ok(Some(pending_records(&ends, &stored)))
     }
 
     fn sale_to_valkey_buckets(&mut self) -> Vec<(f64, f64)> {
@@ -153,21 +190,37 @@ pub async fn consumer_metrics(cluster: &Cluster) -> anyhow::Result<Vec<(String, 
 
 impl PipelineProbe for ClusterProbe {
     fn source(&self) -> &'static str {
-        "the consumers' applied-sales counters"
+        "Valkey's count, as the consumers last read it"
     }
 
+    /// The highest `bf_consumer_valkey_sales` of the consumer pods:
+    /// Valkey's own count as of the latest batch or probe, which, unlike
+    /// a per-pod counter, survives the loss of any one pod.
     fn counted(&mut self) -> anyhow::Result<Counted> {
         let bodies = self.consumer_metrics()?;
+        anyhow::ensure!(!bodies.is_empty(), "no consumer pod answers");
         Ok(Counted {
             sales: bodies
                 .iter()
                 .map(|(_, body)| {
-                    localrun::launcher::sum_metric(body, "bf_consumer_sales_applied_total") as i64
+                    localrun::launcher::sum_metric(body, "bf_consumer_valkey_sales") as i64
                 })
-                .sum(),
+                .max()
+                .unwrap_or(0),
             units: None,
             amount_cents: None,
         })
+    }
+
+    fn pending(&mut self) -> anyhow::Result<Option<i64>> {
+        let bodies = self.consumer_metrics()?;
+        anyhow::ensure!(!bodies.is_empty(), "no consumer pod answers");
+        Ok(Some(
+            bodies
+                .iter()
+                .map(|(_, body)| localrun::launcher::sum_metric(body, "bf_consumer_lag") as i64)
+                .sum(),
+        ))
     }
 
     fn sale_to_valkey_buckets(&mut self) -> Vec<(f64, f64)> {
@@ -294,6 +347,18 @@ pub async fn scale_consumers(
     })
 }
 
+/// Records not yet applied: each partition's end offset minus the next
+/// offset the consumers stored for it (its first offset when none is
+/// stored: the consumers start there).
+fn pending_records(ends: &[(i32, i64, i64)], stored: &std::collections::HashMap<i32, i64>) -> i64 {
+    ends.iter()
+        .map(|(partition, low, high)| {
+            let next = stored.get(partition).copied().unwrap_or(*low).max(*low);
+            (high - next).max(0)
+        })
+        .sum()
+}
+
 /// Sums the sale-to-Valkey histogram buckets of several consumers' bodies.
 pub fn sum_buckets(bodies: &[String]) -> Vec<(f64, f64)> {
     let mut sums: Vec<(f64, f64)> = Vec::new();
@@ -314,6 +379,15 @@ pub fn sum_buckets(bodies: &[String]) -> Vec<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_counts_what_is_past_the_stored_offsets() {
+        let ends = [(0, 0, 10), (1, 5, 8), (2, 0, 4)];
+        // Partition 0: 3 applied of 10; 1: nothing stored, starts at 5;
+        // 2: all applied.
+        let stored = [(0, 3), (2, 4)].into();
+        assert_eq!(pending_records(&ends, &stored), 7 + 3);
+    }
 
     #[test]
     fn buckets_of_several_consumers_add_up() {

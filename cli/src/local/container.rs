@@ -197,6 +197,52 @@ pub async fn start(docker: &Docker, id: &str) -> anyhow::Result<()> {
         .with_context(|| format!("starting container {id} again"))
 }
 
+/// Kills the container (SIGKILL to its first process, as `docker kill`).
+pub async fn kill(docker: &Docker, id: &str) -> anyhow::Result<()> {
+    docker
+        .kill_container(
+            id,
+            Some(
+                bollard::query_parameters::KillContainerOptionsBuilder::default()
+                    .signal("SIGKILL")
+                    .build(),
+            ),
+        )
+        .await
+        .with_context(|| format!("killing container {id}"))
+}
+
+/// Freezes every process of the container (`docker pause`).
+pub async fn pause(docker: &Docker, id: &str) -> anyhow::Result<()> {
+    docker
+        .pause_container(id)
+        .await
+        .with_context(|| format!("pausing container {id}"))
+}
+
+/// Thaws a paused container (`docker unpause`).
+pub async fn unpause(docker: &Docker, id: &str) -> anyhow::Result<()> {
+    docker
+        .unpause_container(id)
+        .await
+        .with_context(|| format!("unpausing container {id}"))
+}
+
+/// Stops the container: SIGTERM, SIGKILL after `grace` (`docker stop`).
+pub async fn stop(docker: &Docker, id: &str, grace: Duration) -> anyhow::Result<()> {
+    docker
+        .stop_container(
+            id,
+            Some(
+                bollard::query_parameters::StopContainerOptionsBuilder::default()
+                    .t(grace.as_secs() as i32)
+                    .build(),
+            ),
+        )
+        .await
+        .with_context(|| format!("stopping container {id}"))
+}
+
 /// The container's last `lines` lines of output.
 pub async fn log_tail(docker: &Docker, id: &str, lines: usize) -> String {
     let options = LogsOptionsBuilder::new()
