@@ -68,7 +68,8 @@ fn a_seeded_chaos_plan_covers_every_local_fault_and_loses_nothing() {
         dir_arg,
         // Seed 1: the consumer is killed first, Valkey restarted last (a
         // killed consumer's partitions wait for its 10 s group session to
-        // expire: the longest recovery, given the most room).
+        // expire: the longest recovery, given the most room); the broker
+        // (tansu) is killed or paused, never restarted.
         "--chaos-seed",
         "1",
         "--users",
@@ -124,12 +125,14 @@ fn a_seeded_chaos_plan_covers_every_local_fault_and_loses_nothing() {
         if fault["fault"]["action"] == "pause" {
             continue;
         }
+        // consumer-0, producer-0, gateway-PORT, broker, valkey.
         let target = fault["fault"]["target"].as_str().unwrap();
-        let name = match target {
-            "consumer" | "producer" => format!("{target}-0"),
-            other => other.to_string(),
-        };
-        let process = process(&status, &name);
+        let process = status["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"].as_str().unwrap().starts_with(target))
+            .unwrap_or_else(|| panic!("no {target} in {status}"));
         assert!(process["restarts"].as_u64() >= Some(1), "{process:#}");
         assert_eq!(process["running"], true, "{process:#}");
     }
@@ -155,6 +158,32 @@ fn a_seeded_chaos_plan_covers_every_local_fault_and_loses_nothing() {
     ]);
     assert_eq!(again.status.code(), Some(2), "{}", text(&again));
     assert!(text(&again).contains("missing.yaml"), "{}", text(&again));
+    // A broker run from the tansu binary is not restarted (tansu 0.6.0
+    // fails every produce after a graceful stop): refused before any load.
+    let plan = temp.path().join("restart-broker.yaml");
+    std::fs::write(
+        &plan,
+        "faults:\n  - at: 2\n    target: broker\n    action: restart\n",
+    )
+    .unwrap();
+    let refused = bfctl(&[
+        "loadtest",
+        "--local-dir",
+        dir_arg,
+        "--chaos-plan",
+        plan.to_str().unwrap(),
+        "--duration",
+        "5",
+    ]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains(
+            "fault 1 (restart broker): a broker run from the tansu binary is not restarted"
+        ),
+        "{}",
+        text(&refused)
+    );
+    assert!(!text(&refused).contains("loadtest: "), "{}", text(&refused));
 }
 
 #[test]

@@ -55,12 +55,7 @@ pub(crate) fn loadtest_command(
         }
         None => None,
     };
-    crate::note!(
-        "loadtest: {} users for {} s against {}",
-        load.users,
-        load.duration.as_secs(),
-        options.target
-    );
+    announce(load, &options.target);
     let mut probe = local
         .as_ref()
         .map(crate::loadtest::probe::LocalProbe::new)
@@ -107,15 +102,18 @@ pub(crate) fn cluster_loadtest_command(
         }
         None => None,
     };
-    crate::note!(
-        "loadtest: {} users for {} s against {}",
-        load.users,
-        load.duration.as_secs(),
-        options.target
-    );
+    announce(load, &options.target);
     let mut probe = crate::loadtest::probe::ClusterProbe::new(runtime.clone(), cluster);
     let report = crate::loadtest::run_with(&options, engine, Some(&mut probe), chaos)?;
     report_loadtest(cli, &report, chart)
+}
+
+fn announce(load: Load, target: &str) {
+    crate::note!(
+        "loadtest: {} users for {} s against {target}",
+        load.users,
+        load.duration.as_secs()
+    );
 }
 
 /// The chaos plan asked for, checked against the place and the load
@@ -129,9 +127,18 @@ fn chaos_of(
     let plan = match choice.plan {
         ChaosPlanSource::BuiltIn => ChaosPlan::default_for(place, load.duration),
         ChaosPlanSource::File(path) => ChaosPlan::read(path)?,
-        ChaosPlanSource::Seed(seed) => ChaosPlan::random(place, load.duration, seed),
+        ChaosPlanSource::Seed(seed) => {
+            ChaosPlan::random(place, load.duration, seed, &|target, action| {
+                injector.refuses(target, action).is_none()
+            })
+        }
     };
     plan.check(place, load.duration)?;
+    for (index, fault) in plan.faults.iter().enumerate() {
+        if let Some(why) = injector.refuses(fault.target, fault.action) {
+            bail!("fault {} ({}): {why}", index + 1, fault.describe());
+        }
+    }
     for fault in &plan.faults {
         crate::note!("chaos: at {:>5.1} s {}", fault.at, fault.describe());
     }

@@ -202,20 +202,23 @@ impl ClusterInjector {
         }
     }
 
+    /// Why `object` is not ready by `bfctl up`'s rule (`None`: it is).
+    async fn not_ready(&self, object: &ObjectRef) -> anyhow::Result<Option<String>> {
+        Ok(match self.cluster.get(object).await? {
+            Some(live) => match readiness::assess(object, &live) {
+                Readiness::Waiting(why) | Readiness::Failed(why) => {
+                    Some(format!("{object}: {why}"))
+                }
+                Readiness::Ready => None,
+            },
+            None => Some(format!("{object} does not exist")),
+        })
+    }
+
     async fn not_whole_async(&mut self) -> anyhow::Result<Vec<String>> {
         let mut missing = Vec::new();
         for target in [Target::Gateway, Target::Producer, Target::Consumer] {
-            let deployment = self.deployment(target);
-            match self.cluster.get(&deployment).await? {
-                Some(live) => {
-                    if let Readiness::Waiting(why) | Readiness::Failed(why) =
-                        readiness::assess(&deployment, &live)
-                    {
-                        missing.push(format!("{deployment}: {why}"));
-                    }
-                }
-                None => missing.push(format!("{deployment} does not exist")),
-            }
+            missing.extend(self.not_ready(&self.deployment(target)).await?);
         }
         let brokers = self.pods(&self.broker_selector()).await?;
         if brokers.is_empty() {
@@ -227,17 +230,7 @@ impl ClusterInjector {
             }
         }
         let vm = self.object("kubevirt.io/v1", "VirtualMachine", VALKEY_VM);
-        let instance = readiness::wait_target(&vm);
-        match self.cluster.get(&instance).await? {
-            Some(live) => {
-                if let Readiness::Waiting(why) | Readiness::Failed(why) =
-                    readiness::assess(&instance, &live)
-                {
-                    missing.push(format!("{instance}: {why}"));
-                }
-            }
-            None => missing.push(format!("{instance} does not exist")),
-        }
+        missing.extend(self.not_ready(&readiness::wait_target(&vm)).await?);
         if let Some(removed) = &self.removed {
             match self.cluster.get(&removed.object).await? {
                 Some(live) if uid_of(&live) == removed.uid => missing.push(format!(

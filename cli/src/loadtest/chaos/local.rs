@@ -54,6 +54,23 @@ impl FaultInjector for LocalInjector {
         }
     }
 
+    /// A server bfctl.yaml names is not bfctl's to fault. And a broker run
+    /// from the `tansu` binary is not restarted: tansu 0.6.0 loses its
+    /// idempotent producers' state on a graceful stop, and once it is back
+    /// every produce from the running producer panics its storage task, so
+    /// it stays up answering nothing (its log: `more or less than one row`
+    /// in `idempotent_message_check`). A SIGKILL keeps that state (its
+    /// write-ahead log); a broker container (`apache/kafka`) stops cleanly.
+    fn refuses(&self, target: Target, action: Action) -> Option<String> {
+        let victim = match self.victim(target) {
+            Ok(victim) => victim,
+            Err(error) => return Some(format!("{error:#}")),
+        };
+        (target == Target::Broker && action == Action::Restart && victim.source == "process").then(|| {
+            "a broker run from the tansu binary is not restarted: tansu 0.6.0 loses its idempotent producers' state on a graceful stop and then fails every produce (kill and pause work; the apache/kafka container can be restarted)".to_string()
+        })
+    }
+
     fn not_whole(&mut self) -> anyhow::Result<Vec<String>> {
         let status = crate::local::status(&self.dir)?;
         let mut missing: Vec<String> = status
@@ -109,6 +126,17 @@ fn process_fault(victim: &LocalProcess, fault: &Fault) -> anyhow::Result<String>
         }
         Action::Restart => {
             signal(pid, libc::SIGTERM, "SIGTERM")?;
+            let deadline = std::time::Instant::now() + STOP_GRACE;
+            while crate::local::is_alive(pid) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if crate::local::is_alive(pid) {
+                signal(pid, libc::SIGKILL, "SIGKILL")?;
+                return Ok(format!(
+                    "SIGTERM to {name} (pid {pid}), SIGKILL {} s later (it had not stopped); the supervisor starts it again",
+                    STOP_GRACE.as_secs()
+                ));
+            }
             Ok(format!(
                 "SIGTERM to {name} (pid {pid}); the supervisor starts it again"
             ))
@@ -116,6 +144,12 @@ fn process_fault(victim: &LocalProcess, fault: &Fault) -> anyhow::Result<String>
         Action::DeletePod => bail!("delete-pod is a cluster fault"),
     }
 }
+
+/// How long a restarted process has to stop after SIGTERM before it is
+/// killed, as `docker stop` gives a container: tansu 0.6.0 under load may
+/// stop its storage and keep its listener, failing every request, without
+/// exiting (seen in `local_chaos.rs`).
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 fn container_fault(id: &str, name: &str, fault: &Fault) -> anyhow::Result<String> {
     let short = &id[..id.len().min(12)];
@@ -142,7 +176,7 @@ fn container_fault(id: &str, name: &str, fault: &Fault) -> anyhow::Result<String
                 ))
             }
             Action::Restart => {
-                container::stop(&docker, id, Duration::from_secs(10)).await?;
+                container::stop(&docker, id, STOP_GRACE).await?;
                 Ok(format!(
                     "stopped container {name} ({short}); the supervisor starts it again"
                 ))

@@ -36,6 +36,11 @@ pub trait FaultInjector: Send {
     fn inject(&mut self, fault: &Fault) -> anyhow::Result<String>;
     /// The parts not running or not ready yet (empty: whole).
     fn not_whole(&mut self) -> anyhow::Result<Vec<String>>;
+    /// Why this pipeline cannot take `action` on `target` (`None`: it can),
+    /// asked before anything starts.
+    fn refuses(&self, _target: Target, _action: Action) -> Option<String> {
+        None
+    }
 }
 
 /// The plan and what carries it out.

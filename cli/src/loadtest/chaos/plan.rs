@@ -24,7 +24,7 @@
 //! |---|---|---|
 //! | `kill` | SIGKILL (a container: the engine's kill) | - |
 //! | `pause` | SIGSTOP, SIGCONT after `pauseSeconds` (a container: pause, unpause) | - |
-//! | `restart` | SIGTERM, the supervisor starts it again (a container: stop) | Valkey: KubeVirt's `restart` subresource of the VM |
+//! | `restart` | SIGTERM (SIGKILL after 10 s), the supervisor starts it again (a container: `docker stop`) | Valkey: KubeVirt's `restart` subresource of the VM |
 //! | `delete-pod` | - | deletes a consumer, producer or gateway pod, or the Kafka broker pod |
 
 use anyhow::{Context, bail};
@@ -185,23 +185,44 @@ impl ChaosPlan {
 
     /// A random plan, the same for the same seed: five faults, every target
     /// once and every action the place supports at least once, in a random
-    /// order, spread over the load with some jitter.
-    pub fn random(place: Place, duration: std::time::Duration, seed: u64) -> ChaosPlan {
+    /// order, spread over the load with some jitter. `allowed` says what
+    /// the pipeline at hand can take (see [`super::FaultInjector::refuses`]).
+    pub fn random(
+        place: Place,
+        duration: std::time::Duration,
+        seed: u64,
+        allowed: &dyn Fn(Target, Action) -> bool,
+    ) -> ChaosPlan {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut targets = Target::ALL.to_vec();
         targets.shuffle(&mut rng);
         let mut actions = place.actions().to_vec();
         actions.shuffle(&mut rng);
-        // Target i takes action i of the shuffled cycle, or the next one it
-        // supports: five targets cover every action.
+        let can = |target: Target, action: Action| {
+            place.supports(target, action) && allowed(target, action)
+        };
+        let count = actions.len();
+        // Target i takes action i + r of the shuffled cycle, for the first
+        // rotation r that every target can take: five targets then cover
+        // every action. Where none fits (a cluster: one action per target),
+        // each takes the first action it can.
+        let rotation = (0..count).find(|rotation| {
+            targets
+                .iter()
+                .enumerate()
+                .all(|(index, target)| can(*target, actions[(index + rotation) % count]))
+        });
         let faults: Vec<(Target, Action)> = targets
             .into_iter()
             .enumerate()
             .map(|(index, target)| {
-                let action = (0..actions.len())
-                    .map(|offset| actions[(index + offset) % actions.len()])
-                    .find(|action| place.supports(target, *action))
-                    .unwrap_or(Action::Restart);
+                let action = match rotation {
+                    Some(rotation) => actions[(index + rotation) % count],
+                    None => (0..count)
+                        .map(|offset| actions[(index + offset) % count])
+                        .find(|action| can(target, *action))
+                        .unwrap_or(Action::Restart),
+                };
                 (target, action)
             })
             .collect();
@@ -302,10 +323,10 @@ mod tests {
     fn a_seed_gives_the_same_plan_covering_every_target_and_action() {
         for place in [Place::Local, Place::Cluster] {
             for seed in 0..50 {
-                let plan = ChaosPlan::random(place, Duration::from_secs(60), seed);
+                let plan = ChaosPlan::random(place, Duration::from_secs(60), seed, &|_, _| true);
                 assert_eq!(
                     plan,
-                    ChaosPlan::random(place, Duration::from_secs(60), seed)
+                    ChaosPlan::random(place, Duration::from_secs(60), seed, &|_, _| true)
                 );
                 plan.check(place, Duration::from_secs(60)).unwrap();
                 for target in Target::ALL {
@@ -320,9 +341,34 @@ mod tests {
             }
         }
         assert_ne!(
-            ChaosPlan::random(Place::Local, Duration::from_secs(60), 1),
-            ChaosPlan::random(Place::Local, Duration::from_secs(60), 2)
+            ChaosPlan::random(Place::Local, Duration::from_secs(60), 1, &|_, _| true),
+            ChaosPlan::random(Place::Local, Duration::from_secs(60), 2, &|_, _| true)
         );
+        // What the pipeline cannot take is never drawn, and every action
+        // is still covered.
+        let no_broker_restart = |target: Target, action: Action| {
+            !(target == Target::Broker && action == Action::Restart)
+        };
+        for seed in 0..50 {
+            let plan = ChaosPlan::random(
+                Place::Local,
+                Duration::from_secs(60),
+                seed,
+                &no_broker_restart,
+            );
+            assert!(
+                plan.faults
+                    .iter()
+                    .all(|f| no_broker_restart(f.target, f.action)),
+                "{plan:?}"
+            );
+            for action in Place::Local.actions() {
+                assert!(
+                    plan.faults.iter().any(|f| f.action == *action),
+                    "{seed} {plan:?}"
+                );
+            }
+        }
     }
 
     #[test]
