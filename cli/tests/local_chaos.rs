@@ -2,7 +2,7 @@
 //! real processes (tansu, valkey-server, the three services) on 127.0.0.1:
 //! a seeded plan that covers every local fault kind (SIGKILL, SIGSTOP/
 //! SIGCONT, restart; consumer, producer, gateway, broker, Valkey), and the
-//! broker taken away under load (503s reported, nothing lost). Each run's
+//! broker killed again and again under load (503s reported, nothing lost). Each run's
 //! verdict is exact: every accepted sale counted once, nothing pending,
 //! nothing lost or duplicated.
 
@@ -187,22 +187,23 @@ fn a_seeded_chaos_plan_covers_every_local_fault_and_loses_nothing() {
 }
 
 #[test]
-fn the_broker_taken_away_under_load_gives_503s_and_loses_nothing() {
+fn a_broker_killed_again_and_again_gives_503s_and_loses_nothing() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("local");
     let dir_arg = dir.to_str().unwrap();
     let _teardown = Teardown(&dir);
     up(dir_arg);
 
-    // Killed: the supervisor starts it again within a second or two. Then
-    // stopped for 8 s: the producer's health check (metadata every 2 s)
-    // reports NOT_SERVING and the gateway answers 503 until it is back.
+    // Killed five times, each once it was serving again: the supervisor's
+    // backoff doubles (0.5, 1, 2, 4, 8 s), so the broker stays down longer
+    // each time, until the producer's health check (metadata every 2 s)
+    // reports NOT_SERVING and the gateway answers 503 with Retry-After.
     let plan = temp.path().join("broker.yaml");
-    std::fs::write(
-        &plan,
-        "faults:\n  - at: 3\n    target: broker\n    action: kill\n  - at: 10\n    target: broker\n    action: pause\n    pauseSeconds: 8\n",
-    )
-    .unwrap();
+    let faults: String = [2, 5, 8, 11, 14]
+        .iter()
+        .map(|at| format!("  - at: {at}\n    target: broker\n    action: kill\n"))
+        .collect();
+    std::fs::write(&plan, format!("faults:\n{faults}")).unwrap();
     let run = bfctl(&[
         "loadtest",
         "--local-dir",
@@ -212,28 +213,35 @@ fn the_broker_taken_away_under_load_gives_503s_and_loses_nothing() {
         "--users",
         "5",
         "--duration",
-        "30",
+        "50",
         "--drain-timeout",
         "120",
     ]);
     let output = text(&run);
     assert!(run.status.success(), "{output}");
-    assert!(output.contains("lost            0"), "{output}");
-    assert!(output.contains("duplicated      0"), "{output}");
-    assert!(output.contains("pending         0"), "{output}");
-    assert!(output.contains("kill broker"), "{output}");
-    assert!(output.contains("pause broker for 8 s"), "{output}");
-    // The 503 window of the pause, per second and in the fault's line.
-    assert!(output.contains("not 202 at"), "{output}");
-    let pause_line = output
+    for line in [
+        "lost            0",
+        "duplicated      0",
+        "pending         0",
+        "not 202 at",
+    ] {
+        assert!(output.contains(line), "{line}: {output}");
+    }
+    let kills: Vec<&str> = output
         .lines()
-        .find(|line| line.contains("pause broker for 8 s"))
-        .unwrap();
-    assert!(pause_line.contains("503 x "), "{pause_line}\n{output}");
-    assert!(pause_line.contains("whole again after"), "{pause_line}");
+        .filter(|line| line.contains("kill broker") && !line.starts_with("chaos:"))
+        .collect();
+    assert_eq!(kills.len(), 5, "{output}");
+    for kill in &kills {
+        assert!(kill.contains("whole again after"), "{kill}\n{output}");
+    }
+    // The last kill, with the longest backoff, caused a window of 503s.
+    assert!(kills[4].contains("503 x "), "{}\n{output}", kills[4]);
     let status = local_status(dir_arg);
-    assert!(
-        process(&status, "broker")["restarts"].as_u64() >= Some(1),
+    let broker = process(&status, "broker");
+    assert_eq!(broker["restarts"], 5, "{status:#}");
+    assert_eq!(
+        broker["lastExit"], "killed by signal 9 (SIGKILL)",
         "{status:#}"
     );
 }
