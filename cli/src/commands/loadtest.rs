@@ -36,11 +36,7 @@ pub(crate) fn loadtest_command(
     };
     // Valkey is checked when the target is the local pipeline's gateway.
     let local = local.filter(|state| state.gateway_url == target.trim_end_matches('/'));
-    let options = crate::loadtest::LoadtestOptions {
-        rate: load.rate,
-        ..replica_load(&target, load)
-    };
-    options.check()?;
+    let options = single_load(&target, load)?;
     let chaos = match chaos {
         Some(choice) => {
             anyhow::ensure!(
@@ -85,11 +81,7 @@ pub(crate) fn cluster_loadtest_command(
     let runtime = std::sync::Arc::new(runtime()?);
     let cluster = runtime.block_on(cluster::connect(&config, &cli.target(false)))?;
     let target = cluster_target(cli)?;
-    let options = crate::loadtest::LoadtestOptions {
-        rate: load.rate,
-        ..replica_load(&target, load)
-    };
-    options.check()?;
+    let options = single_load(&target, load)?;
     let chaos = match chaos {
         Some(choice) => {
             let injector = crate::loadtest::chaos::cluster::ClusterInjector::new(
@@ -106,6 +98,16 @@ pub(crate) fn cluster_loadtest_command(
     let mut probe = crate::loadtest::probe::ClusterProbe::new(runtime.clone(), cluster);
     let report = crate::loadtest::run_with(&options, engine, Some(&mut probe), chaos)?;
     report_loadtest(cli, &report, chart)
+}
+
+/// One load test's options: the load as asked (with its rate), checked.
+fn single_load(target: &str, load: Load) -> anyhow::Result<crate::loadtest::LoadtestOptions> {
+    let options = crate::loadtest::LoadtestOptions {
+        rate: load.rate,
+        ..replica_load(target, load)
+    };
+    options.check()?;
+    Ok(options)
 }
 
 fn announce(load: Load, target: &str) {
