@@ -366,6 +366,40 @@ async fn chaos_on_a_cluster_deletes_pods_restarts_the_vm_and_reads_the_verdict()
         (&check["lost"], &check["duplicated"]),
         (&0.into(), &0.into())
     );
+    // The fake's restart refuses what virt-api refuses: no such VM (404),
+    // a VM whose runStrategy is Halted (409).
+    let restart = |name: &str| {
+        format!(
+            "{}/apis/subresources.kubevirt.io/v1/namespaces/blackfriday/virtualmachines/{name}/restart",
+            api.url()
+        )
+    };
+    let client = reqwest::Client::new();
+    let missing = client
+        .put(restart("missing"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    api.insert_as(
+        "someone",
+        serde_json::json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+            "metadata": {"name": "halted", "namespace": "blackfriday"},
+            "spec": {"runStrategy": "Halted", "template": {"spec": {}}}}),
+    );
+    let halted = client
+        .put(restart("halted"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(halted.status(), 409);
+    let text = halted.text().await.unwrap();
+    assert!(
+        text.contains("RunStategy Halted does not support manual restart requests"),
+        "{text}"
+    );
     pipeline.stop().await;
     api.stop();
 }

@@ -651,12 +651,14 @@ pub(crate) fn merge_patch(
     axum::Json(shown(stored)).into_response()
 }
 
-/// KubeVirt's `PUT .../virtualmachines/NAME/restart` (doc: KubeVirt API
-/// reference, the `restart` subresource of `subresources.kubevirt.io/v1`;
-/// virt-api answers 202 Accepted, and 404 when the VM does not exist): the
-/// running instance is stopped and the VM controller starts a new one (here:
-/// the instance is removed, and the next reconcile makes it again with a
-/// new uid).
+/// KubeVirt's `PUT .../virtualmachines/NAME/restart`, as virt-api's
+/// `RestartVM` does it (kubevirt/kubevirt `pkg/virt-api/rest/subresource.go`):
+/// 404 when the VM does not exist; 409 Conflict for a `runStrategy` of
+/// `Halted` or `Once` ("does not support manual restart requests") and when
+/// it has no instance ("VM is not running"); otherwise 202 Accepted, the
+/// running instance is stopped and the VM controller starts a new one
+/// (here: the instance is removed, and the next reconcile makes it again
+/// with a new uid).
 fn restart_vm(inner: &mut Inner, namespace: &str, name: &str) -> Response {
     let vm: Key = (
         "kubevirt.io".into(),
@@ -664,19 +666,41 @@ fn restart_vm(inner: &mut Inner, namespace: &str, name: &str) -> Response {
         namespace.into(),
         name.into(),
     );
-    if !inner.objects.contains_key(&vm) {
+    let Some(stored) = inner.objects.get(&vm) else {
         return status_response(
             StatusCode::NOT_FOUND,
             "NotFound",
             &format!("virtualmachines.kubevirt.io \"{name}\" not found"),
         );
+    };
+    let conflict = |why: String| {
+        status_response(
+            StatusCode::CONFLICT,
+            "Conflict",
+            &format!(
+                "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"{name}\": {why}"
+            ),
+        )
+    };
+    let run_strategy = stored.object["spec"]["runStrategy"]
+        .as_str()
+        .unwrap_or("Always")
+        .to_string();
+    if run_strategy == "Halted" || run_strategy == "Once" {
+        return conflict(format!(
+            "RunStategy {run_strategy} does not support manual restart requests"
+        ));
     }
-    inner.objects.remove(&(
-        "kubevirt.io".to_string(),
-        "virtualmachineinstances".to_string(),
-        namespace.to_string(),
-        name.to_string(),
-    ));
+    let instance: Key = (
+        "kubevirt.io".into(),
+        "virtualmachineinstances".into(),
+        namespace.into(),
+        name.into(),
+    );
+    if !inner.objects.contains_key(&instance) {
+        return conflict("VM is not running: Halted".into());
+    }
+    inner.objects.remove(&instance);
     inner
         .log
         .push(format!("RESTART VirtualMachine {namespace}/{name}"));
