@@ -71,8 +71,8 @@ struct CarnetDelta {
     producto_fijo: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     candidato: Option<String>,
-    /// `[product, timestamp_ms, member]`, member = `precio|venta_id`.
-    puntos: Vec<[String; 3]>,
+    /// `[product, timestamp_ms, precio, venta_id]`, oldest first per product.
+    puntos: Vec<[String; 4]>,
 }
 
 #[derive(Serialize, Debug)]
@@ -241,7 +241,8 @@ fn carnet_delta(input: &BatchInput<'_>, settings: &CarnetSettings) -> CarnetDelt
             points.push([
                 product.to_string(),
                 sale.timestamp_ms.to_string(),
-                format!("{}|{}", cents_to_text(sale.price_cents), sale.sale_id),
+                cents_to_text(sale.price_cents),
+                sale.sale_id.clone(),
             ]);
         }
     }
@@ -360,7 +361,9 @@ mod tests {
         let points = known["carnet"]["puntos"].as_array().unwrap();
         assert_eq!(points.len(), 3);
         assert!(points.iter().all(|p| p[0] == "b"));
-        assert_eq!(points[2][2], "1.09|s9");
+        assert_eq!(points[2][1], "1009");
+        assert_eq!(points[2][2], "1.09");
+        assert_eq!(points[2][3], "s9");
         assert!(known["carnet"].get("candidato").is_none());
     }
 

@@ -63,12 +63,22 @@ if p.carnet then
   end
   tracked = redis.call('HGET', 'bf:carnet', 'producto') or ''
   if tracked ~= '' then
+    -- A capped stream: entry ids are sale times (ms), kept increasing across
+    -- batches (a sale older than the newest entry takes the newest entry's
+    -- millisecond and the next sequence number), so XRANGE reads a time series.
+    local series = 'bf:carnet:precios'
+    local newest_ms = 0
+    local newest = redis.call('XREVRANGE', series, '+', '-', 'COUNT', 1)
+    if #newest > 0 then
+      newest_ms = tonumber(string.match(newest[1][1], '^(%d+)'))
+    end
     for _, point in ipairs(c.puntos) do
       if point[1] == tracked then
-        redis.call('ZADD', 'bf:carnet:precio', point[2], point[3])
+        newest_ms = math.max(newest_ms, tonumber(point[2]))
+        redis.call('XADD', series, 'MAXLEN', p.series_length,
+          string.format('%d-*', newest_ms), 'precio', point[3], 'venta_id', point[4])
       end
     end
-    redis.call('ZREMRANGEBYRANK', 'bf:carnet:precio', 0, -(tonumber(p.series_length) + 1))
   end
 end
 

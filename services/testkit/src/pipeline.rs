@@ -151,3 +151,76 @@ impl Pipeline {
             .collect()
     }
 }
+
+/// One point of the carnet's price series (`bf:carnet:precios`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PricePoint {
+    /// The entry id's millisecond part (the sale's time, kept increasing).
+    pub time_ms: i64,
+    pub precio: String,
+    pub venta_id: String,
+}
+
+/// The carnet's price series, oldest first, read with `XRANGE - +`.
+pub fn carnet_series(valkey: &mut redis::Connection) -> anyhow::Result<Vec<PricePoint>> {
+    type Entry = (String, Vec<(String, String)>);
+    let entries: Vec<Entry> = redis::cmd("XRANGE")
+        .arg("bf:carnet:precios")
+        .arg("-")
+        .arg("+")
+        .query(valkey)
+        .context("reading bf:carnet:precios")?;
+    entries
+        .into_iter()
+        .map(|(id, fields)| {
+            let time_ms = id
+                .split('-')
+                .next()
+                .and_then(|ms| ms.parse().ok())
+                .with_context(|| format!("stream id {id} has no millisecond part"))?;
+            let field = |name: &str| {
+                fields
+                    .iter()
+                    .find(|(key, _)| key == name)
+                    .map(|(_, value)| value.clone())
+                    .with_context(|| format!("entry {id} has no {name}"))
+            };
+            Ok(PricePoint {
+                time_ms,
+                precio: field("precio")?,
+                venta_id: field("venta_id")?,
+            })
+        })
+        .collect()
+}
+
+/// Checks what the consumer's script promises of the series: at most
+/// `capacity` points, times never going back, no sale twice.
+pub fn check_carnet_series(points: &[PricePoint], capacity: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        points.len() <= capacity,
+        "{} points, more than {capacity}",
+        points.len()
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for pair in points.windows(2) {
+        anyhow::ensure!(
+            pair[0].time_ms <= pair[1].time_ms,
+            "time goes back: {:?} then {:?}",
+            pair[0],
+            pair[1]
+        );
+    }
+    for point in points {
+        anyhow::ensure!(
+            seen.insert(point.venta_id.as_str()),
+            "sale {} is in the series twice",
+            point.venta_id
+        );
+        point
+            .precio
+            .parse::<f64>()
+            .with_context(|| format!("price {:?} is not a number", point.precio))?;
+    }
+    Ok(())
+}

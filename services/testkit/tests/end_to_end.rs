@@ -97,8 +97,9 @@ fn sales_over_http_are_counted_exactly_and_spread_over_both_producers() -> anyho
         hogar.contains_key(&tracked),
         "{tracked} is not a Hogar product"
     );
-    let points: usize = valkey.zcard("bf:carnet:precio")?;
-    assert!(points > 0 && points <= 1000, "{points} points");
+    let points = testkit::pipeline::carnet_series(&mut valkey)?;
+    assert!(!points.is_empty(), "no price points");
+    testkit::pipeline::check_carnet_series(&points, 1000)?;
     let category: String = valkey.hget("bf:carnet", "categoria")?;
     assert_eq!(category, "Hogar");
 

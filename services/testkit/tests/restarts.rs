@@ -79,6 +79,10 @@ fn crashing_valkey_under_load_loses_nothing_and_counts_nothing_twice() -> anyhow
     expected.merge(&report.accepted);
     let actual = pipeline.counted(&expected, 0, Duration::from_secs(90))?;
     assert_eq!(actual, expected);
+    // The price series is written by the same script: no sale in it twice.
+    let points = testkit::pipeline::carnet_series(&mut pipeline.valkey()?)?;
+    testkit::pipeline::check_carnet_series(&points, 1000)?;
+    assert!(!points.is_empty(), "no price points");
     assert!(
         pipeline.consumers[0].metric("bf_consumer_resyncs_total")? >= 1.0,
         "the consumer noticed the crash"
