@@ -162,13 +162,17 @@ fn report_loadtest(
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    std::fs::write(chart, crate::loadtest::timeline_chart(report))
+    crate::loadtest::write_timeline_chart(report, chart)
         .with_context(|| format!("writing {}", chart.display()))?;
     if matches!(cli.output, Output::Json) {
         crate::out!("{}", serde_json::to_string_pretty(report)?);
     } else {
         crate::out_partial!("{}", crate::loadtest::to_text(report));
-        crate::out!("chart           {}", chart.display());
+        crate::out!(
+            "chart           {} (and {})",
+            chart.display(),
+            crate::loadtest::png_path(chart).display()
+        );
     }
     if report.pipeline.is_some() && !crate::loadtest::is_exact(report) {
         return Err(crate::exit::check_failed(
@@ -318,18 +322,16 @@ pub(crate) fn write_replica_report(
         .with_context(|| format!("creating {}", report_dir.display()))?;
     let table = loadtest::replica_table(runs);
     std::fs::write(report_dir.join("replicas.md"), &table)?;
-    std::fs::write(
-        report_dir.join("replicas.svg"),
-        loadtest::replica_chart(runs),
-    )?;
+    loadtest::write_replica_chart(runs, &report_dir.join("replicas.svg"))?;
     if matches!(cli.output, Output::Json) {
         crate::out!("{}", serde_json::to_string_pretty(runs)?);
     } else {
         crate::out_partial!("{table}");
         crate::out!(
-            "wrote {} and {}",
+            "wrote {}, {} and {}",
             report_dir.join("replicas.md").display(),
-            report_dir.join("replicas.svg").display()
+            report_dir.join("replicas.svg").display(),
+            report_dir.join("replicas.png").display()
         );
     }
     if runs

@@ -223,6 +223,9 @@ impl LagSampler {
                     sampled.samples.push(PipelineSample {
                         second: started.elapsed().as_secs_f64(),
                         pending: probe.pending().ok().flatten(),
+                        counted: now_counted
+                            .zip(counted_start)
+                            .map(|(now, start)| now - start),
                     });
                 }
             }

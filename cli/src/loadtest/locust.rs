@@ -114,6 +114,8 @@ pub(crate) fn run(
                 // Locust's history has percentiles, not means: the median.
                 mean_latency_ms: number(row, "50%").unwrap_or(0.0),
                 max_latency_ms: number(row, "100%").unwrap_or(0.0),
+                p50_latency_ms: number(row, "50%").unwrap_or(0.0),
+                p99_latency_ms: number(row, "99%").unwrap_or(0.0),
                 // Its history counts failures per second without their
                 // status: only the 202s are known by status.
                 statuses: [(202, accepted)].into(),

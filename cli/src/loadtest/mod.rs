@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-pub use chart::{replica_chart, timeline_chart};
+pub use chart::{png_path, replica_svg, timeline_svg, write_replica_chart, write_timeline_chart};
 pub use options::{Engine, LoadtestOptions, parse_replicas};
 pub use report::{
     LoadtestReport, Percentiles, PipelineCheck, ReplicaRun, SaleToValkey, is_exact, replica_table,
@@ -188,6 +188,8 @@ mod tests {
                         accepted: 100,
                         mean_latency_ms: 1.0,
                         max_latency_ms: 4.0,
+                        p50_latency_ms: 1.0,
+                        p99_latency_ms: 3.0,
                         statuses: [(202, 100)].into(),
                     };
                     10
@@ -222,10 +224,18 @@ mod tests {
             table.contains("| 1 | 100 | 3.0 | 1000 | 1000 | 0 | 0 | 10.0 | 50 | - | 250 |"),
             "{table}"
         );
-        let timeline = timeline_chart(&runs[0].report);
-        assert_eq!(timeline.matches("<rect").count(), 10, "{timeline}");
-        assert_eq!(timeline.matches("<polyline").count(), 2, "{timeline}");
-        let chart = replica_chart(&runs);
+        let timeline = timeline_svg(&runs[0].report).unwrap();
+        for label in [
+            "requests/s",
+            "latency (ms, log scale)",
+            "sales",
+            "time since the load started (s)",
+            "p99 latency",
+            "answered 202 (accepted)",
+        ] {
+            assert!(timeline.contains(label), "{label}: {timeline}");
+        }
+        let chart = replica_svg(&runs).unwrap();
         assert!(
             chart.starts_with("<svg") && chart.contains("2 consumers"),
             "{chart}"

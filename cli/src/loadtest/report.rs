@@ -41,6 +41,10 @@ pub struct PipelineSample {
     pub second: f64,
     /// Sales in Kafka not yet applied (`None`: could not be read).
     pub pending: Option<i64>,
+    /// Sales the pipeline counted since the load started (against the
+    /// sales accepted by then, the lag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counted: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -44,6 +44,12 @@ pub struct Second {
     pub accepted: u64,
     pub mean_latency_ms: f64,
     pub max_latency_ms: f64,
+    /// The median and 99th percentile of this second's latencies
+    /// (nearest rank).
+    #[serde(default)]
+    pub p50_latency_ms: f64,
+    #[serde(default)]
+    pub p99_latency_ms: f64,
     /// Requests answered during this second, per HTTP status (0: no
     /// answer: the connection failed or timed out), so that a window of
     /// 503s shows when it began and ended.
@@ -76,6 +82,8 @@ struct Bucket {
     statuses: BTreeMap<u16, u64>,
     latency_sum_us: u64,
     latency_max_us: u64,
+    /// Every latency of the second (4 bytes a request), for its percentiles.
+    latencies_us: Vec<u32>,
 }
 
 impl Bucket {
@@ -85,11 +93,16 @@ impl Bucket {
         }
         self.latency_sum_us += other.latency_sum_us;
         self.latency_max_us = self.latency_max_us.max(other.latency_max_us);
+        self.latencies_us.extend_from_slice(&other.latencies_us);
     }
 
-    fn into_second(self) -> Second {
+    fn into_second(mut self) -> Second {
         let completed: u64 = self.statuses.values().sum();
+        self.latencies_us.sort_unstable();
+        let percentile = |p: f64| nearest_rank(&self.latencies_us, p) as f64 / 1000.0;
         Second {
+            p50_latency_ms: percentile(0.50),
+            p99_latency_ms: percentile(0.99),
             completed,
             accepted: self.statuses.get(&202).copied().unwrap_or(0),
             mean_latency_ms: if completed == 0 {
@@ -111,6 +124,18 @@ fn record(buckets: &mut Vec<Bucket>, second: usize, status: u16, latency_us: u64
     *bucket.statuses.entry(status).or_default() += 1;
     bucket.latency_sum_us += latency_us;
     bucket.latency_max_us = bucket.latency_max_us.max(latency_us);
+    bucket
+        .latencies_us
+        .push(u32::try_from(latency_us).unwrap_or(u32::MAX));
+}
+
+/// The nearest-rank percentile `p` (0 to 1) of sorted values; 0 when empty.
+pub fn nearest_rank(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// How long a client waits after a request that got no answer before it
@@ -289,3 +314,24 @@ impl Target {
 }
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let sorted: Vec<u32> = (1..=100).collect();
+        assert_eq!(nearest_rank(&sorted, 0.50), 50);
+        assert_eq!(nearest_rank(&sorted, 0.99), 99);
+        assert_eq!(nearest_rank(&[7], 0.99), 7);
+        assert_eq!(nearest_rank(&[], 0.5), 0);
+        let mut buckets = Vec::new();
+        for latency in [1_000, 3_000, 2_000, 100_000] {
+            record(&mut buckets, 0, 202, latency);
+        }
+        let second = buckets.remove(0).into_second();
+        assert_eq!(second.p50_latency_ms, 2.0);
+        assert_eq!(second.p99_latency_ms, 100.0);
+    }
+}

@@ -321,6 +321,8 @@ mod tests {
             accepted: statuses.get(&202).copied().unwrap_or(0),
             mean_latency_ms: 1.0,
             max_latency_ms: 1.0,
+            p50_latency_ms: 1.0,
+            p99_latency_ms: 1.0,
             statuses,
         }
     }
