@@ -93,6 +93,10 @@ pub enum Command {
         /// With --local: the gateway's port on 127.0.0.1.
         #[arg(long, default_value_t = 8080)]
         gateway_port: u16,
+        /// With --local: the live dashboard's port on 127.0.0.1 (0: any
+        /// free port; `up` prints the address).
+        #[arg(long, default_value_t = 0)]
+        dashboard_port: u16,
         /// With --local: where state, logs and data live.
         #[arg(long, default_value = crate::local::DEFAULT_DIR, value_name = "DIR")]
         local_dir: PathBuf,
@@ -117,6 +121,22 @@ pub enum Command {
         /// valkey/valkey:8.1).
         #[arg(long, value_name = "IMAGE")]
         valkey_image: Option<String>,
+    },
+    /// Serve the live dashboard of the local pipeline on 127.0.0.1.
+    ///
+    /// The page shows the Grafana dashboard's panels (the same definitions,
+    /// the same data frames) from the local pipeline's Valkey, and the
+    /// pipeline's throughput, sale-to-Valkey latency and pending sales,
+    /// refreshed every second. `bfctl up --local` already serves one and
+    /// prints its address; this serves another, in the foreground, until
+    /// Ctrl-C.
+    Dashboard {
+        /// Where to listen (127.0.0.1 only; port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDRESS:PORT")]
+        listen: std::net::SocketAddr,
+        /// The local pipeline's directory.
+        #[arg(long, default_value = crate::local::DEFAULT_DIR, value_name = "DIR")]
+        local_dir: PathBuf,
     },
     /// Show what runs, what is healthy, what lags and where to send traffic.
     Status {

@@ -34,12 +34,15 @@
 //!               (broker, Valkey), containers, state with a typed phase
 //! loadtest/     load (built-in or Locust), probe (where counts are read),
 //!               drain, report, chart: every accepted sale counted once
+//! dashboard/    the panels (one source for Grafana and the local page), the
+//!               frames Grafana's Redis plugin makes, the live page server
 //! ```
 
 pub mod build;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
+pub mod dashboard;
 pub mod exit;
 pub mod files;
 pub mod gke;

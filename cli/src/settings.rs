@@ -44,6 +44,10 @@ pub enum Settings<'a> {
     StatusLocal {
         dir: &'a Path,
     },
+    DashboardLocal {
+        dir: &'a Path,
+        listen: std::net::SocketAddr,
+    },
     Status {
         watch: bool,
         offline: bool,
@@ -192,6 +196,7 @@ impl<'a> Settings<'a> {
                 consumers,
                 partitions,
                 gateway_port,
+                dashboard_port,
                 local_dir,
                 timeout,
                 kafka_bootstrap,
@@ -225,6 +230,7 @@ impl<'a> Settings<'a> {
                         consumers: *consumers,
                         partitions: *partitions,
                         gateway_port: *gateway_port,
+                        dashboard_port: *dashboard_port,
                         carnet: config.carnet.0.clone(),
                         servers,
                     },
@@ -258,6 +264,10 @@ impl<'a> Settings<'a> {
                 local_dir,
                 ..
             } => Settings::StatusLocal { dir: local_dir },
+            Command::Dashboard { listen, local_dir } => Settings::DashboardLocal {
+                dir: local_dir,
+                listen: *listen,
+            },
             Command::Status {
                 local: false,
                 watch,

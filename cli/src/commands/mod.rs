@@ -6,6 +6,7 @@
 mod build;
 mod cluster;
 mod config;
+mod dashboard;
 mod disk;
 mod loadtest;
 mod registry;
@@ -65,6 +66,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
             up::up_command(cli, &options, offline, skip_build)
         }
         Settings::StatusLocal { dir } => status::status_local_command(cli, dir),
+        Settings::DashboardLocal { dir, listen } => {
+            dashboard::dashboard_local_command(cli, dir, listen)
+        }
         Settings::Status { watch, offline } => status::status_command(cli, watch, offline),
         Settings::TeardownLocal { dir, purge } => teardown::teardown_local_command(cli, dir, purge),
         Settings::Teardown {
@@ -105,9 +109,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
             ServiceName::Producer => producer::run(argv),
             ServiceName::Consumer => consumer::run(argv),
         },
-        Settings::LocalSupervise { dir, options } => {
-            crate::local::supervisor::supervise(dir, options)
-        }
+        Settings::LocalSupervise { dir, options } => crate::local::supervisor::supervise(
+            dir,
+            options,
+            Some(dashboard::beside_the_pipeline()),
+        ),
         Settings::Render {
             config_path,
             out_dir,

@@ -178,6 +178,14 @@ pub(crate) fn up_local_command(
             state.gateway_url,
             dir.display()
         );
+        if state.dashboard_url.is_empty() {
+            crate::out!(
+                "no live dashboard (see {})",
+                crate::local::supervisor::events_path(dir).display()
+            );
+        } else {
+            crate::out!("live dashboard: {}", state.dashboard_url);
+        }
     }
     Ok(())
 }

@@ -41,6 +41,9 @@ pub struct LocalOptions {
     pub partitions: i32,
     /// The gateway's port on 127.0.0.1.
     pub gateway_port: u16,
+    /// The live dashboard's port on 127.0.0.1 (0: any free port).
+    #[serde(default)]
+    pub dashboard_port: u16,
     pub carnet: String,
     /// Where the broker and Valkey come from.
     #[serde(default)]
@@ -124,6 +127,9 @@ pub struct LocalState {
     pub supervisor_pid: u32,
     pub options: LocalOptions,
     pub gateway_url: String,
+    /// The live dashboard (`http://127.0.0.1:PORT/`), once it serves.
+    #[serde(default)]
+    pub dashboard_url: String,
     pub kafka_bootstrap: String,
     /// `redis://127.0.0.1:PORT/0` (the password is separate).
     pub valkey_url: String,

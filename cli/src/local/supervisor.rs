@@ -524,7 +524,11 @@ fn stop_requested() -> bool {
 
 /// `bfctl local-supervise`: brings the pipeline up, records it, watches it
 /// until SIGTERM, then stops it.
-pub fn supervise(dir: &Path, options: LocalOptions) -> anyhow::Result<()> {
+pub fn supervise(
+    dir: &Path,
+    options: LocalOptions,
+    beside: Option<BesideHook>,
+) -> anyhow::Result<()> {
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(
@@ -546,10 +550,14 @@ pub fn supervise(dir: &Path, options: LocalOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the supervisor's runtime")?;
-    runtime.block_on(supervise_async(dir, options))
+    runtime.block_on(supervise_async(dir, options, beside))
 }
 
-async fn supervise_async(dir: &Path, options: LocalOptions) -> anyhow::Result<()> {
+async fn supervise_async(
+    dir: &Path,
+    options: LocalOptions,
+    beside: Option<BesideHook>,
+) -> anyhow::Result<()> {
     let supervisor_pid = std::process::id();
     let mut state = LocalState {
         phase: Phase::Starting,
@@ -557,6 +565,7 @@ async fn supervise_async(dir: &Path, options: LocalOptions) -> anyhow::Result<()
         supervisor_pid,
         options: options.clone(),
         gateway_url: String::new(),
+        dashboard_url: String::new(),
         kafka_bootstrap: String::new(),
         valkey_url: String::new(),
         valkey_password: String::new(),
@@ -633,6 +642,13 @@ async fn supervise_async(dir: &Path, options: LocalOptions) -> anyhow::Result<()
         }
     }
     state.processes = supervisor.processes();
+    if let Some(beside) = beside {
+        match beside(&state, stopping()).await {
+            Ok(url) => state.dashboard_url = url,
+            // The pipeline runs all the same; `up` says why there is no page.
+            Err(error) => supervisor.note("dashboard", format!("no dashboard: {error:#}")),
+        }
+    }
     state.phase = Phase::Ready;
     state.save(dir)?;
     crate::note!(
@@ -651,6 +667,28 @@ async fn supervise_async(dir: &Path, options: LocalOptions) -> anyhow::Result<()
     running.stop(supervisor.docker.as_ref()).await;
     std::fs::remove_file(state_path(dir)).ok();
     Ok(())
+}
+
+/// What the supervisor serves beside a ready pipeline (the live
+/// dashboard, wired in by the command layer): given the state and a future
+/// that completes when the supervisor stops, it starts serving and returns
+/// its address.
+pub type BesideHook = Box<
+    dyn FnOnce(
+            &LocalState,
+            std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = anyhow::Result<String>> + Send>,
+        > + Send,
+>;
+
+/// Completes when the supervisor is asked to stop.
+fn stopping() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async {
+        while !stop_requested() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
 }
 
 /// What one look at a process or container means for it.

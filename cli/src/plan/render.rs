@@ -22,8 +22,12 @@ pub use crate::plan::identity::{COMPONENT_LABEL, INSTALL_LABEL, MANAGED_BY_LABEL
 
 /// The Strimzi `Kafka` resource's name; its bootstrap Service follows from it.
 pub const KAFKA_CLUSTER: &str = "ventas-kafka";
-/// Grafana, pinned.
-pub const GRAFANA_IMAGE: &str = "docker.io/grafana/grafana:12.3.0";
+/// Grafana 12.3.0, pinned by the digest of its multi-platform index (as
+/// published on Docker Hub; no image can be pulled here to read it again).
+pub const GRAFANA_IMAGE: &str = "docker.io/grafana/grafana:12.3.0@sha256:70d9599b186ce287be0d2c5ba9a78acb2e86c1a68c9c41449454d0fc3eeb84e8";
+/// The Redis data source plugin, pinned: the version whose `pkg/` source
+/// the panels' frames are read from (crate::dashboard::frame).
+pub const REDIS_DATASOURCE_PLUGIN: &str = "redis-datasource@2.2.0";
 
 /// The templates, by file name (what `components.yaml` names).
 pub(crate) const TEMPLATES: &[(&str, &str)] = &[
@@ -62,10 +66,6 @@ pub(crate) const TEMPLATES: &[(&str, &str)] = &[
     (
         "grafana.yaml",
         include_str!("../../../manifests-templates/grafana.yaml"),
-    ),
-    (
-        "grafana-dashboard.json",
-        include_str!("../../../manifests-templates/grafana-dashboard.json"),
     ),
 ];
 
@@ -122,6 +122,7 @@ fn context(config: &Config, images: &ImageRefs) -> anyhow::Result<tera::Context>
     context.insert("config", config);
     context.insert("namespace", &config.namespace.0);
     context.insert("images", images);
+    context.insert("grafana_plugins", REDIS_DATASOURCE_PLUGIN);
     context.insert("kafka_cluster", KAFKA_CLUSTER);
     context.insert(
         "kafka_bootstrap",
@@ -183,11 +184,12 @@ pub fn add_inventory_labels(
 pub fn render(config: &Config, images: &ImageRefs) -> anyhow::Result<Vec<RenderedComponent>> {
     let tera = tera()?;
     let mut context = context(config, images)?;
-    let dashboard = tera
-        .render("grafana-dashboard.json", &context)
-        .context("rendering grafana-dashboard.json")?;
-    serde_json::from_str::<serde_json::Value>(&dashboard)
-        .context("grafana-dashboard.json is not valid JSON once rendered")?;
+    // The dashboard is made from the panel definitions the local page
+    // shares (crate::dashboard), not from a template.
+    let category = Category::for_carnet(&config.carnet.0).context("carnet must end in a digit")?;
+    let dashboard = crate::dashboard::grafana_dashboard(&config.carnet.0, category);
+    let dashboard =
+        serde_json::to_string_pretty(&dashboard).context("writing the Grafana dashboard")?;
     context.insert("dashboard_json", &dashboard);
 
     let mut rendered = Vec::new();
