@@ -122,15 +122,21 @@ pub enum Command {
         #[arg(long, value_name = "IMAGE")]
         valkey_image: Option<String>,
     },
-    /// Serve the live dashboard of the local pipeline on 127.0.0.1.
+    /// Serve the live dashboard on 127.0.0.1: the local pipeline's page, or
+    /// with --cluster the cluster's Grafana through the API server.
     ///
-    /// The page shows the Grafana dashboard's panels (the same definitions,
-    /// the same data frames) from the local pipeline's Valkey, and the
-    /// pipeline's throughput, sale-to-Valkey latency and pending sales,
-    /// refreshed every second. `bfctl up --local` already serves one and
-    /// prints its address; this serves another, in the foreground, until
-    /// Ctrl-C.
+    /// Locally the page shows the Grafana dashboard's panels (the same
+    /// definitions, the same data frames) from the local pipeline's Valkey,
+    /// and the pipeline's throughput, sale-to-Valkey latency and pending
+    /// sales, refreshed every second. `bfctl up --local` already serves one
+    /// and prints its address; this serves another. With --cluster, every
+    /// connection to the printed address is port-forwarded through the API
+    /// server to this install's Grafana pod (port 3000), as `kubectl
+    /// port-forward` does. Both run in the foreground until Ctrl-C.
     Dashboard {
+        /// Port-forward the cluster's Grafana instead of serving the local page.
+        #[arg(long)]
+        cluster: bool,
         /// Where to listen (127.0.0.1 only; port 0: any free port).
         #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDRESS:PORT")]
         listen: std::net::SocketAddr,

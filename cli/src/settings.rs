@@ -48,6 +48,9 @@ pub enum Settings<'a> {
         dir: &'a Path,
         listen: std::net::SocketAddr,
     },
+    DashboardCluster {
+        listen: std::net::SocketAddr,
+    },
     Status {
         watch: bool,
         offline: bool,
@@ -264,10 +267,19 @@ impl<'a> Settings<'a> {
                 local_dir,
                 ..
             } => Settings::StatusLocal { dir: local_dir },
-            Command::Dashboard { listen, local_dir } => Settings::DashboardLocal {
+            Command::Dashboard {
+                cluster: false,
+                listen,
+                local_dir,
+            } => Settings::DashboardLocal {
                 dir: local_dir,
                 listen: *listen,
             },
+            Command::Dashboard {
+                cluster: true,
+                listen,
+                ..
+            } => Settings::DashboardCluster { listen: *listen },
             Command::Status {
                 local: false,
                 watch,

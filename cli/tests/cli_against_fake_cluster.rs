@@ -403,3 +403,88 @@ async fn chaos_on_a_cluster_deletes_pods_restarts_the_vm_and_reads_the_verdict()
     pipeline.stop().await;
     api.stop();
 }
+
+/// `dashboard --cluster`: the address it prints reaches Grafana through the
+/// API server's port-forward (the fake forwards the `grafana-0` pod's port
+/// 3000 to a stand-in HTTP server), a connection per port-forward; with no
+/// Grafana of this install it refuses, naming what is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_on_a_cluster_port_forwards_grafana_through_the_api_server() {
+    let (api, dir, kubeconfig) = fake_cluster("").await;
+
+    // Before `up`: nothing of this install to forward to.
+    let missing = bfctl(dir.path(), &kubeconfig, &["dashboard", "--cluster"]).await;
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("Deployment") && missing.stderr.contains("grafana"),
+        "{}",
+        missing.stderr
+    );
+
+    let up = bfctl(
+        dir.path(),
+        &kubeconfig,
+        &["up", "--skip-build", "--timeout", "30"],
+    )
+    .await;
+    assert_eq!(up.code, 0, "{}", up.stderr);
+
+    // Grafana's stand-in: what its health endpoint answers.
+    let grafana = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grafana_address = grafana.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/api/health",
+        axum::routing::get(|| async { r#"{"database":"ok","version":"12.3.0"}"# }),
+    );
+    let stand_in = tokio::spawn(async move { axum::serve(grafana, app).await });
+    api.forward_pod_port("grafana-0", 3000, grafana_address);
+
+    let mut forwarding = tokio::process::Command::new(support::cli::binary())
+        .current_dir(dir.path())
+        .args(["--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["--cache-dir"])
+        .arg(dir.path().join("cache"))
+        .args(["dashboard", "--cluster", "--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = forwarding.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("dashboard --cluster prints its address")
+        .unwrap()
+        .expect("a line");
+    let printed: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(printed["pod"], "grafana-0", "{printed}");
+    let url = printed["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+
+    // Two requests, two connections: each port-forwarded on its own.
+    for _ in 0..2 {
+        let body = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap()
+            .get(format!("{url}api/health"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, r#"{"database":"ok","version":"12.3.0"}"#);
+    }
+    let forwards = api
+        .log()
+        .iter()
+        .filter(|line| *line == "PORTFORWARD Pod blackfriday/grafana-0:3000")
+        .count();
+    assert_eq!(forwards, 2, "{:?}", api.log());
+
+    forwarding.kill().await.unwrap();
+    stand_in.abort();
+}

@@ -20,6 +20,7 @@ use crate::plan::operators::{self, Fetcher};
 use crate::plan::{self, Plan};
 use crate::progress::Progress;
 
+pub mod grafana;
 pub mod status;
 
 use status::Status;

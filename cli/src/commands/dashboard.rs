@@ -73,3 +73,41 @@ pub(crate) fn dashboard_local_command(
         crate::dashboard::server::serve(listener, source, stopped).await
     })
 }
+
+/// `dashboard --cluster`: Grafana through the API server, until Ctrl-C.
+pub(crate) fn dashboard_cluster_command(
+    cli: &Cli,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        listen.ip().is_loopback(),
+        "the forwarded Grafana listens on 127.0.0.1 only; {listen} is not a loopback address"
+    );
+    let config = cli.load_config()?;
+    let install = config.install_name().to_string();
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let cluster = cluster::connect(&config, &cli.target(false)).await?;
+        let pod = cluster::grafana::grafana_pod(&cluster, &install).await?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen} for Grafana"))?;
+        let url = format!("http://{}/", listener.local_addr()?);
+        let namespace = cluster.default_namespace().to_string();
+        if matches!(cli.output, Output::Json) {
+            crate::out!(
+                "{}",
+                serde_json::json!({ "url": url, "namespace": namespace, "pod": pod, "port": cluster::grafana::GRAFANA_PORT })
+            );
+        } else {
+            crate::out!(
+                "Grafana: {url} (port-forwarded through the API server to pod {namespace}/{pod}, port {}; Ctrl-C stops)",
+                cluster::grafana::GRAFANA_PORT
+            );
+        }
+        let stopped = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        cluster::grafana::forward(cluster, install, pod, listener, stopped).await
+    })
+}

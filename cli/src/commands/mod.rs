@@ -69,6 +69,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         Settings::DashboardLocal { dir, listen } => {
             dashboard::dashboard_local_command(cli, dir, listen)
         }
+        Settings::DashboardCluster { listen } => dashboard::dashboard_cluster_command(cli, listen),
         Settings::Status { watch, offline } => status::status_command(cli, watch, offline),
         Settings::TeardownLocal { dir, purge } => teardown::teardown_local_command(cli, dir, purge),
         Settings::Teardown {

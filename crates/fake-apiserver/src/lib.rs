@@ -40,6 +40,14 @@
 //!   (rec: crd-delete-with-crs).
 //! * A pod proxy answers the metrics set by the test, or 400 "address not
 //!   allowed" when `refuse_pod_proxy` is set (rec: bfctl-up-teardown `p4`).
+//! * Port-forward (`GET .../pods/NAME/portforward?ports=P`, a WebSocket,
+//!   subprotocol `v4.channel.k8s.io`): for each port a data channel (2i) and
+//!   an error channel (2i+1), each opened with the port as two bytes little
+//!   endian, then data frames prefixed with their channel; the bytes go to
+//!   the address `forward_pod_port` set, and a port nothing listens on is
+//!   an error-channel message (doc: kubernetes `pkg/kubelet/cri/streaming/
+//!   portforward/websocket.go`, `handleWebSocketStreams`; kube-rs's
+//!   `Portforwarder` checks the same opening frames). See [`portforward`].
 //!
 //! Simulated controllers (each after `delay`):
 //! * CRDs get NamesAccepted and Established, then their kinds are served;
@@ -91,6 +99,7 @@
 //! ```
 
 mod controllers;
+mod portforward;
 mod rest;
 mod store;
 mod tls;
@@ -163,6 +172,8 @@ pub(crate) struct Inner {
     pub(crate) gateway_address: String,
     /// Per-pod metrics, overriding `pod_metrics` for that pod.
     pub(crate) pod_metrics_by_pod: BTreeMap<String, String>,
+    /// Where a pod's port is reached by port-forward: (pod, port) → address.
+    pub(crate) pod_ports: BTreeMap<(String, u16), std::net::SocketAddr>,
     /// The proxy refuses every pod (`address not allowed`).
     pub(crate) refuse_pod_proxy: bool,
     pub(crate) no_metrics_server: bool,
@@ -380,6 +391,10 @@ impl FakeApiServer {
             ca_pem: certificates.as_ref().map(|c| c.ca_pem.clone()),
         };
         let app = axum::Router::new()
+            .route(
+                "/api/v1/namespaces/{namespace}/pods/{pod}/portforward",
+                axum::routing::get(portforward::handle),
+            )
             .fallback(handle)
             .with_state(server.clone());
         let shutdown = server.shutdown.clone();
@@ -422,7 +437,7 @@ impl FakeApiServer {
         path
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -451,6 +466,13 @@ impl FakeApiServer {
 
     /// The proxy refuses every pod, as a real one does for pods whose IPs
     /// are loopback addresses (`400 address not allowed`).
+    /// Makes `port` of the pod `pod` reachable by port-forward: the
+    /// connection goes to `to` (a server the test runs, standing in for the
+    /// container).
+    pub fn forward_pod_port(&self, pod: &str, port: u16, to: std::net::SocketAddr) {
+        self.lock().pod_ports.insert((pod.to_string(), port), to);
+    }
+
     pub fn refuse_pod_proxy(&self, refuse: bool) {
         self.lock().refuse_pod_proxy = refuse;
     }

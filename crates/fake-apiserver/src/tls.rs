@@ -60,7 +60,7 @@ pub(crate) async fn serve(
                     let _ = hyper_util::server::conn::auto::Builder::new(
                         hyper_util::rt::TokioExecutor::new(),
                     )
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service)
                     .await;
                 });
             }

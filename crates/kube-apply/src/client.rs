@@ -449,6 +449,69 @@ impl Cluster {
             .map_err(|error| Error::api(format!("PUT {path}"), &error))
     }
 
+    /// The pods a Deployment selects (its `spec.selector.matchLabels`), in
+    /// its namespace, sorted by name. Says which Deployment is missing or
+    /// has no selector.
+    pub async fn pods_of(&self, deployment: &ObjectRef) -> Result<Vec<Value>> {
+        let failed = |message: String| Error::Object {
+            object: Box::new(deployment.clone()),
+            message,
+        };
+        let live = self
+            .get(deployment)
+            .await?
+            .ok_or_else(|| failed("does not exist".into()))?;
+        let labels = live
+            .pointer("/spec/selector/matchLabels")
+            .and_then(Value::as_object)
+            .filter(|labels| !labels.is_empty())
+            .ok_or_else(|| failed("has no spec.selector.matchLabels".into()))?;
+        let selector = labels
+            .iter()
+            .map(|(key, value)| format!("{key}={}", value.as_str().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let namespace = deployment.namespace.clone().unwrap_or_default();
+        let mut pods: Vec<Value> = self
+            .list("v1", "Pod", &selector)
+            .await?
+            .into_iter()
+            .filter(|pod| {
+                pod.pointer("/metadata/namespace").and_then(Value::as_str)
+                    == Some(namespace.as_str())
+            })
+            .collect();
+        pods.sort_by_key(|pod| {
+            pod.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        });
+        Ok(pods)
+    }
+
+    /// Opens a port-forward to `port` of a pod through the API server (the
+    /// `portforward` subresource over WebSocket): one TCP connection's worth
+    /// of bytes to and from that port.
+    pub async fn port_forward(&self, namespace: &str, pod: &str, port: u16) -> Result<PortForward> {
+        self.trace(format_args!("PORTFORWARD {namespace}/{pod}:{port}"));
+        let pods: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(self.client.clone(), namespace);
+        let doing = || format!("port-forwarding to {namespace}/{pod}:{port}");
+        let mut forwarder = pods
+            .portforward(pod, &[port])
+            .await
+            .map_err(|error| Error::api(doing(), &error))?;
+        let stream = forwarder.take_stream(port).ok_or_else(|| Error::Api {
+            doing: doing(),
+            message: "the API server opened no stream for the port".into(),
+        })?;
+        Ok(PortForward {
+            stream,
+            _forwarder: forwarder,
+        })
+    }
+
     /// Fails unless the API server answers (used before long work starts).
     pub async fn check_reachable(&self) -> Result<()> {
         self.trace("GET /version");
@@ -465,6 +528,13 @@ impl Cluster {
         }
         Ok(())
     }
+}
+
+/// An open port-forward: `stream` carries the bytes; the forwarder that
+/// moves them over the WebSocket lives as long as this does.
+pub struct PortForward {
+    pub stream: tokio::io::DuplexStream,
+    _forwarder: kube::api::Portforwarder,
 }
 
 /// What an object says, without what the server changes on its own: the

@@ -122,36 +122,20 @@ impl ClusterInjector {
         Ok(pods)
     }
 
-    /// The selector of a Deployment's pods (its `spec.selector.matchLabels`).
-    async fn deployment_selector(&self, deployment: &ObjectRef) -> anyhow::Result<String> {
-        let live = self
-            .cluster
-            .get(deployment)
-            .await?
-            .with_context(|| format!("{deployment} does not exist"))?;
-        let labels = live
-            .pointer("/spec/selector/matchLabels")
-            .and_then(Value::as_object)
-            .filter(|labels| !labels.is_empty())
-            .with_context(|| format!("{deployment} has no spec.selector.matchLabels"))?;
-        Ok(labels
-            .iter()
-            .map(|(key, value)| format!("{key}={}", value.as_str().unwrap_or_default()))
-            .collect::<Vec<_>>()
-            .join(","))
-    }
-
-    /// Deletes the first running pod matching `selector`.
-    async fn delete_pod(&mut self, selector: &str, what: &str) -> anyhow::Result<String> {
-        let pod = self
-            .pods(selector)
-            .await?
+    /// Deletes the first running pod of `pods` (`what`, found by `how`).
+    async fn delete_pod(
+        &mut self,
+        pods: Vec<Value>,
+        what: &str,
+        how: &str,
+    ) -> anyhow::Result<String> {
+        let pod = pods
             .into_iter()
             .find(|pod| {
                 pod.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
                     && pod.pointer("/metadata/deletionTimestamp").is_none()
             })
-            .with_context(|| format!("no running {what} pod ({selector})"))?;
+            .with_context(|| format!("no running {what} pod ({how})"))?;
         let object = self.object("v1", "Pod", name_of(&pod));
         let uid = uid_of(&pod).to_string();
         self.cluster.delete(&object).await?;
@@ -165,13 +149,15 @@ impl ClusterInjector {
             (Target::Consumer | Target::Producer | Target::Gateway, Action::DeletePod) => {
                 let deployment = self.deployment(fault.target);
                 self.ensure_ours(&deployment).await?;
-                let selector = self.deployment_selector(&deployment).await?;
-                self.delete_pod(&selector, fault.target.name()).await
+                let pods = self.cluster.pods_of(&deployment).await?;
+                let how = format!("selected by {deployment}");
+                self.delete_pod(pods, fault.target.name(), &how).await
             }
             (Target::Broker, Action::DeletePod) => {
                 self.ensure_ours(&self.kafka()).await?;
                 let selector = self.broker_selector();
-                self.delete_pod(&selector, "Kafka broker").await
+                let pods = self.pods(&selector).await?;
+                self.delete_pod(pods, "Kafka broker", &selector).await
             }
             (Target::Valkey, Action::Restart) => {
                 let vm = self.object("kubevirt.io/v1", "VirtualMachine", VALKEY_VM);
