@@ -6,7 +6,10 @@
 //! It runs `bfctl up`, a second `up` that must change nothing, `status
 //! --output json` that must be healthy (exit 0), a short `loadtest --cluster
 //! --consumer-replicas 1,2`, `loadtest --cluster --chaos` (every cluster
-//! fault kind healed, nothing lost), then issue 12's scenarios on the real API:
+//! fault kind healed, nothing lost), every Grafana panel's query run by the
+//! real Grafana and Redis plugin through `dashboard --cluster` and its frame
+//! checked as the panel needs it (admin password `admin`, or
+//! `BFCTL_E2E_GRAFANA_PASSWORD`), then issue 12's scenarios on the real API:
 //! a KafkaTopic deleted by someone else is recreated by the next `up`; a
 //! second install (the same bfctl.yaml in namespace `<namespace>-e2e2`)
 //! comes up beside the first, names it, and its teardown leaves the first
@@ -57,6 +60,91 @@ fn second_install_config(config: &str) -> (std::path::PathBuf, String) {
     let path = std::env::temp_dir().join("bfctl-e2e-second.yaml");
     std::fs::write(&path, bfctl::yaml::to_string(&value).unwrap()).unwrap();
     (path, namespace)
+}
+
+/// Runs every panel's query through the real Grafana (its `/api/ds/query`,
+/// as the dashboard does), reached by `bfctl dashboard --cluster`, and
+/// checks each returned frame with the panel's own check.
+fn grafana_panels_render(kubeconfig: &str, config: &str) {
+    use bfctl::dashboard::frame::{Field, Frame, Values};
+    use std::io::BufRead;
+
+    let text = std::fs::read_to_string(config).expect("reading BFCTL_E2E_CONFIG");
+    let value: serde_json::Value = bfctl::yaml::parse(&text, config).expect("YAML");
+    let carnet = value["carnet"].as_str().expect("carnet").to_string();
+    let category = blackfriday_proto::Category::for_carnet(&carnet).expect("a carnet digit");
+    let mut forwarding = Command::new(env!("CARGO_BIN_EXE_bfctl"))
+        .args(["--kubeconfig", kubeconfig, "--config", config])
+        .args(["dashboard", "--cluster", "--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("running bfctl dashboard --cluster");
+    let mut line = String::new();
+    std::io::BufReader::new(forwarding.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("dashboard --cluster prints its address");
+    let printed: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    let url = printed["url"].as_str().expect("url").to_string();
+    let password = std::env::var("BFCTL_E2E_GRAFANA_PASSWORD").unwrap_or_else(|_| "admin".into());
+    let client = reqwest::blocking::Client::new();
+    for panel in bfctl::dashboard::panels(&carnet, category) {
+        let mut query = panel.query.target();
+        query["datasource"] = serde_json::json!({ "type": "redis-datasource", "uid": "valkey" });
+        let answer: serde_json::Value = client
+            .post(format!("{url}api/ds/query"))
+            .basic_auth("admin", Some(&password))
+            .json(&serde_json::json!({ "queries": [query], "from": "now-15m", "to": "now" }))
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("panel {}: {e}", panel.id));
+        let frame = &answer["results"]["A"]["frames"][0];
+        let fields = frame["schema"]["fields"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let values = frame["data"]["values"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let fields = fields
+            .iter()
+            .zip(values)
+            .map(|(field, column)| {
+                let column = column.as_array().cloned().unwrap_or_default();
+                let values = match field["type"].as_str() {
+                    Some("number") => {
+                        Values::Number(column.iter().filter_map(|v| v.as_f64()).collect())
+                    }
+                    Some("time") => {
+                        Values::Time(column.iter().filter_map(|v| v.as_i64()).collect())
+                    }
+                    _ => Values::String(
+                        column
+                            .iter()
+                            .map(|v| v.as_str().unwrap_or_default().to_string())
+                            .collect(),
+                    ),
+                };
+                Field {
+                    name: field["name"].as_str().unwrap_or_default().to_string(),
+                    values,
+                }
+            })
+            .collect();
+        let frame = panel.transform(Frame {
+            name: String::new(),
+            fields,
+        });
+        if let Err(problem) = panel.check(&frame) {
+            panic!(
+                "panel {} \"{}\": {problem}\n{answer:#}",
+                panel.id, panel.title
+            );
+        }
+        eprintln!("panel {} renders: {}", panel.id, frame.shape());
+    }
+    let _ = forwarding.kill();
+    let _ = forwarding.wait();
 }
 
 #[test]
@@ -140,6 +228,12 @@ fn up_status_teardown_on_a_real_cluster() {
     for fault in report["faults"].as_array().expect("faults") {
         assert!(fault["recoveredAfter"].is_number(), "{fault}");
     }
+
+    // What people look at (issue 17): Grafana through `dashboard --cluster`,
+    // every panel's query run by the real Grafana and plugin, the frames it
+    // returns transformed as the panel does and checked for what the panel
+    // needs.
+    grafana_panels_render(&kubeconfig, &config);
 
     // A KafkaTopic deleted by someone else is waited out and created again.
     let (_, namespace) = second_install_config(&config);
