@@ -204,6 +204,54 @@ fn the_live_page_and_every_grafana_panel_show_what_valkey_holds() {
     assert_eq!(report["pipeline"]["lost"], 0, "{report}");
     assert_eq!(report["pipeline"]["duplicated"], 0, "{report}");
 
+    // `status --local` names the page too.
+    let status = bfctl(&["status", "--local", "--local-dir", dir_arg]);
+    assert!(
+        text(&status).contains(&format!("live dashboard: {url}")),
+        "{}",
+        text(&status)
+    );
+    // `bfctl dashboard` serves another page, in the foreground; bad input
+    // is refused with what to do.
+    let mut foreground = Command::new(env!("CARGO_BIN_EXE_bfctl"))
+        .args(["dashboard", "--local-dir", dir_arg, "--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(foreground.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let served: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let snapshot: serde_json::Value =
+        reqwest::blocking::get(format!("{}api/snapshot", served["url"].as_str().unwrap()))
+            .unwrap()
+            .json()
+            .unwrap();
+    foreground.kill().unwrap();
+    foreground.wait().unwrap();
+    assert_eq!(
+        snapshot["panels"].as_array().map(Vec::len),
+        Some(11),
+        "{snapshot}"
+    );
+    assert!(
+        snapshot["pipeline"]["salesTotal"].as_i64() > Some(0),
+        "{snapshot}"
+    );
+    let nowhere = bfctl(&["dashboard", "--local-dir", "/nonexistent/bfctl"]);
+    assert_eq!(nowhere.status.code(), Some(2), "{}", text(&nowhere));
+    assert!(
+        text(&nowhere).contains("bfctl up --local"),
+        "{}",
+        text(&nowhere)
+    );
+    let open = bfctl(&["dashboard", "--local-dir", dir_arg, "--listen", "0.0.0.0:0"]);
+    assert_eq!(open.status.code(), Some(2), "{}", text(&open));
+    assert!(text(&open).contains("127.0.0.1 only"), "{}", text(&open));
+
     // After the load: every panel against the real Valkey.
     let panels = bfctl::dashboard::panels(&state.options.carnet, carnet_category(&state));
     let (views, _, _) = read_panels(&mut valkey, &panels, now_ms()).unwrap();

@@ -369,6 +369,8 @@ pub struct LocalStatus {
     pub error: Option<String>,
     pub supervisor_running: bool,
     pub gateway_url: String,
+    /// The live dashboard the supervisor serves (empty: none).
+    pub dashboard_url: String,
     pub processes: Vec<ProcessStatus>,
     /// Valkey's `bf:stats` sales count, if reachable.
     pub sales_counted: Option<i64>,
@@ -442,6 +444,7 @@ pub fn status(dir: &Path) -> anyhow::Result<LocalStatus> {
         error: state.error.clone(),
         supervisor_running: is_alive(state.supervisor_pid),
         gateway_url: state.gateway_url.clone(),
+        dashboard_url: state.dashboard_url.clone(),
         processes,
         sales_counted,
         consumer_lag: lag,
@@ -560,6 +563,9 @@ pub fn status_text(status: &LocalStatus) -> String {
     }
     if !status.gateway_url.is_empty() {
         out.push_str(&format!("send traffic to: {}/venta\n", status.gateway_url));
+    }
+    if !status.dashboard_url.is_empty() && status.supervisor_running {
+        out.push_str(&format!("live dashboard: {}\n", status.dashboard_url));
     }
     out
 }
