@@ -181,20 +181,7 @@ fn draw_timeline<DB: DrawingBackend>(
         .max()
         .unwrap_or(0)
         .max(1) as f64;
-    let mut chart = ChartBuilder::on(&panels[0])
-        .margin(8)
-        .x_label_area_size(30)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..seconds, 0.0..most * 1.15)
-        .map_err(drawing)?;
-    chart
-        .configure_mesh()
-        .x_desc("time since the load started (s)")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .y_desc("requests/s")
-        .draw()
-        .map_err(drawing)?;
+    let mut chart = panel(&panels[0], seconds, most * 1.15, "requests/s")?;
     chart
         .draw_series(report.timeline.iter().enumerate().map(|(i, s)| {
             let x = i as f64;
@@ -282,20 +269,7 @@ fn draw_timeline<DB: DrawingBackend>(
         .max()
         .unwrap_or(0)
         .max(1) as f64;
-    let mut chart = ChartBuilder::on(&panels[2])
-        .margin(8)
-        .x_label_area_size(30)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..seconds, 0.0..highest * 1.1)
-        .map_err(drawing)?;
-    chart
-        .configure_mesh()
-        .x_desc("time since the load started (s)")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .y_desc("sales")
-        .draw()
-        .map_err(drawing)?;
+    let mut chart = panel(&panels[2], seconds, highest * 1.1, "sales")?;
     // Accepted: the 202s the load itself received, summed second by second
     // (the gateway's own counter starts again when the gateway does).
     let accepted: Vec<(f64, f64)> = report
@@ -350,6 +324,47 @@ fn draw_timeline<DB: DrawingBackend>(
     fault_lines(&mut chart, &faults, highest * 1.1, false)?;
     // The counts climb to the upper right: the legend goes upper left.
     legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    Ok(())
+}
+
+/// One panel's chart: seconds across (0 to `seconds`), `unit` up (0 to
+/// `top`), a labelled mesh.
+fn panel<'a, DB: DrawingBackend + 'a>(
+    area: &'a DrawingArea<DB, Shift>,
+    seconds: f64,
+    top: f64,
+    unit: &str,
+) -> anyhow::Result<ChartContext<'a, DB, Plane>> {
+    let mut chart = ChartBuilder::on(area)
+        .margin(8)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..seconds, 0.0..top)
+        .map_err(drawing)?;
+    chart
+        .configure_mesh()
+        .x_desc("time since the load started (s)")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .y_desc(unit)
+        .draw()
+        .map_err(drawing)?;
+    Ok(chart)
+}
+
+/// A line with its legend entry.
+fn line<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Plane>,
+    points: impl IntoIterator<Item = (f64, f64)>,
+    color: RGBColor,
+    label: String,
+) -> anyhow::Result<()> {
+    let style = color.stroke_width(2);
+    chart
+        .draw_series(LineSeries::new(points, style))
+        .map_err(drawing)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], style));
     Ok(())
 }
 
@@ -433,34 +448,15 @@ fn draw_replicas<DB: DrawingBackend>(
         .max()
         .unwrap_or(0)
         .max(1) as f64;
-    let mut chart = ChartBuilder::on(&panels[0])
-        .margin(8)
-        .x_label_area_size(30)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..seconds, 0.0..most * 1.15)
-        .map_err(drawing)?;
-    chart
-        .configure_mesh()
-        .x_desc("time since the load started (s)")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .y_desc("sales accepted/s")
-        .draw()
-        .map_err(drawing)?;
+    let mut chart = panel(&panels[0], seconds, most * 1.15, "sales accepted/s")?;
     for (index, run) in runs.iter().enumerate() {
-        let color = SERIES[index % SERIES.len()];
-        chart
-            .draw_series(LineSeries::new(
-                run.report
-                    .timeline
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| (i as f64 + 0.5, s.accepted as f64)),
-                color.stroke_width(2),
-            ))
-            .map_err(drawing)?
-            .label(consumers_label(run.consumers))
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2)));
+        let accepted = run.report.timeline.iter().enumerate();
+        line(
+            &mut chart,
+            accepted.map(|(i, s)| (i as f64 + 0.5, s.accepted as f64)),
+            SERIES[index % SERIES.len()],
+            consumers_label(run.consumers),
+        )?;
     }
     legend(&mut chart, SeriesLabelPosition::UpperRight)?;
 
@@ -472,33 +468,15 @@ fn draw_replicas<DB: DrawingBackend>(
         .max()
         .unwrap_or(0)
         .max(1) as f64;
-    let mut chart = ChartBuilder::on(&panels[1])
-        .margin(8)
-        .x_label_area_size(30)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..seconds, 0.0..highest * 1.1)
-        .map_err(drawing)?;
-    chart
-        .configure_mesh()
-        .x_desc("time since the load started (s)")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .y_desc("sales counted")
-        .draw()
-        .map_err(drawing)?;
+    let mut chart = panel(&panels[1], seconds, highest * 1.1, "sales counted")?;
     for (index, run) in runs.iter().enumerate() {
-        let color = SERIES[index % SERIES.len()];
-        chart
-            .draw_series(LineSeries::new(
-                run.report
-                    .pipeline_samples
-                    .iter()
-                    .filter_map(|s| s.counted.map(|c| (s.second, c as f64))),
-                color.stroke_width(2),
-            ))
-            .map_err(drawing)?
-            .label(consumers_label(run.consumers))
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2)));
+        let counted = run.report.pipeline_samples.iter();
+        line(
+            &mut chart,
+            counted.filter_map(|s| s.counted.map(|c| (s.second, c as f64))),
+            SERIES[index % SERIES.len()],
+            consumers_label(run.consumers),
+        )?;
     }
     legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
