@@ -20,7 +20,8 @@ pub struct LoadtestReport {
     pub latency_ms: Percentiles,
     /// Sales the gateway answered 202.
     pub sales_accepted: i64,
-    /// The end-to-end check, when Valkey is reachable (local mode).
+    /// The end-to-end check, when the pipeline's count can be read (Valkey
+    /// locally; on a cluster, the consumers' view of Valkey's count).
     pub pipeline: Option<PipelineCheck>,
     /// Throughput, latency and statuses per second.
     pub timeline: Vec<localrun::http_load::Second>,
@@ -87,7 +88,8 @@ pub struct PipelineCheck {
     pub drained: bool,
     /// From the gateway accepting a sale to its being counted in Valkey,
     /// for the sales of this test (the consumers' histogram buckets, so
-    /// each figure is its bucket's upper bound; local mode only).
+    /// each figure is its bucket's upper bound; read from the local
+    /// consumers or, on a cluster, the consumer pods through the API server).
     pub sale_to_valkey_ms: Option<SaleToValkey>,
     /// The most sales accepted but not yet counted in Valkey at any moment
     /// of the load (sampled four times a second): the pipeline's lag.

@@ -80,7 +80,9 @@
 //! * KubeVirt: a `VirtualMachine` gets a finalizer and a `VirtualMachineInstance`
 //!   that turns Ready; `KubeVirt` gets Available; `PUT .../restart` on
 //!   `subresources.kubevirt.io` answers 202 and the instance is made again
-//!   with a new uid (doc: KubeVirt API reference, `virtctl restart`);
+//!   with a new uid, 404 for no such VM, 409 for `runStrategy` Halted or
+//!   Once and for a VM with no instance (kubevirt/kubevirt
+//!   `pkg/virt-api/rest/subresource.go`, `RestartVM`);
 //! * `Gateway` becomes Programmed with an address.
 //!
 //! Names in `never_ready` stay not ready, with a condition message, to test
