@@ -134,7 +134,11 @@ fn recent_figures(recent: &[StreamEntry]) -> (f64, Option<f64>) {
             .and_then(|(_, value)| value.parse::<f64>().ok())
     };
     // `+ 0.0`: an empty sum is -0.0, which would show as "-0".
-    let sales: f64 = recent.iter().filter_map(|e| field(e, "ventas")).sum::<f64>() + 0.0;
+    let sales: f64 = recent
+        .iter()
+        .filter_map(|e| field(e, "ventas"))
+        .sum::<f64>()
+        + 0.0;
     let latency = recent
         .iter()
         .filter_map(|e| field(e, "latencia_max_ms"))
