@@ -5,7 +5,8 @@
 //!   `chromium`, installed by `.ci/install-deps`) while a load test runs:
 //!   the numbers it renders are read from the DOM and compared with Valkey
 //!   read just before and just after; a screenshot is written to
-//!   `target/tmp/dashboard-during-load.png`;
+//!   `target/tmp/dashboard-during-load.png`; the load test's chart goes to
+//!   `target/tmp/dashboard-loadtest.svg` and `.png`;
 //! - every Grafana panel, after the load test: its command run against the
 //!   real Valkey, the reply turned into the frame the Redis data source
 //!   plugin builds, the panel's transformations applied, then checked for
@@ -116,7 +117,8 @@ fn the_live_page_and_every_grafana_panel_show_what_valkey_holds() {
     let state = bfctl::local::LocalState::load(&dir).unwrap().unwrap();
     let mut valkey = state.valkey().unwrap();
 
-    // The load, in the background.
+    // The load, in the background; its chart kept in target/tmp.
+    let chart = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-loadtest.svg");
     let load = Command::new(env!("CARGO_BIN_EXE_bfctl"))
         .args([
             "loadtest",
@@ -130,7 +132,7 @@ fn the_live_page_and_every_grafana_panel_show_what_valkey_holds() {
             "json",
             "--chart",
         ])
-        .arg(temp.path().join("loadtest.svg"))
+        .arg(&chart)
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -203,6 +205,25 @@ fn the_live_page_and_every_grafana_panel_show_what_valkey_holds() {
     let report = json(&load);
     assert_eq!(report["pipeline"]["lost"], 0, "{report}");
     assert_eq!(report["pipeline"]["duplicated"], 0, "{report}");
+    // The chart, as SVG and PNG: axes with units, a legend, the lag.
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    for label in [
+        "requests/s",
+        "latency (ms, log scale)",
+        "p50 latency",
+        "p99 latency",
+        "accepted (answered 202)",
+        "counted by the pipeline",
+        "time since the load started (s)",
+    ] {
+        assert!(
+            svg.contains(label),
+            "{label} missing from {}",
+            chart.display()
+        );
+    }
+    let png = std::fs::read(chart.with_extension("png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
 
     // `status --local` names the page too.
     let status = bfctl(&["status", "--local", "--local-dir", dir_arg]);
