@@ -13,6 +13,9 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn client(api: &FakeApiServer) -> kube::Client {
+    // In the whole workspace's build rustls has two providers to choose
+    // from (kube's and oci-client's): pick ring, as bfctl does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = kube::Config::new(api.url().parse().unwrap());
     kube::Client::try_from(config).unwrap()
 }
