@@ -55,34 +55,65 @@ pub async fn grafana_pod(cluster: &Cluster, install: &str) -> anyhow::Result<Str
 }
 
 /// Forwards every connection accepted on `listener` to Grafana until
-/// `stop` completes. A connection whose forward fails (the pod was
-/// replaced) looks the pod up again once.
+/// `stop` completes. Each connection sets up its own forward, so a slow one
+/// holds up no other; one whose forward fails (the pod was replaced) looks
+/// the pod up again once, and if that fails too it is closed and
+/// `refused` is told why: the next connection tries again.
 pub async fn forward(
     cluster: Cluster,
     install: String,
-    mut pod: String,
+    pod: String,
     listener: tokio::net::TcpListener,
     stop: impl std::future::Future<Output = ()>,
+    refused: impl Fn(String) + Clone + Send + 'static,
 ) -> anyhow::Result<()> {
     tokio::pin!(stop);
-    let namespace = cluster.default_namespace().to_string();
+    let pod = std::sync::Arc::new(tokio::sync::Mutex::new(pod));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut stop => return Ok(()),
         };
         let (mut connection, _) = accepted.context("accepting a connection for Grafana")?;
-        let forwarded = match cluster.port_forward(&namespace, &pod, GRAFANA_PORT).await {
-            Ok(forwarded) => forwarded,
-            Err(_) => {
-                pod = grafana_pod(&cluster, &install).await?;
-                cluster.port_forward(&namespace, &pod, GRAFANA_PORT).await?
-            }
-        };
+        let (cluster, install, pod, refused) = (
+            cluster.clone(),
+            install.clone(),
+            pod.clone(),
+            refused.clone(),
+        );
         tokio::spawn(async move {
-            let mut forwarded = forwarded;
-            // Either side closing ends the connection; nothing to report.
-            let _ = tokio::io::copy_bidirectional(&mut connection, &mut forwarded.stream).await;
+            match forward_one(&cluster, &install, &pod).await {
+                Ok(mut forwarded) => {
+                    // Either side closing ends the connection; nothing to report.
+                    let _ =
+                        tokio::io::copy_bidirectional(&mut connection, &mut forwarded.stream).await;
+                }
+                Err(error) => refused(format!("a connection to Grafana was closed: {error:#}")),
+            }
         });
+    }
+}
+
+/// One port-forward to the current pod, looking it up again once if the
+/// forward fails.
+async fn forward_one(
+    cluster: &Cluster,
+    install: &str,
+    pod: &tokio::sync::Mutex<String>,
+) -> anyhow::Result<kube_apply::PortForward> {
+    let namespace = cluster.default_namespace();
+    let current = pod.lock().await.clone();
+    match cluster
+        .port_forward(namespace, &current, GRAFANA_PORT)
+        .await
+    {
+        Ok(forwarded) => Ok(forwarded),
+        Err(_) => {
+            let found = grafana_pod(cluster, install).await?;
+            *pod.lock().await = found.clone();
+            Ok(cluster
+                .port_forward(namespace, &found, GRAFANA_PORT)
+                .await?)
+        }
     }
 }

@@ -79,19 +79,13 @@ pub(crate) fn dashboard_cluster_command(
     cli: &Cli,
     listen: std::net::SocketAddr,
 ) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        listen.ip().is_loopback(),
-        "the forwarded Grafana listens on 127.0.0.1 only; {listen} is not a loopback address"
-    );
     let config = cli.load_config()?;
     let install = config.install_name().to_string();
     let runtime = runtime()?;
     runtime.block_on(async {
         let cluster = cluster::connect(&config, &cli.target(false)).await?;
         let pod = cluster::grafana::grafana_pod(&cluster, &install).await?;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("listening on {listen} for Grafana"))?;
+        let listener = crate::dashboard::server::bind(listen).await?;
         let url = format!("http://{}/", listener.local_addr()?);
         let namespace = cluster.default_namespace().to_string();
         if matches!(cli.output, Output::Json) {
@@ -108,6 +102,7 @@ pub(crate) fn dashboard_cluster_command(
         let stopped = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        cluster::grafana::forward(cluster, install, pod, listener, stopped).await
+        let refused = |why: String| crate::note!("{why}");
+        cluster::grafana::forward(cluster, install, pod, listener, stopped, refused).await
     })
 }

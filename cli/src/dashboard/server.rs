@@ -24,12 +24,12 @@ const PAGE: &str = include_str!("page.html");
 
 type Shared = Arc<Mutex<LiveSource>>;
 
-/// Binds `address` (it must be a loopback address: the page shows sales
-/// data and has no login).
+/// Binds `address` for a dashboard (the local page or the forwarded
+/// Grafana); it must be a loopback address: what it shows is sales data.
 pub async fn bind(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     anyhow::ensure!(
         address.ip().is_loopback(),
-        "the dashboard listens on 127.0.0.1 only (it has no login); {address} is not a loopback address"
+        "the dashboard listens on 127.0.0.1 only; {address} is not a loopback address"
     );
     tokio::net::TcpListener::bind(address)
         .await

@@ -37,7 +37,8 @@ pub mod wait;
 
 pub use apply::{AppliedObject, Step, UpOptions, UpReport, apply_owned, up};
 pub use client::{
-    ApplyOutcome, Cluster, ObjectRef, Tracer, content, is_cluster_scoped, with_namespace,
+    ApplyOutcome, Cluster, ObjectRef, PortForward, Tracer, content, is_cluster_scoped,
+    with_namespace,
 };
 pub use error::{Error, Result};
 pub use graph::{
